@@ -1,0 +1,61 @@
+//! Parley's user interface and the wire protocol it shares with the server.
+//!
+//! - [`protocol`]: the JSON frames both sides speak, and their validation.
+//! - [`chat`]: the page's reactive state and what the user can do with it.
+//! - `socket` (browser only): the WebSocket to `/ws`, reconnecting as needed.
+//! - [`components`]: what the user sees, one component per part of the page.
+
+pub mod chat;
+pub mod components;
+pub mod protocol;
+#[cfg(feature = "hydrate")]
+mod socket;
+
+use leptos::prelude::*;
+
+use crate::{
+    chat::Chat,
+    components::{Composer, ConnectionIndicator, MessageList, NicknameForm, Notice},
+};
+
+/// The HTML document the server renders around [`App`].
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <title>"Parley"</title>
+                <link rel="stylesheet" href=stylesheet/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The chat page. `data-connection` on `<main>` mirrors the connection
+/// indicator; it can only become `online` once the page is hydrated and its
+/// socket is open, which makes it the signal that the page is ready to use.
+#[component]
+pub fn App() -> impl IntoView {
+    let chat = Chat::connect();
+    view! {
+        <main class="chat" data-connection=move || chat.status.get().as_str()>
+            <header class="chat-header">
+                <h1>"Parley"</h1>
+                <ConnectionIndicator status=chat.status/>
+            </header>
+            <NicknameForm chat/>
+            <MessageList messages=chat.messages/>
+            <Notice notice=chat.notice/>
+            <Composer chat/>
+        </main>
+    }
+}

@@ -1,0 +1,74 @@
+//! Command-line flags, each with an environment variable and a sane default.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{builder::RangedU64ValueParser, Parser};
+
+/// Parley: a real-time chat server (HTTP page and WebSocket on one port).
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to listen on, for the page and the `/ws` endpoint alike.
+    /// `LEPTOS_SITE_ADDR` is what `cargo leptos` sets.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `server=debug,info`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(flatten)]
+    pub connection: ConnectionConfig,
+}
+
+/// Per-connection tuning; the defaults favour many mostly idle chat clients.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionConfig {
+    /// Frames that may wait for one slow client before it is disconnected
+    /// (close code 1008) rather than slowing everyone else down.
+    #[arg(long, env = "PARLEY_CLIENT_QUEUE", default_value_t = 256,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub client_queue: usize,
+
+    /// Seconds between the server's pings. A client that has sent nothing,
+    /// not even a pong, for two intervals is dropped as dead.
+    #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_interval_secs: u64,
+
+    /// Bytes read from a socket at a time (tungstenite's read buffer).
+    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = 4096)]
+    pub read_buffer: usize,
+
+    /// Bytes of outgoing frames collected before a write to the socket.
+    #[arg(long, env = "PARLEY_WRITE_BUFFER", default_value_t = 8192)]
+    pub write_buffer: usize,
+}
+
+impl ConnectionConfig {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_defaults_and_nonsense_is_refused() {
+        let config =
+            Config::try_parse_from(["parley", "--addr", "127.0.0.1:0", "--client-queue", "8"])
+                .unwrap();
+        assert_eq!(config.addr.port(), 0);
+        assert_eq!(config.connection.client_queue, 8);
+        assert!(Config::try_parse_from(["parley", "--ping-interval-secs", "0"]).is_err());
+        assert!(Config::try_parse_from(["parley", "--client-queue", "0"]).is_err());
+        assert!(Config::try_parse_from(["parley", "--addr", "nowhere"]).is_err());
+    }
+}

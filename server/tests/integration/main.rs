@@ -1,0 +1,8 @@
+//! Integration tests: the real server on a loopback port, real WebSocket
+//! clients (tokio-tungstenite) and real HTTP requests.
+
+mod bad_input;
+mod chat;
+mod http;
+mod lifecycle;
+mod support;

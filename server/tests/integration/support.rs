@@ -1,0 +1,182 @@
+//! A server on 127.0.0.1 with an ephemeral port, and a small JSON client.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use leptos::config::LeptosOptions;
+use serde_json::{json, Value};
+use server::{config::ConnectionConfig, hub::Hub, AppState};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{
+    tungstenite::{protocol::CloseFrame, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+/// Long enough for a loaded CI machine, short enough to fail fast.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub hub: Arc<Hub>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+pub fn connection_config() -> ConnectionConfig {
+    ConnectionConfig {
+        client_queue: 256,
+        ping_interval_secs: 30,
+        read_buffer: 4096,
+        write_buffer: 8192,
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(connection_config()).await
+    }
+
+    pub async fn start_with(connection: ConnectionConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let options = LeptosOptions::builder()
+            .output_name("parley")
+            .site_root("target/site")
+            .site_addr(addr)
+            .build();
+        let state = AppState::new(options, connection);
+        let hub = Arc::clone(&state.hub);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            hub,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+            .await
+            .expect("WebSocket handshake");
+        let client = Client { socket };
+        self.wait_for_clients_at_least(1).await;
+        client
+    }
+
+    /// Waits until the hub has exactly `n` clients (joining and leaving
+    /// happen on the server's own tasks, a moment after the client acts).
+    pub async fn wait_for_clients(&self, n: usize) {
+        self.wait_until(|hub| hub.len() == n, &format!("{n} clients"))
+            .await;
+    }
+
+    async fn wait_for_clients_at_least(&self, n: usize) {
+        self.wait_until(|hub| hub.len() >= n, &format!("at least {n} clients"))
+            .await;
+    }
+
+    async fn wait_until(&self, check: impl Fn(&Hub) -> bool, what: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !check(&self.hub) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; hub has {}",
+                self.hub.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Triggers a graceful shutdown and waits for `serve` to return.
+    pub async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+pub struct Client {
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::text(text))
+            .await
+            .expect("send a frame");
+    }
+
+    pub async fn set_nickname(&mut self, nickname: &str) {
+        self.send_json(json!({"type": "nickname", "payload": nickname}))
+            .await;
+    }
+
+    pub async fn say(&mut self, text: &str) {
+        self.send_json(json!({"type": "message", "payload": text}))
+            .await;
+    }
+
+    /// The next frame, which must be a JSON text frame. Pings are skipped.
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            match self.next_message().await {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts the next frame is an `error` frame with this code.
+    pub async fn expect_error(&mut self, code: &str) {
+        let frame = self.next_json().await;
+        assert_eq!(frame["type"], "error", "{frame}");
+        assert_eq!(frame["payload"]["code"], code, "{frame}");
+        let message = frame["payload"]["message"].as_str().expect("a message");
+        assert!(!message.is_empty(), "{frame}");
+    }
+
+    /// Asserts the next frame is the chat message `nickname: text`.
+    pub async fn expect_message(&mut self, nickname: &str, text: &str) {
+        let frame = self.next_json().await;
+        assert_eq!(
+            frame,
+            json!({"type": "message", "payload": {"nickname": nickname, "text": text}})
+        );
+    }
+
+    /// Reads until the server closes, returning its close frame.
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            match self.next_message().await {
+                Message::Close(frame) => return frame,
+                Message::Ping(_) | Message::Pong(_) | Message::Text(_) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+
+    async fn next_message(&mut self) -> Message {
+        tokio::time::timeout(WAIT, self.socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a valid frame")
+    }
+}
