@@ -1,0 +1,58 @@
+import { Browser, BrowserContext, Page, expect } from '@playwright/test';
+
+/** One person in the chat: a browser context of their own, with one page. */
+export class Person {
+  readonly errors: string[] = [];
+  readonly dialogs: string[] = [];
+
+  private constructor(readonly context: BrowserContext, readonly page: Page) {
+    page.on('pageerror', (err) => this.errors.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') this.errors.push(msg.text());
+    });
+    page.on('dialog', async (dialog) => {
+      this.dialogs.push(dialog.message());
+      await dialog.dismiss();
+    });
+  }
+
+  /** Opens the chat and waits until it is hydrated and connected. */
+  static async join(browser: Browser, baseURL?: string): Promise<Person> {
+    const context = await browser.newContext(baseURL ? { baseURL } : {});
+    const page = await context.newPage();
+    const person = new Person(context, page);
+    await page.goto('/');
+    await person.waitOnline();
+    return person;
+  }
+
+  async waitOnline() {
+    // data-connection can only read "online" once the WASM has hydrated the
+    // page and its socket is open.
+    await expect(this.page.locator('main[data-connection="online"]')).toBeVisible();
+  }
+
+  get messages() {
+    return this.page.getByRole('list', { name: 'Messages' }).getByRole('listitem');
+  }
+
+  get status() {
+    return this.page.getByRole('status');
+  }
+
+  async setNickname(nickname: string) {
+    await this.page.getByLabel('Nickname').fill(nickname);
+    await this.page.getByLabel('Nickname').press('Enter');
+    await expect(this.page.getByTestId('current-nickname')).toHaveText(nickname.trim());
+  }
+
+  async say(text: string) {
+    await this.page.getByLabel('Message').fill(text);
+    await this.page.getByLabel('Message').press('Enter');
+  }
+
+  async leave() {
+    expect(this.errors, 'no errors in the page').toEqual([]);
+    await this.context.close();
+  }
+}

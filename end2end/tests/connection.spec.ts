@@ -1,0 +1,67 @@
+import { test, expect } from '@playwright/test';
+import { ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { Person } from './chat';
+import { port as mainPort } from '../playwright.config';
+
+// A server of this test's own, so stopping it leaves the shared one alone.
+const port = mainPort + 1;
+const baseURL = `http://127.0.0.1:${port}`;
+const repoRoot = path.resolve(__dirname, '..', '..');
+
+async function startServer(): Promise<ChildProcess> {
+  const server = spawn('./target/release/server', [], {
+    cwd: repoRoot,
+    env: { ...process.env, LEPTOS_SITE_ADDR: `127.0.0.1:${port}`, RUST_LOG: 'warn' },
+    stdio: 'inherit',
+  });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      if ((await fetch(baseURL)).ok) return server;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('server did not start');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function stopServer(server: ChildProcess) {
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  server.kill('SIGTERM');
+  await exited;
+}
+
+test('the indicator shows offline while the server is gone, and the chat resumes', async ({
+  browser,
+}) => {
+  let server = await startServer();
+  try {
+    const a = await Person.join(browser, baseURL);
+    const b = await Person.join(browser, baseURL);
+    await a.setNickname('alice');
+
+    await stopServer(server);
+    await expect(a.status).toHaveText('Offline');
+    await expect(a.page.locator('main')).toHaveAttribute('data-connection', 'offline');
+    await expect(a.page.getByRole('button', { name: 'Send' })).toBeDisabled();
+
+    server = await startServer();
+    await a.waitOnline();
+    await b.waitOnline();
+    await expect(a.status).toHaveText('Online');
+
+    // The nickname survives the reconnect: the page tells the new connection.
+    await a.say('back again');
+    await expect(b.messages).toHaveText(['alice: back again']);
+
+    // Chromium logs the failed reconnection attempts; they are expected here.
+    a.errors.length = 0;
+    b.errors.length = 0;
+    await a.leave();
+    await b.leave();
+  } finally {
+    await stopServer(server);
+  }
+});

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up what is missing, then runs every check and test. The frontend crate
+# is only built for wasm: building it with the server would mix the `ssr` and
+# `hydrate` features of `app` in one build.
+#
+#   1. formatting and clippy (server and browser builds), warnings are errors
+#   2. unit and integration tests (cargo test)
+#   3. a release build with cargo leptos, then the Playwright end-to-end tests
+#      against it in Debian's Chromium
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+"$here/setup.sh"
+source "$here/env.sh"
+cd "$root"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (server side and tests)"
+cargo clippy -p app -p server --all-targets --locked -- -D warnings
+step "cargo clippy (browser side, wasm32)"
+cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "Unit and integration tests"
+cargo test -p app -p server --locked
+
+step "Release build (cargo leptos build --release)"
+cargo leptos build --release
+
+step "End-to-end tests (Playwright, Chromium)"
+cd end2end
+npx playwright test
