@@ -7,8 +7,8 @@ test('the page shows the nickname form, the message box, the status and an empty
   const a = await Person.join(browser);
   const { page } = a;
 
-  await expect(page.getByLabel('Nickname')).toBeVisible();
-  await expect(page.getByLabel('Message')).toBeVisible();
+  await expect(page.getByLabel('Nickname', { exact: true })).toBeVisible();
+  await expect(page.getByLabel('Message', { exact: true })).toBeVisible();
   await expect(page.getByRole('button', { name: 'Set nickname' })).toBeVisible();
   await expect(page.getByRole('button', { name: 'Send' })).toBeEnabled();
   await expect(a.status).toHaveText('Online');
@@ -30,7 +30,7 @@ test('two people chat: the sender sees its message at once, the other in real ti
   const own = a.messages.filter({ hasText: 'hello' });
   await expect(own).toHaveText('alice: hello');
   await expect(own).toHaveClass(/\bmine\b/);
-  await expect(a.page.getByLabel('Message')).toHaveValue('');
+  await expect(a.page.getByLabel('Message', { exact: true })).toHaveValue('');
 
   const received = b.messages.filter({ hasText: 'hello' });
   await expect(received).toHaveText('alice: hello');
@@ -80,8 +80,8 @@ test('blank messages are not sent and an invalid nickname is refused', async ({ 
   const b = await Person.join(browser);
 
   await a.say('   ');
-  await a.page.getByLabel('Nickname').fill('   ');
-  await a.page.getByLabel('Nickname').press('Enter');
+  await a.page.getByLabel('Nickname', { exact: true }).fill('   ');
+  await a.page.getByLabel('Nickname', { exact: true }).press('Enter');
   await expect(a.page.getByRole('alert')).toContainText('nickname must not be blank');
   await expect(a.page.getByTestId('current-nickname')).toHaveText('Anonymous');
 

@@ -41,14 +41,14 @@ export class Person {
   }
 
   async setNickname(nickname: string) {
-    await this.page.getByLabel('Nickname').fill(nickname);
-    await this.page.getByLabel('Nickname').press('Enter');
+    await this.page.getByLabel('Nickname', { exact: true }).fill(nickname);
+    await this.page.getByLabel('Nickname', { exact: true }).press('Enter');
     await expect(this.page.getByTestId('current-nickname')).toHaveText(nickname.trim());
   }
 
   async say(text: string) {
-    await this.page.getByLabel('Message').fill(text);
-    await this.page.getByLabel('Message').press('Enter');
+    await this.page.getByLabel('Message', { exact: true }).fill(text);
+    await this.page.getByLabel('Message', { exact: true }).press('Enter');
   }
 
   async leave() {
