@@ -112,6 +112,7 @@ async fn a_frame_over_64_kib_closes_only_that_connection_with_1009() {
     let close = big.expect_close().await.expect("a close frame");
     assert_eq!(close.code, CloseCode::Size);
     server.wait_for_clients(2).await;
+    server.wait_for_tasks(2).await;
 
     still_chatting(&mut a, &mut b, "unaffected").await;
 }

@@ -20,6 +20,7 @@ async fn a_client_that_closes_is_removed_from_the_hub() {
 
     leaving.socket.close(None).await.unwrap();
     server.wait_for_clients(2).await;
+    server.wait_for_tasks(2).await;
 
     a.say("after close").await;
     b.expect_message("Anonymous", "after close").await;
@@ -41,6 +42,7 @@ async fn a_client_whose_tcp_connection_drops_is_removed_from_the_hub() {
     }
     drop(tcp);
     server.wait_for_clients(2).await;
+    server.wait_for_tasks(2).await;
 
     a.say("after drop").await;
     b.expect_message("Anonymous", "after drop").await;
@@ -68,6 +70,7 @@ async fn many_clients_coming_and_going_leave_nothing_behind() {
             .await;
         drop(visitors);
         server.wait_for_clients(2).await;
+        server.wait_for_tasks(2).await;
     }
 }
 

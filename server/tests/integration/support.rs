@@ -11,6 +11,7 @@ use tokio_tungstenite::{
     tungstenite::{protocol::CloseFrame, Message},
     MaybeTlsStream, WebSocketStream,
 };
+use tokio_util::task::TaskTracker;
 
 /// Long enough for a loaded CI machine, short enough to fail fast.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -18,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
+    /// The server's connection tasks, to check none outlives its client.
+    pub tasks: TaskTracker,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -46,6 +49,7 @@ impl TestServer {
             .build();
         let state = AppState::new(options, connection);
         let hub = Arc::clone(&state.hub);
+        let tasks = state.tasks.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, state, async {
             let _ = stopped.await;
@@ -53,6 +57,7 @@ impl TestServer {
         Self {
             addr,
             hub,
+            tasks,
             stop: Some(stop),
             task,
         }
@@ -74,22 +79,29 @@ impl TestServer {
     /// Waits until the hub has exactly `n` clients (joining and leaving
     /// happen on the server's own tasks, a moment after the client acts).
     pub async fn wait_for_clients(&self, n: usize) {
-        self.wait_until(|hub| hub.len() == n, &format!("{n} clients"))
+        self.wait_until(|| self.hub.len() == n, &format!("{n} clients"))
             .await;
     }
 
     async fn wait_for_clients_at_least(&self, n: usize) {
-        self.wait_until(|hub| hub.len() >= n, &format!("at least {n} clients"))
+        self.wait_until(|| self.hub.len() >= n, &format!("at least {n} clients"))
             .await;
     }
 
-    async fn wait_until(&self, check: impl Fn(&Hub) -> bool, what: &str) {
+    /// Waits until exactly `n` connection tasks are still running.
+    pub async fn wait_for_tasks(&self, n: usize) {
+        self.wait_until(|| self.tasks.len() == n, &format!("{n} connection tasks"))
+            .await;
+    }
+
+    async fn wait_until(&self, check: impl Fn() -> bool, what: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
-        while !check(&self.hub) {
+        while !check() {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; hub has {}",
-                self.hub.len()
+                "timed out waiting for {what}; hub has {} clients, {} tasks run",
+                self.hub.len(),
+                self.tasks.len()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
