@@ -19,12 +19,12 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (server side and tests)"
-cargo clippy -p app -p server --all-targets --locked -- -D warnings
+cargo clippy -p app -p server -p parley-bench --all-targets --locked -- -D warnings
 step "cargo clippy (browser side, wasm32)"
 cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "Unit and integration tests"
-cargo test -p app -p server --locked
+cargo test -p app -p server -p parley-bench --locked
 
 step "Release build (cargo leptos build --release)"
 cargo leptos build --release

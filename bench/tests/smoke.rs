@@ -1,0 +1,170 @@
+//! loadgen against the real Parley server, in-process on a loopback port:
+//! every mode runs end to end and a healthy server comes out clean. No
+//! timing is asserted; the numbers depend on the machine.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use leptos::config::LeptosOptions;
+use parley_bench::{
+    config::Cli,
+    report::{FanoutReport, IdleReport, Report, StormReport},
+};
+use server::{config::ConnectionConfig, AppState};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// A Parley server started the way its own integration tests start it.
+struct TestServer {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let options = LeptosOptions::builder()
+            .output_name("parley")
+            .site_root("target/site")
+            .site_addr(addr)
+            .build();
+        let connection = ConnectionConfig {
+            client_queue: 256,
+            ping_interval_secs: 30,
+            read_buffer: 4096,
+            write_buffer: 8192,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(
+            listener,
+            AppState::new(options, connection),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self { addr, stop, task }
+    }
+
+    /// Runs loadgen against this server, reporting on this very process:
+    /// the server runs inside it.
+    async fn loadgen(&self, mode_args: &[&str]) -> Report {
+        let (addr, pid) = (self.addr.to_string(), std::process::id().to_string());
+        let args = [
+            "loadgen",
+            "--addr",
+            &addr,
+            "--server-pid",
+            &pid,
+            "--deadline",
+            "60",
+        ];
+        let cli = Cli::try_parse_from(args.iter().chain(mode_args)).unwrap();
+        parley_bench::run(&cli).await.expect("the run completes")
+    }
+
+    async fn shutdown(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_message_exactly_once() {
+    let server = TestServer::start().await;
+    let args = [
+        "fanout",
+        "--clients",
+        "6",
+        "--senders",
+        "3",
+        "--rate",
+        "20",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--payload-bytes",
+        "64",
+    ];
+    let report = server.loadgen(&args).await;
+    assert!(report.is_clean(), "{report}");
+    let Report::Fanout(FanoutReport {
+        sent,
+        expected,
+        delivered,
+        gaps,
+        duplicates,
+        missing,
+        errors,
+        latency_ms,
+        server: usage,
+        ..
+    }) = report
+    else {
+        panic!("not a fanout report: {report:?}");
+    };
+    // 3 senders × 20 msg/s × 2 s, each to the 5 other clients.
+    assert_eq!(sent, 120);
+    assert_eq!(expected, 600);
+    assert_eq!(delivered, expected);
+    assert_eq!((gaps, duplicates, missing, errors), (0, 0, 0, 0));
+    assert!(latency_ms.max > 0.0);
+    let usage = usage.expect("server usage, since --server-pid was given");
+    assert!(usage.rss_before_kib > 0 && usage.rss_end_kib > 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_reaches_every_client_every_round() {
+    let server = TestServer::start().await;
+    let args = [
+        "storm",
+        "--clients",
+        "20",
+        "--repeat",
+        "3",
+        "--pause",
+        "0.2",
+    ];
+    let report = server.loadgen(&args).await;
+    assert!(report.is_clean(), "{report}");
+    let Report::Storm(StormReport {
+        rounds,
+        median_last_ms,
+        errors,
+        ..
+    }) = report
+    else {
+        panic!("not a storm report: {report:?}");
+    };
+    assert_eq!(rounds.len(), 3);
+    for round in &rounds {
+        assert_eq!((round.receivers, round.received), (19, 19), "{round:?}");
+        assert!(round.last_ms.is_some());
+    }
+    assert!(median_last_ms.is_some());
+    assert_eq!(errors, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_stay_open_and_are_measured() {
+    let server = TestServer::start().await;
+    let report = server
+        .loadgen(&["idle", "--clients", "10", "--hold", "0.5"])
+        .await;
+    assert!(report.is_clean(), "{report}");
+    let Report::Idle(IdleReport {
+        clients,
+        errors,
+        server: usage,
+        ..
+    }) = report
+    else {
+        panic!("not an idle report: {report:?}");
+    };
+    assert_eq!((clients, errors), (10, 0));
+    assert!(usage.expect("server usage").rss_idle_kib > 0);
+    server.shutdown().await;
+}
