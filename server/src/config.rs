@@ -35,8 +35,9 @@ pub struct ConnectionConfig {
     #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub ping_interval_secs: u64,
 
-    /// Bytes read from a socket at a time (tungstenite's read buffer).
-    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = 4096)]
+    /// Bytes read from a socket at a time (tungstenite's read buffer). Small,
+    /// because it is allocated and zeroed per connection; larger frames grow it.
+    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = 512)]
     pub read_buffer: usize,
 
     /// Bytes of outgoing frames collected before a write to the socket.

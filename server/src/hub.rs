@@ -1,14 +1,14 @@
 //! The hub: who is connected, and fan-out of frames to them.
 //!
-//! Each connection owns a bounded queue of encoded frames. A broadcast is
-//! encoded once by the caller and handed to every queue as a cheap clone of
-//! the same bytes, so fan-out costs a reference-count bump per recipient, not
-//! a serialization. A client whose queue is full has fallen too far behind: it
-//! is removed from the hub (its connection then closes) instead of letting one
-//! slow reader hold up or bloat everyone else.
+//! Each connection owns an [`Outbox`], a bounded queue of encoded frames. A
+//! broadcast is encoded once by the caller and handed to every outbox as a
+//! cheap clone of the same bytes, so fan-out costs a reference-count bump per
+//! recipient, not a serialization. A client whose outbox is full has fallen
+//! too far behind: it is removed from the hub (its connection then closes)
+//! instead of letting one slow reader hold up or bloat everyone else.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
@@ -16,7 +16,7 @@ use std::{
 };
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// Identifies one connection for its whole life; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,7 +30,7 @@ impl std::fmt::Display for ClientId {
 
 #[derive(Debug)]
 pub struct Hub {
-    clients: Mutex<HashMap<ClientId, mpsc::Sender<Utf8Bytes>>>,
+    clients: Mutex<HashMap<ClientId, Arc<Outbox>>>,
     next_id: AtomicU64,
     queue_capacity: usize,
 }
@@ -38,9 +38,9 @@ pub struct Hub {
 /// What became of one broadcast.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fanout {
-    /// Recipients whose queue took the frame.
+    /// Recipients whose outbox took the frame.
     pub queued: usize,
-    /// Recipients dropped because their queue was full.
+    /// Recipients dropped because their outbox was full.
     pub evicted: usize,
 }
 
@@ -57,37 +57,31 @@ impl Hub {
 
     /// Registers a new client. It stays in the hub until the returned
     /// [`Membership`] is dropped, however its connection ends.
-    pub fn join(self: &Arc<Self>) -> (Membership, mpsc::Receiver<Utf8Bytes>) {
+    pub fn join(self: &Arc<Self>) -> Membership {
         let id = ClientId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
-        self.lock().insert(id, tx);
-        let membership = Membership {
+        let outbox = Arc::new(Outbox::new(self.queue_capacity));
+        self.lock().insert(id, Arc::clone(&outbox));
+        Membership {
             id,
+            outbox,
             hub: Arc::clone(self),
-        };
-        (membership, rx)
+        }
     }
 
     /// Queues `frame` for every client except `from`.
     pub fn broadcast_except(&self, from: ClientId, frame: &Utf8Bytes) -> Fanout {
         let mut fanout = Fanout::default();
-        self.lock().retain(|&id, tx| {
+        self.lock().retain(|&id, outbox| {
             if id == from {
                 return true;
             }
-            match tx.try_send(frame.clone()) {
-                Ok(()) => {
-                    fanout.queued += 1;
-                    true
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(client = %id, "client too slow, disconnecting it");
-                    fanout.evicted += 1;
-                    false
-                }
-                // The connection is already gone; its Membership will find
-                // nothing left to remove.
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            if outbox.push(frame) {
+                fanout.queued += 1;
+                true
+            } else {
+                tracing::warn!(client = %id, "client too slow, disconnecting it");
+                fanout.evicted += 1;
+                false
             }
         });
         fanout
@@ -108,10 +102,8 @@ impl Hub {
 
     /// The map is only touched by short, non-blocking sections, so a poisoned
     /// lock still holds consistent data: keep serving rather than panic.
-    fn lock(&self) -> MutexGuard<'_, HashMap<ClientId, mpsc::Sender<Utf8Bytes>>> {
-        self.clients
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<Outbox>>> {
+        lock(&self.clients)
     }
 }
 
@@ -120,6 +112,7 @@ impl Hub {
 #[derive(Debug)]
 pub struct Membership {
     id: ClientId,
+    outbox: Arc<Outbox>,
     hub: Arc<Hub>,
 }
 
@@ -131,6 +124,11 @@ impl Membership {
     pub fn hub(&self) -> &Hub {
         &self.hub
     }
+
+    /// Frames queued for this client.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
 }
 
 impl Drop for Membership {
@@ -139,20 +137,107 @@ impl Drop for Membership {
     }
 }
 
+/// A bounded queue of encoded frames for one client.
+///
+/// Cheaper than a channel where it matters: an idle client's queue holds no
+/// buffer at all, and the connection takes everything queued in one go, so a
+/// burst of broadcasts costs the client one wake-up and one socket write.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    ready: Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    frames: VecDeque<Utf8Bytes>,
+    /// Set when the client fell behind: nothing more will be queued.
+    evicted: bool,
+}
+
+impl Outbox {
+    fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            capacity,
+        }
+    }
+
+    /// Queues a frame; `false` (and eviction) if the queue is full.
+    fn push(&self, frame: &Utf8Bytes) -> bool {
+        let mut state = lock(&self.state);
+        if state.frames.len() >= self.capacity {
+            state.evicted = true;
+            drop(state);
+            self.ready.notify_one();
+            return false;
+        }
+        state.frames.push_back(frame.clone());
+        let was_empty = state.frames.len() == 1;
+        drop(state);
+        // A non-empty queue has already been signalled.
+        if was_empty {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Waits for frames and takes all of them, oldest first; `None` once the
+    /// client was evicted and everything queued before has been taken.
+    ///
+    /// Cancel-safe: frames stay queued until a call returns them.
+    pub async fn next_batch(&self) -> Option<VecDeque<Utf8Bytes>> {
+        loop {
+            {
+                let mut state = lock(&self.state);
+                if !state.frames.is_empty() {
+                    return Some(std::mem::take(&mut state.frames));
+                }
+                if state.evicted {
+                    return None;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn frame(text: &str) -> Utf8Bytes {
         Utf8Bytes::from(text.to_owned())
     }
 
+    async fn next(membership: &Membership) -> Option<Vec<String>> {
+        let batch = tokio::time::timeout(Duration::from_secs(1), membership.outbox().next_batch())
+            .await
+            .expect("a batch or the end in time")?;
+        Some(batch.iter().map(|f| f.as_str().to_owned()).collect())
+    }
+
+    fn is_waiting(membership: &Membership) -> bool {
+        let waiting = membership.outbox().next_batch();
+        futures_util::FutureExt::now_or_never(waiting).is_none()
+    }
+
     #[tokio::test]
     async fn broadcast_reaches_everyone_but_the_sender() {
         let hub = Hub::new(4);
-        let (alice, mut alice_rx) = hub.join();
-        let (_bob, mut bob_rx) = hub.join();
-        let (_carol, mut carol_rx) = hub.join();
+        let alice = hub.join();
+        let bob = hub.join();
+        let carol = hub.join();
 
         let fanout = hub.broadcast_except(alice.id(), &frame("hi"));
 
@@ -163,16 +248,42 @@ mod tests {
                 evicted: 0
             }
         );
-        assert_eq!(bob_rx.recv().await.unwrap().as_str(), "hi");
-        assert_eq!(carol_rx.recv().await.unwrap().as_str(), "hi");
-        assert!(alice_rx.try_recv().is_err());
+        assert_eq!(next(&bob).await.unwrap(), ["hi"]);
+        assert_eq!(next(&carol).await.unwrap(), ["hi"]);
+        assert!(is_waiting(&alice));
+    }
+
+    #[tokio::test]
+    async fn queued_frames_are_taken_in_one_batch_in_order() {
+        let hub = Hub::new(8);
+        let alice = hub.join();
+        let bob = hub.join();
+        for text in ["1", "2", "3"] {
+            hub.broadcast_except(alice.id(), &frame(text));
+        }
+        assert_eq!(next(&bob).await.unwrap(), ["1", "2", "3"]);
+        assert!(is_waiting(&bob));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_client_wakes_up_for_a_broadcast() {
+        let hub = Hub::new(4);
+        let alice = hub.join();
+        let bob = Arc::new(hub.join());
+        let waiter = {
+            let bob = Arc::clone(&bob);
+            tokio::spawn(async move { next(&bob).await })
+        };
+        tokio::task::yield_now().await;
+        hub.broadcast_except(alice.id(), &frame("wake"));
+        assert_eq!(waiter.await.unwrap().unwrap(), ["wake"]);
     }
 
     #[tokio::test]
     async fn dropping_a_membership_leaves_the_hub() {
         let hub = Hub::new(4);
-        let (alice, _alice_rx) = hub.join();
-        let (bob, _bob_rx) = hub.join();
+        let alice = hub.join();
+        let bob = hub.join();
         assert_eq!(hub.len(), 2);
         drop(bob);
         assert_eq!(hub.len(), 1);
@@ -184,30 +295,19 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stops_reading_is_evicted_without_blocking_others() {
         let hub = Hub::new(2);
-        let (alice, _alice_rx) = hub.join();
-        let (_slow, mut slow_rx) = hub.join();
-        let (_fast, mut fast_rx) = hub.join();
+        let alice = hub.join();
+        let slow = hub.join();
+        let fast = hub.join();
 
         for i in 0..3 {
-            hub.broadcast_except(alice.id(), &frame(&i.to_string()));
-            assert_eq!(fast_rx.recv().await.unwrap().as_str(), i.to_string());
+            let fanout = hub.broadcast_except(alice.id(), &frame(&i.to_string()));
+            assert_eq!(fanout.evicted, usize::from(i == 2));
+            assert_eq!(next(&fast).await.unwrap(), [i.to_string()]);
         }
 
         assert_eq!(hub.len(), 2, "the slow client was removed");
         // It still gets what was queued before it fell behind, then the end.
-        assert_eq!(slow_rx.recv().await.unwrap().as_str(), "0");
-        assert_eq!(slow_rx.recv().await.unwrap().as_str(), "1");
-        assert!(slow_rx.recv().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn a_closed_receiver_is_pruned_on_the_next_broadcast() {
-        let hub = Hub::new(2);
-        let (alice, _alice_rx) = hub.join();
-        let (_bob, bob_rx) = hub.join();
-        drop(bob_rx);
-        let fanout = hub.broadcast_except(alice.id(), &frame("x"));
-        assert_eq!(fanout, Fanout::default());
-        assert_eq!(hub.len(), 1);
+        assert_eq!(next(&slow).await.unwrap(), ["0", "1"]);
+        assert_eq!(next(&slow).await, None);
     }
 }

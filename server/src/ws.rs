@@ -6,7 +6,7 @@
 //! keeps going; only a frame over [`MAX_FRAME_BYTES`], a client too slow to
 //! keep up, a dead peer or server shutdown end it.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, time::Duration};
 
 use app::protocol::{
     ChatMessage, ClientFrame, ErrorCode, ErrorPayload, MessageText, Nickname, ServerFrame,
@@ -20,41 +20,43 @@ use axum::{
     response::Response,
 };
 use futures_util::SinkExt;
-use tokio::{sync::mpsc, time::Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::ConnectionConfig, hub::Membership, AppState};
+use crate::{hub::Membership, AppState};
 
 /// How long a closing connection waits for the peer to finish the close
 /// handshake before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    let config = Arc::clone(&state.connection);
+    // Only what a connection needs is moved into its task: the task lives as
+    // long as the connection, and its size is paid once per client.
+    let AppState {
+        hub,
+        connection: config,
+        shutdown,
+        tasks,
+        ..
+    } = state;
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(config.read_buffer)
         .write_buffer_size(config.write_buffer)
         .on_upgrade(move |socket| {
-            let (membership, queue) = state.hub.join();
             let connection = Connection {
                 socket,
-                membership,
-                queue,
+                membership: hub.join(),
                 nickname: Nickname::default(),
             };
-            state
-                .tasks
-                .track_future(connection.run(config, state.shutdown))
+            tasks.track_future(connection.run(config.ping_interval(), shutdown))
         })
 }
 
 struct Connection {
     socket: WebSocket,
     membership: Membership,
-    /// Frames the hub queued for this client, already encoded.
-    queue: mpsc::Receiver<Utf8Bytes>,
     nickname: Nickname,
 }
 
@@ -66,83 +68,99 @@ enum End {
     Close(u16, &'static str),
 }
 
-impl Connection {
-    async fn run(mut self, config: Arc<ConnectionConfig>, shutdown: CancellationToken) {
-        let id = self.membership.id();
-        tracing::info!(client = %id, "connected");
+/// What the loop writes next.
+enum Outgoing {
+    /// A reply to this client: an error frame or a ping.
+    One(Message),
+    /// Frames the hub queued for this client.
+    Batch(VecDeque<Utf8Bytes>),
+}
 
-        let interval = config.ping_interval();
-        let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
+impl Connection {
+    /// The connection's whole life. Deciding what to do and writing are
+    /// separate steps with a single write in the loop, which keeps this
+    /// future, paid once per connected client, small.
+    async fn run(mut self, ping_interval: Duration, shutdown: CancellationToken) {
+        let id = self.membership.id();
+        tracing::debug!(client = %id, "connected");
+
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard_since_ping = true;
 
         let end = loop {
-            let step = tokio::select! {
+            let next = tokio::select! {
                 incoming = self.socket.recv() => {
                     heard_since_ping = true;
                     match incoming {
-                        Some(Ok(message)) => self.handle(message).await,
+                        Some(Ok(message)) => Ok(self.handle(message).map(Outgoing::One)),
                         Some(Err(err)) => Err(end_for_read_error(err)),
                         None => Err(End::Gone),
                     }
                 }
-                queued = self.queue.recv() => match queued {
-                    Some(frame) => self.write_queued(frame).await,
+                batch = self.membership.outbox().next_batch() => match batch {
+                    Some(frames) => Ok(Some(Outgoing::Batch(frames))),
                     None => Err(End::Close(close_code::POLICY, "too slow: fell behind the chat")),
                 },
                 _ = ping.tick() => {
-                    if !heard_since_ping {
+                    if heard_since_ping {
+                        heard_since_ping = false;
+                        Ok(Some(Outgoing::One(Message::Ping(Default::default()))))
+                    } else {
                         tracing::info!(client = %id, "no answer to ping, dropping");
                         Err(End::Gone)
-                    } else {
-                        heard_since_ping = false;
-                        self.send(Message::Ping(Default::default())).await
                     }
                 }
                 () = shutdown.cancelled() => Err(End::Close(close_code::AWAY, "server shutting down")),
             };
-            if let Err(end) = step {
-                break end;
+            match next {
+                Ok(Some(outgoing)) => {
+                    if self.write(outgoing).await.is_err() {
+                        break End::Gone;
+                    }
+                }
+                Ok(None) => {}
+                Err(end) => break end,
             }
         };
 
         if let End::Close(code, reason) = end {
-            tracing::info!(client = %id, code, reason, "closing");
-            self.close(code, reason).await;
+            tracing::debug!(client = %id, code, reason, "closing");
+            // Boxed: the close handshake is rare and its timer is large.
+            Box::pin(self.close(code, reason)).await;
         }
-        tracing::info!(client = %id, "disconnected");
+        tracing::debug!(client = %id, "disconnected");
     }
 
-    /// Acts on one frame from the client. `Err` ends the connection.
-    async fn handle(&mut self, message: Message) -> Result<(), End> {
-        match message {
+    /// Acts on one frame from the client; returns the reply, if any.
+    fn handle(&mut self, message: Message) -> Option<Message> {
+        let refused = match message {
             Message::Text(text) => match ClientFrame::decode(&text) {
                 Ok(ClientFrame::Nickname(raw)) => match Nickname::parse(&raw) {
                     Ok(nickname) => {
                         self.nickname = nickname;
-                        Ok(())
+                        return None;
                     }
-                    Err(err) => self.send_error(err.into()).await,
+                    Err(err) => err.into(),
                 },
                 Ok(ClientFrame::Message(raw)) => match MessageText::parse(&raw) {
                     Ok(text) => {
                         self.relay(text);
-                        Ok(())
+                        return None;
                     }
-                    Err(err) => self.send_error(err.into()).await,
+                    Err(err) => err.into(),
                 },
-                Err(err) => self.send_error(err.into()).await,
+                Err(err) => err.into(),
             },
-            Message::Binary(_) => {
-                let error = ErrorPayload::new(
-                    ErrorCode::BinaryNotSupported,
-                    "binary frames are not supported; send JSON text frames",
-                );
-                self.send_error(error).await
-            }
+            Message::Binary(_) => ErrorPayload::new(
+                ErrorCode::BinaryNotSupported,
+                "binary frames are not supported; send JSON text frames",
+            ),
             // tungstenite answers pings and close frames by itself.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(()),
-        }
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return None,
+        };
+        tracing::debug!(client = %self.membership.id(), code = %refused.code, "refused a frame");
+        Some(Message::Text(ServerFrame::Error(refused).encode().into()))
     }
 
     /// Encodes the message once and queues it for every other client.
@@ -156,38 +174,20 @@ impl Connection {
             .membership
             .hub()
             .broadcast_except(self.membership.id(), &bytes);
-        tracing::debug!(client = %self.membership.id(), ?fanout, "relayed");
+        tracing::trace!(client = %self.membership.id(), ?fanout, "relayed");
     }
 
-    /// Writes `first` and whatever else is already queued, then flushes once:
-    /// under load many frames share one write to the socket.
-    async fn write_queued(&mut self, first: Utf8Bytes) -> Result<(), End> {
-        let batch_limit = self.queue.max_capacity();
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(frame) = next {
-            self.socket
-                .feed(Message::Text(frame))
-                .await
-                .map_err(|_| End::Gone)?;
-            written += 1;
-            next = if written < batch_limit {
-                self.queue.try_recv().ok()
-            } else {
-                None
-            };
+    /// Writes and flushes once: a batch of many frames costs one socket write.
+    async fn write(&mut self, outgoing: Outgoing) -> Result<(), axum::Error> {
+        match outgoing {
+            Outgoing::One(message) => self.socket.feed(message).await?,
+            Outgoing::Batch(frames) => {
+                for frame in frames {
+                    self.socket.feed(Message::Text(frame)).await?;
+                }
+            }
         }
-        self.socket.flush().await.map_err(|_| End::Gone)
-    }
-
-    async fn send_error(&mut self, error: ErrorPayload) -> Result<(), End> {
-        tracing::debug!(client = %self.membership.id(), code = %error.code, "refused a frame");
-        let frame = ServerFrame::Error(error).encode();
-        self.send(Message::Text(frame.into())).await
-    }
-
-    async fn send(&mut self, message: Message) -> Result<(), End> {
-        self.socket.send(message).await.map_err(|_| End::Gone)
+        self.socket.flush().await
     }
 
     /// Sends a close frame, then reads until the peer answers (or a grace

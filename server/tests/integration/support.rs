@@ -29,7 +29,7 @@ pub fn connection_config() -> ConnectionConfig {
     ConnectionConfig {
         client_queue: 256,
         ping_interval_secs: 30,
-        read_buffer: 4096,
+        read_buffer: 512,
         write_buffer: 8192,
     }
 }
