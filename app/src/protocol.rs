@@ -105,6 +105,25 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Reads a code as it appears on the wire; unknown codes (from a newer
+    /// server) become [`ErrorCode::Unknown`].
+    pub fn from_wire(code: &str) -> Self {
+        [
+            Self::MalformedJson,
+            Self::InvalidFrame,
+            Self::UnknownType,
+            Self::InvalidPayload,
+            Self::BinaryNotSupported,
+            Self::InvalidNickname,
+            Self::InvalidMessage,
+        ]
+        .into_iter()
+        .find(|known| known.as_str() == code)
+        .unwrap_or(Self::Unknown)
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -202,8 +221,29 @@ impl ServerFrame {
         serde_json::to_string(self).expect("a ServerFrame always serializes")
     }
 
-    pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+    /// Decodes a frame from the server; `None` for a frame this client does
+    /// not understand (a newer server may send more kinds).
+    ///
+    /// Reads the envelope and then the payload, rather than through the
+    /// derived `Deserialize`: serde buffers adjacently tagged enums through a
+    /// generic representation whose code is large, and this runs in the
+    /// browser, where every kilobyte is downloaded.
+    pub fn decode(text: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow)]
+            payload: &'a RawValue,
+        }
+
+        let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
+        let payload = envelope.payload.get();
+        match envelope.kind.as_ref() {
+            "message" => serde_json::from_str(payload).ok().map(Self::Message),
+            "error" => serde_json::from_str(payload).ok().map(Self::Error),
+            _ => None,
+        }
     }
 }
 
@@ -353,6 +393,19 @@ mod tests {
     }
 
     #[test]
+    fn server_frames_survive_a_round_trip() {
+        for frame in [
+            ServerFrame::Message(ChatMessage {
+                nickname: "al\"ice".into(),
+                text: "line\nbreak <b>".into(),
+            }),
+            ServerFrame::Error(ErrorPayload::new(ErrorCode::InvalidNickname, "no")),
+        ] {
+            assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
+        }
+    }
+
+    #[test]
     fn every_error_code_serializes_as_its_wire_name() {
         for code in [
             ErrorCode::MalformedJson,
@@ -364,7 +417,9 @@ mod tests {
             ErrorCode::InvalidMessage,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+            assert_eq!(ErrorCode::from_wire(code.as_str()), code);
         }
+        assert_eq!(ErrorCode::from_wire("rate_limited"), ErrorCode::Unknown);
     }
 
     #[test]
@@ -373,6 +428,11 @@ mod tests {
             r#"{"type":"message","payload":{"nickname":"a","text":"b","id":7,"sent_at":1}}"#,
         )
         .unwrap();
+        assert_eq!(
+            ServerFrame::decode(r#"{"type":"presence","payload":[]}"#),
+            None
+        );
+        assert_eq!(ServerFrame::decode("not json"), None);
         assert_eq!(
             frame,
             ServerFrame::Message(ChatMessage {
