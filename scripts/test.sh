@@ -26,8 +26,8 @@ cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-u
 step "Unit and integration tests"
 cargo test -p app -p server -p parley-bench --locked
 
-step "Release build (cargo leptos build --release)"
-cargo leptos build --release
+step "Release build (cargo leptos build --release --precompress)"
+cargo leptos build --release --precompress
 
 step "End-to-end tests (Playwright, Chromium)"
 cd end2end

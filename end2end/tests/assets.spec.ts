@@ -1,0 +1,19 @@
+import { test, expect } from '@playwright/test';
+
+// The release build is precompressed (cargo leptos build --precompress): the
+// server hands out the .br file to browsers that accept brotli, untouched
+// otherwise.
+for (const file of ['/pkg/parley.wasm', '/pkg/parley.js']) {
+  test(`${file} is served brotli-compressed to browsers that accept it`, async ({ request }) => {
+    const compressed = await request.get(file, { headers: { 'Accept-Encoding': 'br' } });
+    expect(compressed.status()).toBe(200);
+    expect(compressed.headers()['content-encoding']).toBe('br');
+
+    const plain = await request.get(file, { headers: { 'Accept-Encoding': 'identity' } });
+    expect(plain.status()).toBe(200);
+    expect(plain.headers()['content-encoding']).toBeUndefined();
+    expect(Number(compressed.headers()['content-length'])).toBeLessThan(
+      Number(plain.headers()['content-length']) / 2,
+    );
+  });
+}
