@@ -9,13 +9,13 @@ pub mod config;
 pub mod hub;
 pub mod ws;
 
-use std::{future::Future, io, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use app::{shell, App};
 use axum::{extract::FromRef, routing::get, serve::ListenerExt, Router};
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{services::ServeDir, trace::TraceLayer};
 
@@ -23,6 +23,23 @@ use crate::{config::ConnectionConfig, hub::Hub};
 
 /// How long shutdown waits for open WebSockets to finish their close handshake.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Pending connections the kernel holds before `accept`. tokio's default,
+/// 128, drops connections (clients then retry after a second) when many
+/// clients arrive at once, as after a server restart.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds the listening socket, with a backlog that survives reconnect storms.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Everything a request handler may need, passed explicitly as axum state.
 #[derive(Clone, FromRef)]

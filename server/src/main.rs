@@ -1,6 +1,5 @@
 use clap::Parser;
 use server::{config::Config, AppState};
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -15,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut leptos_options = leptos::config::get_configuration(None)?.leptos_options;
     leptos_options.site_addr = config.addr;
 
-    let listener = TcpListener::bind(config.addr).await?;
+    let listener = server::bind(config.addr)?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let state = AppState::new(leptos_options, config.connection);
     server::serve(listener, state, shutdown_signal()).await?;

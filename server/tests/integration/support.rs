@@ -40,7 +40,7 @@ impl TestServer {
     }
 
     pub async fn start_with(connection: ConnectionConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let options = LeptosOptions::builder()
             .output_name("parley")
