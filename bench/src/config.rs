@@ -162,7 +162,7 @@ pub struct StormArgs {
 }
 
 /// Seconds, fractions allowed: `2`, `0.5`.
-fn seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
@@ -171,7 +171,7 @@ fn seconds(text: &str) -> Result<Duration, String> {
 }
 
 /// Messages per second: positive, and at least one per day.
-fn rate(text: &str) -> Result<f64, String> {
+pub(crate) fn rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .parse()
         .map_err(|_| format!("`{text}` is not a number"))?;

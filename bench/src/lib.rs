@@ -7,12 +7,16 @@
 //! - [`idle`]: open connections only; server memory per connection.
 //! - [`storm`]: one message to everyone; time until the last has it.
 //!
+//! [`compare`] runs those modes against Parley and the Node peer in one go
+//! and reports medians, ratios and targets (the `compare` binary).
+//!
 //! Supporting modules: [`connect`] opens the connections, [`client`] reads
 //! them, [`protocol`] and [`stamp`] are what goes over the wire,
 //! [`tracker`] and [`histogram`] turn arrivals into numbers, [`procstat`]
 //! watches the server process, and [`report`] presents the results.
 
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod connect;
 pub mod fanout;
