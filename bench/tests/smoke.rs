@@ -11,7 +11,7 @@ use parley_bench::{
     report::{FanoutReport, IdleReport, Report, StormReport},
 };
 use server::{config::ConnectionConfig, AppState};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{sync::oneshot, task::JoinHandle};
 
 /// A Parley server started the way its own integration tests start it.
 struct TestServer {
@@ -22,23 +22,17 @@ struct TestServer {
 
 impl TestServer {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let options = LeptosOptions::builder()
             .output_name("parley")
             .site_root("target/site")
             .site_addr(addr)
             .build();
-        let connection = ConnectionConfig {
-            client_queue: 256,
-            ping_interval_secs: 30,
-            read_buffer: 4096,
-            write_buffer: 8192,
-        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(
             listener,
-            AppState::new(options, connection),
+            AppState::new(options, ConnectionConfig::default()),
             async {
                 let _ = stopped.await;
             },

@@ -26,28 +26,43 @@ pub struct Config {
 pub struct ConnectionConfig {
     /// Frames that may wait for one slow client before it is disconnected
     /// (close code 1008) rather than slowing everyone else down.
-    #[arg(long, env = "PARLEY_CLIENT_QUEUE", default_value_t = 256,
+    #[arg(long, env = "PARLEY_CLIENT_QUEUE", default_value_t = ConnectionConfig::DEFAULT.client_queue,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub client_queue: usize,
 
     /// Seconds between the server's pings. A client that has sent nothing,
     /// not even a pong, for two intervals is dropped as dead.
-    #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = ConnectionConfig::DEFAULT.ping_interval_secs, value_parser = clap::value_parser!(u64).range(1..))]
     pub ping_interval_secs: u64,
 
     /// Bytes read from a socket at a time (tungstenite's read buffer). Small,
     /// because it is allocated and zeroed per connection; larger frames grow it.
-    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = 512)]
+    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = ConnectionConfig::DEFAULT.read_buffer)]
     pub read_buffer: usize,
 
     /// Bytes of outgoing frames collected before a write to the socket.
-    #[arg(long, env = "PARLEY_WRITE_BUFFER", default_value_t = 8192)]
+    #[arg(long, env = "PARLEY_WRITE_BUFFER", default_value_t = ConnectionConfig::DEFAULT.write_buffer)]
     pub write_buffer: usize,
 }
 
 impl ConnectionConfig {
+    /// The defaults of the flags, in one place for the flags and for code
+    /// (tests, embedders) that builds a configuration without parsing any.
+    pub const DEFAULT: Self = Self {
+        client_queue: 256,
+        ping_interval_secs: 30,
+        read_buffer: 512,
+        write_buffer: 8192,
+    };
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs)
+    }
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self::DEFAULT
     }
 }
 

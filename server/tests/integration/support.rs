@@ -26,12 +26,7 @@ pub struct TestServer {
 }
 
 pub fn connection_config() -> ConnectionConfig {
-    ConnectionConfig {
-        client_queue: 256,
-        ping_interval_secs: 30,
-        read_buffer: 512,
-        write_buffer: 8192,
-    }
+    ConnectionConfig::default()
 }
 
 impl TestServer {
