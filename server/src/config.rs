@@ -24,8 +24,9 @@ pub struct Config {
 /// Per-connection tuning; the defaults favour many mostly idle chat clients.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConnectionConfig {
-    /// Frames that may wait for one slow client before it is disconnected
-    /// (close code 1008) rather than slowing everyone else down.
+    /// Frames that may wait for one slow client, once its socket buffer is
+    /// full, before it is disconnected (close code 1008) rather than allowed
+    /// to bloat the server.
     #[arg(long, env = "PARLEY_CLIENT_QUEUE", default_value_t = ConnectionConfig::DEFAULT.client_queue,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub client_queue: usize,
@@ -39,10 +40,6 @@ pub struct ConnectionConfig {
     /// because it is allocated and zeroed per connection; larger frames grow it.
     #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = ConnectionConfig::DEFAULT.read_buffer)]
     pub read_buffer: usize,
-
-    /// Bytes of outgoing frames collected before a write to the socket.
-    #[arg(long, env = "PARLEY_WRITE_BUFFER", default_value_t = ConnectionConfig::DEFAULT.write_buffer)]
-    pub write_buffer: usize,
 }
 
 impl ConnectionConfig {
@@ -52,7 +49,6 @@ impl ConnectionConfig {
         client_queue: 256,
         ping_interval_secs: 30,
         read_buffer: 512,
-        write_buffer: 8192,
     };
 
     pub fn ping_interval(&self) -> Duration {

@@ -6,3 +6,4 @@ mod chat;
 mod http;
 mod lifecycle;
 mod support;
+mod wire;

@@ -1,0 +1,237 @@
+//! The WebSocket opening handshake (RFC 6455, section 4.2), done here rather
+//! than by axum's `WebSocketUpgrade` so that the upgrade hands back the very
+//! `TcpStream` the server accepted: fan-out writes to it directly (see
+//! [`crate::peer`]), which axum's wrapper has no way to allow.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{
+        header::{self, HeaderMap, HeaderName, HeaderValue},
+        request::Parts,
+        Method, StatusCode,
+    },
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tungstenite::handshake::derive_accept_key;
+
+/// A valid WebSocket upgrade request, ready to be accepted.
+pub struct WebSocketUpgrade {
+    accept_key: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+/// The connection once the handshake is through.
+pub struct Upgraded {
+    pub socket: TcpStream,
+    /// Bytes the client sent right behind its request, already read.
+    pub read_ahead: Bytes,
+}
+
+/// Why a request to `/ws` is not a WebSocket handshake.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UpgradeError {
+    #[error("a WebSocket handshake must be a GET request")]
+    MethodNotGet,
+    #[error(
+        "this endpoint only speaks WebSocket: send `Connection: upgrade` and `Upgrade: websocket`"
+    )]
+    NotAnUpgrade,
+    #[error("only WebSocket version 13 is supported")]
+    UnsupportedVersion,
+    #[error("the `Sec-WebSocket-Key` header is missing")]
+    MissingKey,
+    #[error("this connection cannot be upgraded")]
+    NotUpgradable,
+}
+
+impl IntoResponse for UpgradeError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAnUpgrade => StatusCode::UPGRADE_REQUIRED,
+            Self::UnsupportedVersion | Self::MissingKey => StatusCode::BAD_REQUEST,
+            Self::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut response = (status, self.to_string()).into_response();
+        if matches!(self, Self::NotAnUpgrade | Self::UnsupportedVersion) {
+            // RFC 6455, 4.4: tell the client which version we speak.
+            let headers = response.headers_mut();
+            headers.insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        response
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
+    type Rejection = UpgradeError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let accept_key = accept_key(&parts.method, &parts.headers)?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or(UpgradeError::NotUpgradable)?;
+        Ok(Self {
+            accept_key,
+            on_upgrade,
+        })
+    }
+}
+
+/// Why an accepted handshake did not yield a socket.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeFailed {
+    #[error("the client went away during the upgrade: {0}")]
+    Hyper(#[from] hyper::Error),
+    /// `crate::serve` hands hyper a `TokioIo<TcpStream>`, so anything else
+    /// coming back is a wiring mistake.
+    #[error("the upgraded connection is not a TcpStream")]
+    NotTcp,
+}
+
+impl WebSocketUpgrade {
+    /// The `101 Switching Protocols` answer, and the socket it yields once
+    /// hyper has written that answer.
+    pub fn accept(
+        self,
+    ) -> (
+        Response,
+        impl std::future::Future<Output = Result<Upgraded, UpgradeFailed>> + Send,
+    ) {
+        let Self {
+            accept_key,
+            on_upgrade,
+        } = self;
+        let response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, accept_key)
+            .body(axum::body::Body::empty())
+            .expect("a valid response");
+        let upgraded = async move {
+            let parts = on_upgrade
+                .await?
+                .downcast::<TokioIo<TcpStream>>()
+                .map_err(|_| UpgradeFailed::NotTcp)?;
+            Ok(Upgraded {
+                socket: parts.io.into_inner(),
+                read_ahead: parts.read_buf,
+            })
+        };
+        (response, upgraded)
+    }
+}
+
+/// Checks the handshake headers and derives `Sec-WebSocket-Accept`.
+fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, UpgradeError> {
+    if method != Method::GET {
+        return Err(UpgradeError::MethodNotGet);
+    }
+    if !has_token(headers, header::CONNECTION, "upgrade")
+        || !has_token(headers, header::UPGRADE, "websocket")
+    {
+        return Err(UpgradeError::NotAnUpgrade);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(UpgradeError::UnsupportedVersion);
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(UpgradeError::MissingKey)?;
+    Ok(HeaderValue::try_from(derive_accept_key(key.as_bytes()))
+        .expect("base64 is a valid header value"))
+}
+
+/// Whether a comma-separated header (any of its occurrences) lists `token`,
+/// compared case-insensitively as RFC 9110 requires.
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(extra: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        for &(name, value) in extra {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn accepts_a_valid_handshake_with_the_rfc_sample_key() {
+        let key = accept_key(&Method::GET, &handshake(&[])).unwrap();
+        // The worked example of RFC 6455, section 1.3.
+        assert_eq!(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_websocket_handshake() {
+        let cases = [
+            (Method::POST, handshake(&[]), UpgradeError::MethodNotGet),
+            (
+                Method::GET,
+                handshake(&[("connection", "keep-alive")]),
+                UpgradeError::NotAnUpgrade,
+            ),
+            (
+                Method::GET,
+                handshake(&[("upgrade", "h2c")]),
+                UpgradeError::NotAnUpgrade,
+            ),
+            (
+                Method::GET,
+                handshake(&[("sec-websocket-version", "8")]),
+                UpgradeError::UnsupportedVersion,
+            ),
+        ];
+        for (method, headers, expected) in cases {
+            assert_eq!(accept_key(&method, &headers), Err(expected));
+        }
+        let mut keyless = handshake(&[]);
+        keyless.remove("sec-websocket-key");
+        assert_eq!(
+            accept_key(&Method::GET, &keyless),
+            Err(UpgradeError::MissingKey)
+        );
+    }
+
+    #[test]
+    fn rejections_are_client_errors_that_name_the_version() {
+        let response = UpgradeError::NotAnUpgrade.into_response();
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(response.headers()[header::SEC_WEBSOCKET_VERSION], "13");
+        assert_eq!(
+            UpgradeError::MissingKey.into_response().status(),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
