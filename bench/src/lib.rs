@@ -7,6 +7,9 @@
 //! - [`idle`]: open connections only; server memory per connection.
 //! - [`storm`]: one message to everyone; time until the last has it.
 //!
+//! [`floor`] is the storm without a server: the least time the machine
+//! itself needs, a yardstick for the storm's numbers (the `floor` binary).
+//!
 //! [`compare`] runs those modes against Parley and the Node peer in one go
 //! and reports medians, ratios and targets (the `compare` binary).
 //!
@@ -20,6 +23,7 @@ pub mod compare;
 pub mod config;
 pub mod connect;
 pub mod fanout;
+pub mod floor;
 pub mod histogram;
 pub mod idle;
 pub mod procstat;

@@ -1,7 +1,8 @@
 //! The hub: who is connected, and fan-out of frames to them.
 //!
 //! A broadcast is framed once by the caller and written to every recipient's
-//! [`Peer`] as the same shared bytes. The hub keeps an immutable snapshot of
+//! [`Peer`] as the same shared bytes, by the broadcasting task itself and
+//! helper threads (see [`Hub::broadcast_except`]). The hub keeps an immutable snapshot of
 //! its members for broadcasts to walk without holding any lock, so writing to
 //! thousands of sockets never blocks a client joining or leaving, nor another
 //! broadcast. The snapshot is rebuilt lazily, at most once per broadcast, and
@@ -18,7 +19,7 @@ use std::{
 use bytes::Bytes;
 use tokio::{net::TcpStream, sync::Semaphore};
 
-use crate::peer::{Delivery, Peer};
+use crate::peer::{Peer, Push};
 
 /// Identifies one connection for its whole life; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,20 +55,10 @@ pub struct Hub {
 /// What became of one broadcast.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fanout {
-    /// Recipients whose socket took the frame at once.
-    pub written: usize,
-    /// Recipients for whom the frame waits behind a full socket buffer.
+    /// Recipients who got the frame (written, or queued to be written).
     pub queued: usize,
     /// Recipients disconnected because too much was waiting for them.
     pub evicted: usize,
-}
-
-impl std::ops::AddAssign for Fanout {
-    fn add_assign(&mut self, other: Self) {
-        self.written += other.written;
-        self.queued += other.queued;
-        self.evicted += other.evicted;
-    }
 }
 
 impl Hub {
@@ -98,46 +89,73 @@ impl Hub {
     }
 
     /// Sends `frame`, a whole WebSocket frame, to every client except `from`,
-    /// and returns once every recipient's socket took it or queued it.
+    /// and returns once it is written or queued for every one of them.
     ///
-    /// Each write is a system call of several microseconds, so the writes to
-    /// a big room are shared out: the caller and helper threads take chunks
-    /// of recipients until none are left. The helpers run on tokio's blocking
-    /// pool, not as async tasks: a task spawned from a worker thread waits in
-    /// that worker's own slot, where no other worker can take it, until the
-    /// caller is done. A helper that starts late finds little or nothing left
-    /// to do; the caller never waits for work it could do itself. It does
-    /// wait for the helpers, so one sender's messages never overtake each
-    /// other.
+    /// First the frame is queued for everyone, which is cheap. Then the task
+    /// lets other ready tasks run before it writes: under load, other senders
+    /// queue their frames behind this one meanwhile, and each write then
+    /// carries several frames, so the cost per frame falls as load rises.
+    /// Idle, the yield returns at once.
+    ///
+    /// Each write is a system call of several microseconds, so the writing
+    /// is shared out: the caller and helper threads take chunks of sockets
+    /// until none are left. The helpers run on tokio's blocking pool, not as
+    /// async tasks: a task spawned from a worker thread waits in that
+    /// worker's own slot, where no other worker can take it, until the
+    /// caller is done. A helper that starts late finds little or nothing
+    /// left; the caller never waits for work it could do itself.
     pub async fn broadcast_except(&self, from: ClientId, frame: &Bytes) -> Fanout {
         let members = self.snapshot();
-        let chunks = members.len().div_ceil(CHUNK);
-        let broadcast = Arc::new(Broadcast {
-            // Broadcasts from different senders start at different places,
-            // so two of them don't queue for the same peers' locks in step.
-            start: usize::try_from(from.0).unwrap_or_default() % members.len().max(1),
+        let len = members.len();
+        // Broadcasts from different senders start at different places, so
+        // two of them don't queue for the same peers' locks in step.
+        let start = usize::try_from(from.0).unwrap_or_default() % len.max(1);
+        let mut fanout = Fanout::default();
+        let mut to_flush = Vec::new();
+        for index in (start..len).chain(0..start) {
+            let peer = &members[index];
+            if peer.id() == from {
+                continue;
+            }
+            match peer.push(frame) {
+                Push::First => {
+                    to_flush.push(index);
+                    fanout.queued += 1;
+                }
+                Push::Behind => fanout.queued += 1,
+                Push::Evicted => {
+                    tracing::warn!(client = %peer.id(), "client too slow, disconnecting it");
+                    fanout.evicted += 1;
+                }
+                Push::Dropped => {}
+            }
+        }
+        if to_flush.is_empty() {
+            return fanout;
+        }
+        tokio::task::yield_now().await;
+
+        let flush = Arc::new(Flush {
             members,
-            frame: frame.clone(),
-            from,
+            to_flush,
             next_chunk: AtomicUsize::new(0),
         });
+        let chunks = flush.to_flush.len().div_ceil(CHUNK);
         let helpers: Vec<_> = (1..chunks)
             .map_while(|_| Arc::clone(&self.helpers).try_acquire_owned().ok())
             .map(|permit| {
-                let broadcast = Arc::clone(&broadcast);
+                let flush = Arc::clone(&flush);
                 tokio::task::spawn_blocking(move || {
-                    let fanout = broadcast.deliver();
+                    flush.run();
                     drop(permit);
-                    fanout
                 })
             })
             .collect();
-        let mut fanout = broadcast.deliver();
+        flush.run();
         for helper in helpers {
-            // A helper only fails if `deliver` panicked, i.e. on a bug.
-            if let Ok(part) = helper.await {
-                fanout += part;
-            }
+            // Waiting keeps one sender's messages in order; a helper only
+            // fails if it panicked, which `Flush::drop` covers.
+            let _ = helper.await;
         }
         fanout
     }
@@ -174,46 +192,39 @@ fn helper_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |cpus| cpus.get()) - 1
 }
 
-/// Recipients a broadcast task claims at a time: small enough to share the
+/// Sockets a broadcast task claims at a time: small enough to share the
 /// work out evenly, big enough that claiming costs nothing next to writing.
 const CHUNK: usize = 64;
 
-/// One broadcast's recipients, shared by the tasks writing to them.
-struct Broadcast {
+/// The sockets one broadcast has to write to: those whose queue it found
+/// empty. Shared by the tasks writing them.
+struct Flush {
     members: Snapshot,
-    /// Where in `members` this broadcast starts.
-    start: usize,
-    frame: Bytes,
-    from: ClientId,
+    /// Indices into `members`.
+    to_flush: Vec<usize>,
     next_chunk: AtomicUsize,
 }
 
-impl Broadcast {
-    /// Claims chunks of recipients and writes to them until none are left.
-    fn deliver(&self) -> Fanout {
-        let mut fanout = Fanout::default();
-        let len = self.members.len();
+impl Flush {
+    /// Claims chunks of sockets and writes to them until none are left.
+    fn run(&self) {
         loop {
             let first = self.next_chunk.fetch_add(1, Ordering::Relaxed) * CHUNK;
-            if first >= len {
-                return fanout;
-            }
-            for index in first..len.min(first + CHUNK) {
-                let peer = &self.members[(self.start + index) % len];
-                if peer.id() == self.from {
-                    continue;
-                }
-                match peer.send(&self.frame) {
-                    Delivery::Written => fanout.written += 1,
-                    Delivery::Queued => fanout.queued += 1,
-                    Delivery::Evicted => {
-                        tracing::warn!(client = %peer.id(), "client too slow, disconnecting it");
-                        fanout.evicted += 1;
-                    }
-                    Delivery::Dropped => {}
-                }
+            let Some(chunk) = self.to_flush.get(first..) else {
+                return;
+            };
+            for &index in chunk.iter().take(CHUNK) {
+                self.members[index].flush();
             }
         }
+    }
+}
+
+impl Drop for Flush {
+    /// Frames queued first are written by this broadcast or by no one: if
+    /// the broadcasting task is dropped mid-way, finish here.
+    fn drop(&mut self) {
+        self.run();
     }
 }
 
@@ -301,7 +312,7 @@ mod tests {
             .broadcast_except(alice.id(), &Bytes::from_static(b"hi"))
             .await;
 
-        assert_eq!(fanout.written, 2);
+        assert_eq!(fanout.queued, 2);
         receives(&mut bob_client, b"hi").await;
         receives(&mut carol_client, b"hi").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -323,7 +334,7 @@ mod tests {
             let fanout = hub
                 .broadcast_except(sender.id(), &Bytes::from_static(text))
                 .await;
-            assert_eq!(fanout.written + fanout.queued, 3 * CHUNK);
+            assert_eq!(fanout.queued, 3 * CHUNK);
         }
         for client in &mut clients {
             receives(client, b"onetwo").await;
@@ -336,7 +347,7 @@ mod tests {
         let (alice, _alice_client) = join(&hub).await;
         let (bob, _bob_client) = join(&hub).await;
         let frame = Bytes::from_static(b"x");
-        assert_eq!(hub.broadcast_except(alice.id(), &frame).await.written, 1);
+        assert_eq!(hub.broadcast_except(alice.id(), &frame).await.queued, 1);
         drop(bob);
         assert_eq!(hub.len(), 1);
         assert_eq!(
@@ -344,7 +355,7 @@ mod tests {
             Fanout::default()
         );
         let (_carol, mut carol_client) = join(&hub).await;
-        assert_eq!(hub.broadcast_except(alice.id(), &frame).await.written, 1);
+        assert_eq!(hub.broadcast_except(alice.id(), &frame).await.queued, 1);
         receives(&mut carol_client, b"x").await;
         drop(alice);
         assert_eq!(hub.len(), 1);

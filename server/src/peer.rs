@@ -2,13 +2,15 @@
 //!
 //! Fan-out is where a chat server spends its time, so a frame for a client is
 //! written straight to that client's socket by whoever produces it (usually
-//! the task of the client who sent a chat message), as one non-blocking
-//! `write` of bytes framed once for everyone. No task is woken and nothing is
-//! copied per recipient. Only when a socket's kernel buffer is full do frames
-//! wait here, in a bounded queue that the client's own connection task drains
-//! once the socket is writable again; a client that lets the queue fill up
-//! has fallen too far behind and is disconnected, so it can't hold up or
-//! bloat anyone else.
+//! the task of the client who sent a chat message), with non-blocking writes
+//! of bytes framed once for everyone. No task is woken and nothing is copied
+//! per recipient. Frames go through a short queue: whoever queues the first
+//! frame into an empty queue writes it out, together with any frames others
+//! queued behind it in the meantime, so under load one `writev` carries
+//! several frames. When a socket's kernel buffer is full, the client's own
+//! connection task finishes the writing once there is room; a client that
+//! lets the queue fill up has fallen too far behind and is disconnected, so
+//! it can't hold up or bloat anyone else.
 //!
 //! A per-peer lock keeps every frame whole and in order on the wire: writers
 //! take turns, and a frame written in part is finished from the queue before
@@ -61,6 +63,19 @@ enum Status {
     Broken,
 }
 
+/// What became of a frame handed to [`Peer::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// Queued, and nothing was waiting: the caller must flush.
+    First,
+    /// Queued behind frames that whoever queued them will write.
+    Behind,
+    /// The queue was full: the client is evicted, and the frame dropped.
+    Evicted,
+    /// The connection is closing or gone; the frame was dropped.
+    Dropped,
+}
+
 /// What became of a frame handed to [`Peer::send`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -104,12 +119,24 @@ impl Peer {
         &self.socket
     }
 
-    /// Sends one whole, already framed WebSocket data frame.
+    /// Sends one whole, already framed WebSocket data frame now.
     pub fn send(&self, frame: &Bytes) -> Delivery {
+        match self.push(frame) {
+            Push::First => self.flush(),
+            Push::Behind => Delivery::Queued,
+            Push::Evicted => Delivery::Evicted,
+            Push::Dropped => Delivery::Dropped,
+        }
+    }
+
+    /// Queues one whole, already framed WebSocket data frame without writing
+    /// it. On [`Push::First`] the caller must [`flush`](Self::flush) soon:
+    /// nobody else will. Frames pushed behind it go out with it, in one write.
+    pub fn push(&self, frame: &Bytes) -> Push {
         let mut state = self.lock();
         match state.status {
             Status::Open => {}
-            Status::Evicted | Status::Closing | Status::Broken => return Delivery::Dropped,
+            Status::Evicted | Status::Closing | Status::Broken => return Push::Dropped,
         }
         if state.queue.len() >= self.capacity {
             // What waits will never be read now: free it, and let the close
@@ -119,9 +146,31 @@ impl Peer {
             state.status = Status::Evicted;
             drop(state);
             self.attention.notify_one();
-            return Delivery::Evicted;
+            return Push::Evicted;
         }
-        self.write_or_queue(state, frame)
+        state.queue.push_back(frame.clone());
+        if state.queue.len() == 1 {
+            Push::First
+        } else {
+            Push::Behind
+        }
+    }
+
+    /// Writes what is queued, as far as the socket takes it. If it is full,
+    /// the connection's task takes over and finishes once there is room.
+    pub fn flush(&self) -> Delivery {
+        let written = self.write_queued(&mut self.lock());
+        match written {
+            Ok(true) => Delivery::Written,
+            Ok(false) => {
+                self.attention.notify_one();
+                Delivery::Queued
+            }
+            Err(_) => {
+                self.attention.notify_one();
+                Delivery::Dropped
+            }
+        }
     }
 
     /// Sends protocol bytes (pongs, close frames) from the connection's own
@@ -326,6 +375,18 @@ pub(crate) mod tests {
         assert_eq!(peer.send(&Bytes::from_static(b"hello")), Delivery::Written);
         assert_eq!(peer.queued(), 0);
         assert_eq!(read_exactly(&mut client, 5).await, b"hello");
+    }
+
+    #[tokio::test]
+    async fn frames_queued_behind_the_first_go_out_with_it_in_one_flush() {
+        let (server, mut client) = socket_pair().await;
+        let peer = peer(server, 4);
+        assert_eq!(peer.push(&Bytes::from_static(b"one,")), Push::First);
+        assert_eq!(peer.push(&Bytes::from_static(b"two")), Push::Behind);
+        assert_eq!(peer.queued(), 2, "nothing is written before the flush");
+        assert_eq!(peer.flush(), Delivery::Written);
+        assert_eq!(peer.queued(), 0);
+        assert_eq!(read_exactly(&mut client, 7).await, b"one,two");
     }
 
     #[tokio::test]
