@@ -246,17 +246,20 @@ impl Peer {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         while !state.queue.is_empty() {
-            let slices: Vec<IoSlice<'_>> = state
-                .queue
-                .iter()
-                .take(MAX_WRITE_SLICES)
-                .map(|bytes| IoSlice::new(bytes))
-                .collect();
-            match self.socket.try_write_vectored(&slices) {
-                Ok(written) => {
-                    drop(slices);
-                    state.consume(written);
+            let written = if state.queue.len() == 1 {
+                // The usual case, one frame: a plain write.
+                self.socket.try_write(&state.queue[0])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+                let mut count = 0;
+                for (slice, bytes) in slices.iter_mut().zip(&state.queue) {
+                    *slice = IoSlice::new(bytes);
+                    count += 1;
                 }
+                self.socket.try_write_vectored(&slices[..count])
+            };
+            match written {
+                Ok(written) => state.consume(written),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(err) => {
                     tracing::debug!(client = %self.id, %err, "write failed");
