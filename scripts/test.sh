@@ -15,6 +15,9 @@ cd "$root"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+# Some tests hold a few thousand loopback connections (two files each).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,15 +1,18 @@
 //! The hub: who is connected, and fan-out of frames to them.
 //!
-//! A broadcast is framed once by the caller and written to every recipient's
-//! [`Peer`] as the same shared bytes, by the broadcasting task itself and
-//! helper threads (see [`Hub::broadcast_except`]). The hub keeps an immutable snapshot of
-//! its members for broadcasts to walk without holding any lock, so writing to
-//! thousands of sockets never blocks a client joining or leaving, nor another
-//! broadcast. The snapshot is rebuilt lazily, at most once per broadcast, and
-//! only after the membership changed.
+//! A broadcast is framed once by the caller and queued for every recipient's
+//! [`Peer`] as the same shared bytes; flusher threads on tokio's blocking
+//! pool, at most one per CPU, write the queues out (see
+//! [`Hub::broadcast_except`]). Flushers run on the blocking pool because
+//! writing to a room is several milliseconds of system calls: done on the
+//! async workers, it would hold up every other client's input. The hub
+//! keeps an immutable snapshot of its members for broadcasts to walk without
+//! holding any lock, so a broadcast never blocks a client joining or leaving,
+//! nor another broadcast. The snapshot is rebuilt lazily, at most once per
+//! broadcast, and only after the membership changed.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
@@ -17,7 +20,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::{net::TcpStream, sync::Semaphore};
+use tokio::net::TcpStream;
 
 use crate::peer::{Peer, Push};
 
@@ -47,9 +50,11 @@ pub struct Hub {
     snapshot: Mutex<Option<Snapshot>>,
     next_id: AtomicU64,
     queue_capacity: usize,
-    /// Helper threads broadcasts may use at once: one per CPU beyond the
-    /// broadcasting task's own.
-    helpers: Arc<Semaphore>,
+    /// Broadcasts queued for writing, oldest first.
+    flushes: Mutex<VecDeque<Arc<Flush>>>,
+    /// Flusher threads running, and how many may.
+    flushers: AtomicUsize,
+    max_flushers: usize,
 }
 
 /// What became of one broadcast.
@@ -71,7 +76,9 @@ impl Hub {
             snapshot: Mutex::default(),
             next_id: AtomicU64::new(1),
             queue_capacity,
-            helpers: Arc::new(Semaphore::new(helper_threads())),
+            flushes: Mutex::default(),
+            flushers: AtomicUsize::new(0),
+            max_flushers: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
         })
     }
 
@@ -88,23 +95,16 @@ impl Hub {
         }
     }
 
-    /// Sends `frame`, a whole WebSocket frame, to every client except `from`,
-    /// and returns once it is written or queued for every one of them.
+    /// Sends `frame`, a whole WebSocket frame, to every client except `from`.
     ///
-    /// First the frame is queued for everyone, which is cheap. Then the task
-    /// lets other ready tasks run before it writes: under load, other senders
-    /// queue their frames behind this one meanwhile, and each write then
-    /// carries several frames, so the cost per frame falls as load rises.
-    /// Idle, the yield returns at once.
-    ///
-    /// Each write is a system call of several microseconds, so the writing
-    /// is shared out: the caller and helper threads take chunks of sockets
-    /// until none are left. The helpers run on tokio's blocking pool, not as
-    /// async tasks: a task spawned from a worker thread waits in that
-    /// worker's own slot, where no other worker can take it, until the
-    /// caller is done. A helper that starts late finds little or nothing
-    /// left; the caller never waits for work it could do itself.
-    pub async fn broadcast_except(&self, from: ClientId, frame: &Bytes) -> Fanout {
+    /// The frame is queued for everyone here, which is cheap; the writing is
+    /// handed to the hub's flusher threads, and the caller does not wait for
+    /// it. While the flushers are busy, later broadcasts queue behind frames
+    /// not yet written, and each write then carries several frames: the cost
+    /// per frame falls as load rises, and the workers that read clients'
+    /// input are never held up by writing. Each client's queue is in order,
+    /// so one sender's messages never overtake each other.
+    pub fn broadcast_except(self: &Arc<Self>, from: ClientId, frame: &Bytes) -> Fanout {
         let members = self.snapshot();
         let len = members.len();
         // Broadcasts from different senders start at different places, so
@@ -130,34 +130,74 @@ impl Hub {
                 Push::Dropped => {}
             }
         }
-        if to_flush.is_empty() {
-            return fanout;
-        }
-        tokio::task::yield_now().await;
-
-        let flush = Arc::new(Flush {
-            members,
-            to_flush,
-            next_chunk: AtomicUsize::new(0),
-        });
-        let chunks = flush.to_flush.len().div_ceil(CHUNK);
-        let helpers: Vec<_> = (1..chunks)
-            .map_while(|_| Arc::clone(&self.helpers).try_acquire_owned().ok())
-            .map(|permit| {
-                let flush = Arc::clone(&flush);
-                tokio::task::spawn_blocking(move || {
-                    flush.run();
-                    drop(permit);
-                })
-            })
-            .collect();
-        flush.run();
-        for helper in helpers {
-            // Waiting keeps one sender's messages in order; a helper only
-            // fails if it panicked, which `Flush::drop` covers.
-            let _ = helper.await;
+        if !to_flush.is_empty() {
+            let chunks = to_flush.len().div_ceil(CHUNK);
+            lock(&self.flushes).push_back(Arc::new(Flush {
+                members,
+                to_flush,
+                next_chunk: AtomicUsize::new(0),
+            }));
+            // One flusher per broadcast keeps the others free for the next
+            // ones; a huge room gets every flusher at once.
+            let wanted = if chunks >= SHARED_FLUSH_CHUNKS {
+                self.max_flushers
+            } else {
+                1
+            };
+            for _ in 0..wanted {
+                self.start_flusher();
+            }
         }
         fanout
+    }
+
+    /// Starts one more flusher thread if fewer than one per CPU run.
+    fn start_flusher(self: &Arc<Self>) {
+        let claimed = self
+            .flushers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < self.max_flushers).then_some(running + 1)
+            })
+            .is_ok();
+        if claimed {
+            let hub = Arc::clone(self);
+            tokio::task::spawn_blocking(move || hub.flush_until_idle());
+        }
+    }
+
+    /// A flusher thread: writes queued broadcasts, oldest first, sharing
+    /// each with the other flushers chunk by chunk, until none are left.
+    fn flush_until_idle(self: Arc<Self>) {
+        loop {
+            let job = lock(&self.flushes).front().cloned();
+            if let Some(job) = job {
+                if !job.run_chunk() {
+                    let mut flushes = lock(&self.flushes);
+                    if flushes
+                        .front()
+                        .is_some_and(|front| Arc::ptr_eq(front, &job))
+                    {
+                        flushes.pop_front();
+                    }
+                }
+                continue;
+            }
+            self.flushers.fetch_sub(1, Ordering::AcqRel);
+            // A broadcast queued after the look above, while this thread
+            // still counted as running, started no flusher: take it on.
+            if lock(&self.flushes).is_empty() {
+                return;
+            }
+            let reclaimed = self
+                .flushers
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                    (running < self.max_flushers).then_some(running + 1)
+                })
+                .is_ok();
+            if !reclaimed {
+                return;
+            }
+        }
     }
 
     /// Number of connected clients.
@@ -188,16 +228,17 @@ impl Hub {
     }
 }
 
-fn helper_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |cpus| cpus.get()) - 1
-}
-
 /// Sockets a broadcast task claims at a time: small enough to share the
 /// work out evenly, big enough that claiming costs nothing next to writing.
 const CHUNK: usize = 64;
 
+/// Broadcasts to this many chunks or more (2,048 sockets) start every
+/// flusher at once.
+const SHARED_FLUSH_CHUNKS: usize = 32;
+
 /// The sockets one broadcast has to write to: those whose queue it found
 /// empty. Shared by the tasks writing them.
+#[derive(Debug)]
 struct Flush {
     members: Snapshot,
     /// Indices into `members`.
@@ -208,15 +249,19 @@ struct Flush {
 impl Flush {
     /// Claims chunks of sockets and writes to them until none are left.
     fn run(&self) {
-        loop {
-            let first = self.next_chunk.fetch_add(1, Ordering::Relaxed) * CHUNK;
-            let Some(chunk) = self.to_flush.get(first..) else {
-                return;
-            };
-            for &index in chunk.iter().take(CHUNK) {
-                self.members[index].flush();
-            }
+        while self.run_chunk() {}
+    }
+
+    /// Claims a chunk of sockets and writes to them; `false` if none was left.
+    fn run_chunk(&self) -> bool {
+        let first = self.next_chunk.fetch_add(1, Ordering::Relaxed) * CHUNK;
+        let Some(chunk) = self.to_flush.get(first..) else {
+            return false;
+        };
+        for &index in chunk.iter().take(CHUNK) {
+            self.members[index].flush();
         }
+        true
     }
 }
 
@@ -241,7 +286,7 @@ impl Membership {
         self.peer.id()
     }
 
-    pub fn hub(&self) -> &Hub {
+    pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
@@ -308,9 +353,7 @@ mod tests {
         let (_bob, mut bob_client) = join(&hub).await;
         let (_carol, mut carol_client) = join(&hub).await;
 
-        let fanout = hub
-            .broadcast_except(alice.id(), &Bytes::from_static(b"hi"))
-            .await;
+        let fanout = hub.broadcast_except(alice.id(), &Bytes::from_static(b"hi"));
 
         assert_eq!(fanout.queued, 2);
         receives(&mut bob_client, b"hi").await;
@@ -330,14 +373,34 @@ mod tests {
             members.push(member);
             clients.push(client);
         }
-        for text in [b"one", b"two"] {
-            let fanout = hub
-                .broadcast_except(sender.id(), &Bytes::from_static(text))
-                .await;
+        // Broadcasts in quick succession, so later ones queue behind frames
+        // the flushers have not written yet.
+        let mut expected = Vec::new();
+        for i in 0..12 {
+            let text = format!("<{i}>");
+            expected.extend_from_slice(text.as_bytes());
+            let fanout = hub.broadcast_except(sender.id(), &Bytes::from(text));
             assert_eq!(fanout.queued, 3 * CHUNK);
         }
         for client in &mut clients {
-            receives(client, b"onetwo").await;
+            receives(client, &expected).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_room_is_written_by_every_flusher_and_reaches_everyone() {
+        let hub = Hub::new(4);
+        let (sender, _sender_client) = join(&hub).await;
+        let mut clients = Vec::new();
+        let mut members = Vec::new();
+        for _ in 0..SHARED_FLUSH_CHUNKS * CHUNK {
+            let (member, client) = join(&hub).await;
+            members.push(member);
+            clients.push(client);
+        }
+        hub.broadcast_except(sender.id(), &Bytes::from_static(b"all"));
+        for client in &mut clients {
+            receives(client, b"all").await;
         }
     }
 
@@ -347,15 +410,12 @@ mod tests {
         let (alice, _alice_client) = join(&hub).await;
         let (bob, _bob_client) = join(&hub).await;
         let frame = Bytes::from_static(b"x");
-        assert_eq!(hub.broadcast_except(alice.id(), &frame).await.queued, 1);
+        assert_eq!(hub.broadcast_except(alice.id(), &frame).queued, 1);
         drop(bob);
         assert_eq!(hub.len(), 1);
-        assert_eq!(
-            hub.broadcast_except(alice.id(), &frame).await,
-            Fanout::default()
-        );
+        assert_eq!(hub.broadcast_except(alice.id(), &frame), Fanout::default());
         let (_carol, mut carol_client) = join(&hub).await;
-        assert_eq!(hub.broadcast_except(alice.id(), &frame).await.queued, 1);
+        assert_eq!(hub.broadcast_except(alice.id(), &frame).queued, 1);
         receives(&mut carol_client, b"x").await;
         drop(alice);
         assert_eq!(hub.len(), 1);
@@ -367,8 +427,7 @@ mod tests {
         let (alice, _alice_client) = join(&hub).await;
         let (bob, mut bob_client) = join(&hub).await;
         // The broadcast builds the snapshot that still lists bob.
-        hub.broadcast_except(alice.id(), &Bytes::from_static(b"x"))
-            .await;
+        hub.broadcast_except(alice.id(), &Bytes::from_static(b"x"));
         receives(&mut bob_client, b"x").await;
         drop(bob);
         let mut buf = [0; 1];

@@ -1,13 +1,13 @@
 //! A connected client's socket, as the rest of the server writes to it.
 //!
 //! Fan-out is where a chat server spends its time, so a frame for a client is
-//! written straight to that client's socket by whoever produces it (usually
-//! the task of the client who sent a chat message), with non-blocking writes
-//! of bytes framed once for everyone. No task is woken and nothing is copied
-//! per recipient. Frames go through a short queue: whoever queues the first
-//! frame into an empty queue writes it out, together with any frames others
-//! queued behind it in the meantime, so under load one `writev` carries
-//! several frames. When a socket's kernel buffer is full, the client's own
+//! written straight to that client's socket by whoever handles it (usually
+//! the hub's flusher threads), with non-blocking writes of bytes framed once
+//! for everyone. No task is woken and nothing is copied per recipient.
+//! Frames go through a short queue: whoever queues the first frame into an
+//! empty queue sees that it is written out, together with any frames queued
+//! behind it in the meantime, so under load one `writev` carries several
+//! frames. When a socket's kernel buffer is full, the client's own
 //! connection task finishes the writing once there is room; a client that
 //! lets the queue fill up has fallen too far behind and is disconnected, so
 //! it can't hold up or bloat anyone else.
@@ -130,8 +130,9 @@ impl Peer {
     }
 
     /// Queues one whole, already framed WebSocket data frame without writing
-    /// it. On [`Push::First`] the caller must [`flush`](Self::flush) soon:
-    /// nobody else will. Frames pushed behind it go out with it, in one write.
+    /// it. On [`Push::First`] the caller must see to a [`flush`](Self::flush)
+    /// soon: nobody else will. Frames pushed behind it go out with it, in one
+    /// write.
     pub fn push(&self, frame: &Bytes) -> Push {
         let mut state = self.lock();
         match state.status {

@@ -116,7 +116,7 @@ impl Connection {
             match event {
                 Event::Readable => {
                     heard_since_ping = true;
-                    match self.read_available().await {
+                    match self.read_available() {
                         Ok(true) => tokio::task::yield_now().await,
                         Ok(false) => {}
                         Err(end) => break end,
@@ -159,10 +159,10 @@ impl Connection {
 
     /// Handles the messages that have arrived. `Ok(true)` if the budget ran
     /// out with input left to read.
-    async fn read_available(&mut self) -> Result<bool, End> {
+    fn read_available(&mut self) -> Result<bool, End> {
         for _ in 0..READ_BUDGET {
             match self.ws.read() {
-                Ok(message) => self.handle(message).await,
+                Ok(message) => self.handle(message),
                 Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(false)
                 }
@@ -173,7 +173,7 @@ impl Connection {
     }
 
     /// Acts on one message from the client, answering bad input in kind.
-    async fn handle(&mut self, message: Message) {
+    fn handle(&mut self, message: Message) {
         let refused = match message {
             Message::Text(text) => match ClientFrame::decode(&text) {
                 Ok(ClientFrame::Nickname(raw)) => match Nickname::parse(&raw) {
@@ -185,7 +185,7 @@ impl Connection {
                 },
                 Ok(ClientFrame::Message(raw)) => match MessageText::parse(&raw) {
                     Ok(text) => {
-                        self.relay(text).await;
+                        self.relay(text);
                         return;
                     }
                     Err(err) => err.into(),
@@ -205,7 +205,7 @@ impl Connection {
     }
 
     /// Frames the message once and writes it to every other client.
-    async fn relay(&self, text: MessageText) {
+    fn relay(&self, text: MessageText) {
         let message = ServerFrame::Message(ChatMessage {
             nickname: self.nickname.as_str().to_owned(),
             text: text.into_string(),
@@ -213,8 +213,7 @@ impl Connection {
         let fanout = self
             .membership
             .hub()
-            .broadcast_except(self.membership.id(), &frame::text(&message.encode()))
-            .await;
+            .broadcast_except(self.membership.id(), &frame::text(&message.encode()));
         tracing::trace!(client = %self.membership.id(), ?fanout, "relayed");
     }
 
