@@ -153,16 +153,19 @@ impl Hub {
 
     /// Starts one more flusher thread if fewer than one per CPU run.
     fn start_flusher(self: &Arc<Self>) {
-        let claimed = self
-            .flushers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
-                (running < self.max_flushers).then_some(running + 1)
-            })
-            .is_ok();
-        if claimed {
+        if self.claim_flusher() {
             let hub = Arc::clone(self);
             tokio::task::spawn_blocking(move || hub.flush_until_idle());
         }
+    }
+
+    /// Counts one more running flusher, unless there are enough already.
+    fn claim_flusher(&self) -> bool {
+        self.flushers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < self.max_flushers).then_some(running + 1)
+            })
+            .is_ok()
     }
 
     /// A flusher thread: writes queued broadcasts, oldest first, sharing
@@ -185,16 +188,7 @@ impl Hub {
             self.flushers.fetch_sub(1, Ordering::AcqRel);
             // A broadcast queued after the look above, while this thread
             // still counted as running, started no flusher: take it on.
-            if lock(&self.flushes).is_empty() {
-                return;
-            }
-            let reclaimed = self
-                .flushers
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
-                    (running < self.max_flushers).then_some(running + 1)
-                })
-                .is_ok();
-            if !reclaimed {
+            if lock(&self.flushes).is_empty() || !self.claim_flusher() {
                 return;
             }
         }
