@@ -6,7 +6,9 @@
 
 use leptos::{callback::Callback, prelude::*};
 
-use crate::protocol::{ChatMessage, ClientFrame, MessageText, Nickname, ServerFrame};
+use crate::protocol::{
+    ChatMessage, ClientFrame, MessageText, Nickname, OutgoingMessage, ServerFrame,
+};
 
 /// How many messages the page keeps; older ones scroll away for good.
 pub const MAX_VISIBLE_MESSAGES: usize = 500;
@@ -96,7 +98,8 @@ impl Chat {
     pub fn send_message(&self, text: MessageText) {
         let nickname = self.nickname.get_untracked().to_string();
         let text = text.into_string();
-        self.outbox.run(ClientFrame::Message(text.clone()));
+        self.outbox
+            .run(ClientFrame::Message(OutgoingMessage::plain(text.clone())));
         self.push(nickname, text, true);
         self.notice.set(None);
     }
@@ -104,10 +107,11 @@ impl Chat {
     /// Applies a frame from the server.
     pub fn receive(&self, frame: ServerFrame) {
         match frame {
-            ServerFrame::Message(ChatMessage { nickname, text }) => {
+            ServerFrame::Message(ChatMessage { nickname, text, .. }) => {
                 self.push(nickname, text, false)
             }
             ServerFrame::Error(error) => self.notice.set(Some(error.message)),
+            _ => {}
         }
     }
 
@@ -160,7 +164,7 @@ mod tests {
                 *sent.lock().unwrap(),
                 [
                     ClientFrame::Nickname("alice".into()),
-                    ClientFrame::Message("hello".into())
+                    ClientFrame::Message(OutgoingMessage::plain("hello"))
                 ]
             );
         });
@@ -172,6 +176,9 @@ mod tests {
         owner.with(|| {
             let (chat, _) = chat_with_outbox();
             chat.receive(ServerFrame::Message(ChatMessage {
+                id: 1,
+                sent_at: "2026-11-25T14:00:00Z".into(),
+                from: 2,
                 nickname: "bob".into(),
                 text: "hi".into(),
             }));

@@ -1,0 +1,60 @@
+//! The few questions the frame decoder asks of parsed JSON.
+//!
+//! [`ServerFrame::decode_with`](super::ServerFrame::decode_with) is written
+//! once against [`Json`]; the server and the tests run it over
+//! `serde_json::Value`, the browser over values from its own `JSON.parse`
+//! (see `socket.rs`), which keeps serde_json's parser, and the float
+//! formatting its errors drag in, out of the page's wasm.
+
+/// A parsed JSON value, as far as decoding frames needs one.
+pub trait Json: Sized {
+    fn parse(text: &str) -> Option<Self>;
+    /// The member `key` of an object; `None` for anything else.
+    fn get(&self, key: &str) -> Option<Self>;
+    fn string(&self) -> Option<String>;
+    /// A non-negative integer (ids and counts, at most 2^53 in a browser).
+    fn uint(&self) -> Option<u64>;
+    fn boolean(&self) -> Option<bool>;
+    fn array(&self) -> Option<Vec<Self>>;
+    fn is_null(&self) -> bool;
+
+    /// `get(key)` as a string.
+    fn string_at(&self, key: &str) -> Option<String> {
+        self.get(key)?.string()
+    }
+
+    /// `get(key)` as a non-negative integer.
+    fn uint_at(&self, key: &str) -> Option<u64> {
+        self.get(key)?.uint()
+    }
+}
+
+impl Json for serde_json::Value {
+    fn parse(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok()
+    }
+
+    fn get(&self, key: &str) -> Option<Self> {
+        self.as_object()?.get(key).cloned()
+    }
+
+    fn string(&self) -> Option<String> {
+        self.as_str().map(str::to_owned)
+    }
+
+    fn uint(&self) -> Option<u64> {
+        self.as_u64()
+    }
+
+    fn boolean(&self) -> Option<bool> {
+        self.as_bool()
+    }
+
+    fn array(&self) -> Option<Vec<Self>> {
+        self.as_array().cloned()
+    }
+
+    fn is_null(&self) -> bool {
+        self.is_null()
+    }
+}

@@ -1,0 +1,651 @@
+//! Wire protocol v1, shared by the server and the browser client.
+//!
+//! Every frame is a JSON text frame `{"type": "...", "payload": ...}` in both
+//! directions. `PROTOCOL.md` is the human-readable contract; the tests at the
+//! bottom of this file pin every frame's exact JSON shape to it.
+//!
+//! - this file: the frames, how they are encoded and decoded;
+//! - [`text`]: what a client may say (nicknames, message texts, ids), so the
+//!   browser refuses bad input before sending with the rules the server
+//!   enforces;
+//! - [`error`]: error codes and the `error` payload;
+//! - [`json`]: the little the server-frame decoder needs from parsed JSON,
+//!   so that the browser runs the very decoder the tests cover.
+
+mod error;
+mod json;
+mod text;
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub use error::{ErrorCode, ErrorPayload, ProtocolError};
+pub use json::Json;
+pub use text::{
+    ClientMessageId, ClientMessageIdError, MessageText, MessageTextError, Nickname, NicknameError,
+    CLIENT_ID_MAX_LEN, DEFAULT_NICKNAME, MAX_COMBINING_MARKS, MESSAGE_MAX_CHARS,
+    NICKNAME_MAX_CHARS,
+};
+
+/// Largest WebSocket message the server accepts; bigger ones close the
+/// connection with close code 1009 ("message too big").
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// A frame sent by a client to the server.
+///
+/// Payloads are kept raw: whether they are *acceptable* is a separate
+/// question answered by [`Nickname::parse`], [`MessageText::parse`] and
+/// [`ClientMessageId::parse`], so that a wrong JSON type and a bad value get
+/// different error codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// `{"type":"nickname","payload":"alice"}`
+    Nickname(String),
+    /// `{"type":"message","payload":"hello"}`, or with an id for an ack:
+    /// `{"type":"message","payload":{"text":"hello","client_id":"…"}}`
+    Message(OutgoingMessage),
+    /// `{"type":"typing","payload":true}`: the user is typing (`false`: stopped).
+    Typing(bool),
+}
+
+/// A chat message as its sender sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutgoingMessage {
+    pub text: String,
+    /// Chosen by the client; asks for an `ack` and makes resending safe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl OutgoingMessage {
+    /// The v1 form: no id, no ack.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            client_id: None,
+        }
+    }
+}
+
+/// A frame sent by the server to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The first frame on every connection: who you are, who is here.
+    Welcome(Welcome),
+    /// A chat message from another client.
+    Message(ChatMessage),
+    /// Your message with this `client_id` was accepted.
+    Ack(Ack),
+    /// Who came, left or changed name since the last `presence` frame.
+    Presence(Presence),
+    /// Someone else is typing.
+    Typing(Typing),
+    /// Something the client sent was refused; the connection stays usable.
+    Error(ErrorPayload),
+}
+
+/// Someone online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    /// Their connection's id, unique for the server's life.
+    pub id: u64,
+    pub nickname: String,
+}
+
+/// The payload of `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Welcome {
+    /// This connection's id, as others see it in `from` and in presence.
+    pub id: u64,
+    pub nickname: String,
+    /// How many people are online, this connection included.
+    pub online: u64,
+    /// Who they are, this connection included. Complete when its length is
+    /// `online`; a server leaves it out for rooms too big to list.
+    pub people: Vec<Person>,
+}
+
+/// The payload of a relayed chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMessage {
+    /// Assigned by the server, strictly increasing.
+    pub id: u64,
+    /// When the server accepted it: RFC 3339, UTC.
+    pub sent_at: String,
+    /// The sender's connection id.
+    pub from: u64,
+    /// The sender's nickname when it sent the message.
+    pub nickname: String,
+    pub text: String,
+}
+
+/// The payload of `ack`: the message with `client_id` is now `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ack {
+    pub client_id: String,
+    pub id: u64,
+    pub sent_at: String,
+}
+
+/// The payload of `presence`: changes since the previous one, coalesced
+/// over a short interval (a join and a rename in one interval are one join
+/// under the new name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Presence {
+    /// How many people are online now.
+    pub online: u64,
+    pub joined: Vec<Person>,
+    pub left: Vec<Person>,
+    pub renamed: Vec<Rename>,
+    /// Everyone online, replacing what the client knew: sent when a room
+    /// too big to list in detail has become small enough again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people: Option<Vec<Person>>,
+}
+
+/// Someone changed nickname.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rename {
+    pub id: u64,
+    pub previous: String,
+    pub nickname: String,
+}
+
+/// The payload of `typing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Typing {
+    pub id: u64,
+    pub nickname: String,
+}
+
+/// Why a text frame could not be decoded into a [`ClientFrame`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("frame must be a JSON object with a string \"type\" and a \"payload\"")]
+    InvalidFrame,
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    #[error("the payload of a {kind:?} frame must be {expected}")]
+    InvalidPayload {
+        kind: &'static str,
+        expected: &'static str,
+    },
+}
+
+impl ProtocolError for FrameError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::MalformedJson(_) => ErrorCode::MalformedJson,
+            Self::InvalidFrame => ErrorCode::InvalidFrame,
+            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::InvalidPayload { .. } => ErrorCode::InvalidPayload,
+        }
+    }
+}
+
+/// How much of an unknown `type` is echoed back in the error message.
+const ECHO_MAX_CHARS: usize = 64;
+
+/// The `{type, payload}` envelope both directions share when encoding.
+#[derive(Serialize)]
+struct Envelope<'a, P> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    payload: P,
+}
+
+fn encode<P: Serialize>(kind: &str, payload: P) -> String {
+    serde_json::to_string(&Envelope { kind, payload }).expect("frames always serialize")
+}
+
+impl ClientFrame {
+    /// Decodes a text frame, telling apart broken JSON, a wrong envelope, an
+    /// unknown type and a payload of the wrong JSON type.
+    pub fn decode(text: &str) -> Result<Self, FrameError> {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow, default)]
+            payload: Option<&'a RawValue>,
+        }
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum MessagePayload {
+            Text(String),
+            Object {
+                text: String,
+                #[serde(default)]
+                client_id: Option<String>,
+            },
+        }
+
+        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|err| {
+            if err.is_data() {
+                FrameError::InvalidFrame
+            } else {
+                FrameError::MalformedJson(err.to_string())
+            }
+        })?;
+        fn payload<'de, T: Deserialize<'de>>(
+            raw: Option<&'de RawValue>,
+            kind: &'static str,
+            expected: &'static str,
+        ) -> Result<T, FrameError> {
+            raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .ok_or(FrameError::InvalidPayload { kind, expected })
+        }
+        let raw = envelope.payload;
+        match envelope.kind.as_ref() {
+            "nickname" => payload(raw, "nickname", "a JSON string").map(Self::Nickname),
+            "message" => {
+                let expected = r#"a JSON string or {"text": string, "client_id": string}"#;
+                Ok(Self::Message(match payload(raw, "message", expected)? {
+                    MessagePayload::Text(text) => OutgoingMessage::plain(text),
+                    MessagePayload::Object { text, client_id } => {
+                        OutgoingMessage { text, client_id }
+                    }
+                }))
+            }
+            "typing" => payload(raw, "typing", "true or false").map(Self::Typing),
+            other => Err(FrameError::UnknownType(
+                other.chars().take(ECHO_MAX_CHARS).collect(),
+            )),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Nickname(nickname) => encode("nickname", nickname),
+            Self::Message(message) if message.client_id.is_none() => {
+                encode("message", &message.text)
+            }
+            Self::Message(message) => encode("message", message),
+            Self::Typing(typing) => encode("typing", typing),
+        }
+    }
+}
+
+impl ServerFrame {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a ServerFrame always serializes")
+    }
+
+    /// Decodes a frame from the server over serde_json.
+    pub fn decode(text: &str) -> Option<Self> {
+        Self::decode_with::<serde_json::Value>(text)
+    }
+
+    /// Decodes a frame from the server with any JSON parser; `None` for a
+    /// frame this client does not understand (a newer server may send more
+    /// kinds). Fields it does not know are ignored.
+    pub fn decode_with<J: Json>(text: &str) -> Option<Self> {
+        let frame = J::parse(text)?;
+        let payload = frame.get("payload")?;
+        let p = &payload;
+        Some(match frame.string_at("type")?.as_str() {
+            "welcome" => Self::Welcome(Welcome {
+                id: p.uint_at("id")?,
+                nickname: p.string_at("nickname")?,
+                online: p.uint_at("online")?,
+                people: people(&p.get("people")?)?,
+            }),
+            "message" => Self::Message(ChatMessage {
+                id: p.uint_at("id")?,
+                sent_at: p.string_at("sent_at")?,
+                from: p.uint_at("from")?,
+                nickname: p.string_at("nickname")?,
+                text: p.string_at("text")?,
+            }),
+            "ack" => Self::Ack(Ack {
+                client_id: p.string_at("client_id")?,
+                id: p.uint_at("id")?,
+                sent_at: p.string_at("sent_at")?,
+            }),
+            "presence" => Self::Presence(Presence {
+                online: p.uint_at("online")?,
+                joined: people(&p.get("joined")?)?,
+                left: people(&p.get("left")?)?,
+                renamed: p
+                    .get("renamed")?
+                    .array()?
+                    .iter()
+                    .map(|r| {
+                        Some(Rename {
+                            id: r.uint_at("id")?,
+                            previous: r.string_at("previous")?,
+                            nickname: r.string_at("nickname")?,
+                        })
+                    })
+                    .collect::<Option<_>>()?,
+                people: match p.get("people") {
+                    Some(list) if !list.is_null() => Some(people(&list)?),
+                    _ => None,
+                },
+            }),
+            "typing" => Self::Typing(Typing {
+                id: p.uint_at("id")?,
+                nickname: p.string_at("nickname")?,
+            }),
+            "error" => Self::Error(ErrorPayload {
+                code: ErrorCode::from_wire(&p.string_at("code")?),
+                message: p.string_at("message")?,
+                client_id: p.string_at("client_id"),
+            }),
+            _ => return None,
+        })
+    }
+}
+
+fn people<J: Json>(list: &J) -> Option<Vec<Person>> {
+    list.array()?
+        .iter()
+        .map(|person| {
+            Some(Person {
+                id: person.uint_at("id")?,
+                nickname: person.string_at("nickname")?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn json_of(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn alice() -> Person {
+        Person {
+            id: 7,
+            nickname: "alice".into(),
+        }
+    }
+
+    fn message() -> ChatMessage {
+        ChatMessage {
+            id: 42,
+            sent_at: "2026-11-25T14:03:07.250Z".into(),
+            from: 7,
+            nickname: "alice".into(),
+            text: "hello".into(),
+        }
+    }
+
+    #[test]
+    fn client_frames_have_the_documented_shape() {
+        let cases = [
+            (
+                ClientFrame::Nickname("alice".into()),
+                json!({"type": "nickname", "payload": "alice"}),
+            ),
+            (
+                ClientFrame::Message(OutgoingMessage::plain("hello")),
+                json!({"type": "message", "payload": "hello"}),
+            ),
+            (
+                ClientFrame::Message(OutgoingMessage {
+                    text: "hello".into(),
+                    client_id: Some("c-1".into()),
+                }),
+                json!({"type": "message", "payload": {"text": "hello", "client_id": "c-1"}}),
+            ),
+            (
+                ClientFrame::Typing(true),
+                json!({"type": "typing", "payload": true}),
+            ),
+        ];
+        for (frame, shape) in cases {
+            assert_eq!(json_of(&frame.encode()), shape);
+            assert_eq!(ClientFrame::decode(&frame.encode()), Ok(frame));
+        }
+    }
+
+    #[test]
+    fn client_frames_decode_in_any_key_order_and_ignore_unknown_fields() {
+        assert_eq!(
+            ClientFrame::decode(r#"{"payload":"hi \"there\"","type":"message"}"#),
+            Ok(ClientFrame::Message(OutgoingMessage::plain("hi \"there\"")))
+        );
+        assert_eq!(
+            ClientFrame::decode(
+                r#"{"type":"message","payload":{"client_id":null,"text":"x","mood":1}}"#
+            ),
+            Ok(ClientFrame::Message(OutgoingMessage::plain("x")))
+        );
+    }
+
+    #[test]
+    fn server_frames_have_the_documented_shape() {
+        let cases = [
+            (
+                ServerFrame::Welcome(Welcome {
+                    id: 7,
+                    nickname: "Anonymous".into(),
+                    online: 1,
+                    people: vec![Person {
+                        id: 7,
+                        nickname: "Anonymous".into(),
+                    }],
+                }),
+                json!({"type": "welcome", "payload": {"id": 7, "nickname": "Anonymous",
+                    "online": 1, "people": [{"id": 7, "nickname": "Anonymous"}]}}),
+            ),
+            (
+                ServerFrame::Message(message()),
+                json!({"type": "message", "payload": {"id": 42,
+                    "sent_at": "2026-11-25T14:03:07.250Z", "from": 7,
+                    "nickname": "alice", "text": "hello"}}),
+            ),
+            (
+                ServerFrame::Ack(Ack {
+                    client_id: "c-1".into(),
+                    id: 42,
+                    sent_at: "2026-11-25T14:03:07.250Z".into(),
+                }),
+                json!({"type": "ack", "payload": {"client_id": "c-1", "id": 42,
+                    "sent_at": "2026-11-25T14:03:07.250Z"}}),
+            ),
+            (
+                ServerFrame::Presence(Presence {
+                    online: 2,
+                    joined: vec![alice()],
+                    left: vec![Person {
+                        id: 3,
+                        nickname: "bob".into(),
+                    }],
+                    renamed: vec![Rename {
+                        id: 5,
+                        previous: "Anonymous".into(),
+                        nickname: "carol".into(),
+                    }],
+                    people: None,
+                }),
+                json!({"type": "presence", "payload": {"online": 2,
+                    "joined": [{"id": 7, "nickname": "alice"}],
+                    "left": [{"id": 3, "nickname": "bob"}],
+                    "renamed": [{"id": 5, "previous": "Anonymous", "nickname": "carol"}]}}),
+            ),
+            (
+                ServerFrame::Typing(Typing {
+                    id: 7,
+                    nickname: "alice".into(),
+                }),
+                json!({"type": "typing", "payload": {"id": 7, "nickname": "alice"}}),
+            ),
+            (
+                ServerFrame::Error(ErrorPayload::new(ErrorCode::UnknownType, "nope")),
+                json!({"type": "error", "payload": {"code": "unknown_type", "message": "nope"}}),
+            ),
+            (
+                ServerFrame::Error(
+                    ErrorPayload::new(ErrorCode::RateLimited, "slow down").about(Some("c-1")),
+                ),
+                json!({"type": "error", "payload": {"code": "rate_limited",
+                    "message": "slow down", "client_id": "c-1"}}),
+            ),
+        ];
+        for (frame, shape) in cases {
+            assert_eq!(json_of(&frame.encode()), shape);
+            assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
+        }
+    }
+
+    #[test]
+    fn a_presence_reset_carries_everyone() {
+        let frame = ServerFrame::Presence(Presence {
+            online: 1,
+            people: Some(vec![alice()]),
+            ..Presence::default()
+        });
+        assert_eq!(
+            json_of(&frame.encode())["payload"]["people"],
+            json!([{"id": 7, "nickname": "alice"}])
+        );
+        assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
+    }
+
+    #[test]
+    fn text_survives_a_round_trip_untouched() {
+        let frame = ServerFrame::Message(ChatMessage {
+            nickname: "al\"ice".into(),
+            text: "line\nbreak <b> \u{202E} 😀".into(),
+            ..message()
+        });
+        assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
+    }
+
+    #[test]
+    fn every_error_code_serializes_as_its_wire_name() {
+        for &code in ErrorCode::KNOWN {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+            assert_eq!(ErrorCode::from_wire(code.as_str()), code);
+        }
+        assert_eq!(ErrorCode::KNOWN.len(), 9);
+        assert_eq!(ErrorCode::from_wire("from_the_future"), ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn clients_tolerate_newer_servers() {
+        let frame = ServerFrame::decode(
+            r#"{"type":"message","payload":{"id":1,"sent_at":"t","from":2,"nickname":"a","text":"b","room":"x"}}"#,
+        );
+        assert!(matches!(frame, Some(ServerFrame::Message(m)) if m.text == "b"));
+        assert_eq!(
+            ServerFrame::decode(r#"{"type":"reaction","payload":[]}"#),
+            None
+        );
+        assert_eq!(ServerFrame::decode("not json"), None);
+        let frame = ServerFrame::decode(
+            r#"{"type":"error","payload":{"code":"too_spicy","message":"calm down"}}"#,
+        );
+        assert!(matches!(
+            frame,
+            Some(ServerFrame::Error(ErrorPayload {
+                code: ErrorCode::Unknown,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn server_frames_missing_a_field_are_not_understood() {
+        for text in [
+            r#"{"type":"message","payload":{"nickname":"a","text":"b"}}"#,
+            r#"{"type":"message","payload":"hello"}"#,
+            r#"{"type":"ack","payload":{"client_id":"c","id":-1,"sent_at":"t"}}"#,
+            r#"{"type":"welcome","payload":{"id":1,"nickname":"a","online":1}}"#,
+            r#"{"type":"presence","payload":{"online":1,"joined":[{"id":1}],"left":[],"renamed":[]}}"#,
+            r#"{"payload":{}}"#,
+        ] {
+            assert_eq!(ServerFrame::decode(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn broken_json_is_malformed_json() {
+        for text in [
+            "",
+            "{",
+            "not json",
+            r#"{"type":"message","payload":"x"} trailing"#,
+        ] {
+            let err = ClientFrame::decode(text).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::MalformedJson, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn json_without_a_string_type_is_an_invalid_frame() {
+        for text in [
+            "[]",
+            "42",
+            r#""message""#,
+            "{}",
+            r#"{"payload":"x"}"#,
+            r#"{"type":7,"payload":"x"}"#,
+        ] {
+            assert_eq!(
+                ClientFrame::decode(text),
+                Err(FrameError::InvalidFrame),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_named_and_truncated() {
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"shout","payload":"x"}"#),
+            Err(FrameError::UnknownType("shout".into()))
+        );
+        let long = "x".repeat(1_000);
+        let err = ClientFrame::decode(&format!(r#"{{"type":"{long}","payload":1}}"#)).unwrap_err();
+        assert_eq!(err, FrameError::UnknownType("x".repeat(ECHO_MAX_CHARS)));
+    }
+
+    #[test]
+    fn payloads_of_the_wrong_json_type_are_invalid_payloads() {
+        for text in [
+            r#"{"type":"message","payload":42}"#,
+            r#"{"type":"message","payload":null}"#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"message","payload":{"client_id":"c"}}"#,
+            r#"{"type":"message","payload":{"text":"x","client_id":7}}"#,
+            r#"{"type":"nickname","payload":{"name":"alice"}}"#,
+            r#"{"type":"nickname","payload":["alice"]}"#,
+            r#"{"type":"typing","payload":"yes"}"#,
+            r#"{"type":"typing"}"#,
+        ] {
+            assert_eq!(
+                ClientFrame::decode(text).unwrap_err().code(),
+                ErrorCode::InvalidPayload,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_errors_map_to_their_codes() {
+        let payload = ErrorPayload::from(NicknameError::TooLong);
+        assert_eq!(payload.code, ErrorCode::InvalidNickname);
+        assert!(payload.message.contains("32"));
+        assert_eq!(
+            ErrorPayload::from(MessageTextError::Empty).code,
+            ErrorCode::InvalidMessage
+        );
+        assert_eq!(
+            ErrorPayload::from(ClientMessageIdError).code,
+            ErrorCode::InvalidPayload
+        );
+    }
+}
