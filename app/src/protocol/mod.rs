@@ -159,6 +159,8 @@ pub struct Rename {
 pub struct Typing {
     pub id: u64,
     pub nickname: String,
+    /// `false`: they stopped (cleared their draft) without sending.
+    pub active: bool,
 }
 
 /// Why a text frame could not be decoded into a [`ClientFrame`].
@@ -332,6 +334,7 @@ impl ServerFrame {
             "typing" => Self::Typing(Typing {
                 id: p.uint_at("id")?,
                 nickname: p.string_at("nickname")?,
+                active: p.get("active")?.boolean()?,
             }),
             "error" => Self::Error(ErrorPayload {
                 code: ErrorCode::from_wire(&p.string_at("code")?),
@@ -479,8 +482,9 @@ mod tests {
                 ServerFrame::Typing(Typing {
                     id: 7,
                     nickname: "alice".into(),
+                    active: true,
                 }),
-                json!({"type": "typing", "payload": {"id": 7, "nickname": "alice"}}),
+                json!({"type": "typing", "payload": {"id": 7, "nickname": "alice", "active": true}}),
             ),
             (
                 ServerFrame::Error(ErrorPayload::new(ErrorCode::UnknownType, "nope")),
