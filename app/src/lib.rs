@@ -2,9 +2,11 @@
 //!
 //! - [`protocol`]: the JSON frames both sides speak, and their validation.
 //! - [`chat`]: the page's reactive state and what the user can do with it.
+//! - [`backoff`]: when to try connecting again.
 //! - `socket` (browser only): the WebSocket to `/ws`, reconnecting as needed.
 //! - [`components`]: what the user sees, one component per part of the page.
 
+pub mod backoff;
 pub mod chat;
 pub mod components;
 pub mod protocol;
