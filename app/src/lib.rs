@@ -1,9 +1,10 @@
 //! Parley's user interface and the wire protocol it shares with the server.
 //!
 //! - [`protocol`]: the JSON frames both sides speak, and their validation.
-//! - [`chat`]: the page's reactive state and what the user can do with it.
+//! - [`chat`]: the page's state, and the only code that changes it.
 //! - [`backoff`]: when to try connecting again.
-//! - `socket` (browser only): the WebSocket to `/ws`, reconnecting as needed.
+//! - `socket` (browser only): the WebSocket to `/ws`, and the clock, timers
+//!   and random ids the chat needs.
 //! - [`components`]: what the user sees, one component per part of the page.
 
 pub mod backoff;
@@ -15,9 +16,8 @@ mod socket;
 
 use leptos::prelude::*;
 
-use crate::{
-    chat::Chat,
-    components::{Composer, ConnectionIndicator, MessageList, NicknameForm, Notice},
+use crate::components::{
+    Composer, ConnectionIndicator, MessageList, NicknameForm, Notice, OnlineList, TypingIndicator,
 };
 
 /// The HTML document the server renders around [`App`].
@@ -44,20 +44,29 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The chat page. `data-connection` on `<main>` mirrors the connection
-/// indicator; it can only become `online` once the page is hydrated and its
-/// socket is open, which makes it the signal that the page is ready to use.
+/// indicator; it can only become `online` once the page is hydrated and the
+/// server has welcomed its socket, which makes it the signal that the page
+/// is ready to use.
 #[component]
 pub fn App() -> impl IntoView {
-    let chat = Chat::connect();
+    #[cfg(feature = "hydrate")]
+    let chat = socket::connect();
+    // The server renders the page as it looks before connecting.
+    #[cfg(not(feature = "hydrate"))]
+    let chat = chat::Chat::new(None);
     view! {
-        <main class="chat" data-connection=move || chat.status.get().as_str()>
+        <main class="chat" data-connection=move || chat.status().get().as_str()>
             <header class="chat-header">
                 <h1>"Parley"</h1>
-                <ConnectionIndicator status=chat.status/>
+                <ConnectionIndicator status=chat.status()/>
             </header>
             <NicknameForm chat/>
-            <MessageList messages=chat.messages/>
-            <Notice notice=chat.notice/>
+            <div class="room">
+                <MessageList chat/>
+                <OnlineList chat/>
+            </div>
+            <TypingIndicator chat/>
+            <Notice notice=chat.notice()/>
             <Composer chat/>
         </main>
     }

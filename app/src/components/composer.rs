@@ -1,9 +1,6 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 
-use crate::{
-    chat::Chat,
-    protocol::{MessageText, MessageTextError},
-};
+use crate::chat::Chat;
 
 /// The message box: Enter sends, the box then clears; blank text is ignored.
 /// Sending waits for a live connection rather than pretending to send.
@@ -12,16 +9,8 @@ pub fn Composer(chat: Chat) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        if !chat.is_online() {
-            return;
-        }
-        match MessageText::parse(&draft.get_untracked()) {
-            Ok(text) => {
-                chat.send_message(text);
-                draft.set(String::new());
-            }
-            Err(MessageTextError::Empty) => {}
-            Err(err) => chat.notice.set(Some(err.to_string())),
+        if chat.send(&draft.get_untracked()) {
+            draft.set(String::new());
         }
     };
     view! {
@@ -33,6 +22,7 @@ pub fn Composer(chat: Chat) -> impl IntoView {
                 autocomplete="off"
                 placeholder="Write a message and press Enter"
                 bind:value=draft
+                on:input=move |ev| chat.typing(&event_target_value(&ev))
             />
             <button type="submit" disabled=move || !chat.is_online()>
                 "Send"

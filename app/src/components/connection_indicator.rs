@@ -5,7 +5,7 @@ use crate::chat::ConnectionStatus;
 /// "Connecting…", "Online" or "Offline", in words; the dot's colour only
 /// repeats what the words say.
 #[component]
-pub fn ConnectionIndicator(status: RwSignal<ConnectionStatus>) -> impl IntoView {
+pub fn ConnectionIndicator(status: ReadSignal<ConnectionStatus>) -> impl IntoView {
     view! {
         <p class="connection" role="status" data-state=move || status.get().as_str()>
             <span class="connection-dot" aria-hidden="true"></span>

@@ -1,13 +1,18 @@
-//! What the user sees, one component per part of the page.
+//! What the user sees, one component per part of the page. Components only
+//! read the chat's state and call its methods; they never change it directly.
 
 mod composer;
 mod connection_indicator;
 mod message_list;
 mod nickname_form;
 mod notice;
+mod online_list;
+mod typing_indicator;
 
 pub use composer::Composer;
 pub use connection_indicator::ConnectionIndicator;
 pub use message_list::MessageList;
 pub use nickname_form::NicknameForm;
 pub use notice::Notice;
+pub use online_list::OnlineList;
+pub use typing_indicator::TypingIndicator;

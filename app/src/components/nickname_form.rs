@@ -1,6 +1,6 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 
-use crate::{chat::Chat, protocol::Nickname};
+use crate::chat::Chat;
 
 /// Shows the current nickname and lets the user pick another.
 #[component]
@@ -8,12 +8,8 @@ pub fn NicknameForm(chat: Chat) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        match Nickname::parse(&draft.get_untracked()) {
-            Ok(nickname) => {
-                chat.set_nickname(nickname);
-                draft.set(String::new());
-            }
-            Err(err) => chat.notice.set(Some(err.to_string())),
+        if chat.set_nickname(&draft.get_untracked()) {
+            draft.set(String::new());
         }
     };
     view! {
@@ -21,7 +17,7 @@ pub fn NicknameForm(chat: Chat) -> impl IntoView {
             <p class="current-nickname">
                 "You are "
                 <strong data-testid="current-nickname">
-                    {move || chat.nickname.get().to_string()}
+                    <bdi>{move || chat.nickname().get().to_string()}</bdi>
                 </strong>
             </p>
             <label for="nickname-input">"Nickname"</label>

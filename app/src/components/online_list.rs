@@ -1,0 +1,39 @@
+use leptos::prelude::*;
+
+use crate::chat::Chat;
+
+/// Who is here: "N online", everyone the page knows of (this page's own
+/// entry marked "(you)"), and "and M more" when the server did not list
+/// everyone.
+#[component]
+pub fn OnlineList(chat: Chat) -> impl IntoView {
+    let unlisted = move || {
+        let listed = chat.people().with(Vec::len) as u64;
+        chat.online().get().saturating_sub(listed)
+    };
+    view! {
+        <section class="online" aria-label="Online">
+            <h2 data-testid="online-count">{move || format!("{} online", chat.online().get())}</h2>
+            <ul>
+                <For
+                    each=move || chat.people().get()
+                    key=|person| (person.id, person.nickname.clone())
+                    children=move |person| {
+                        let you = move || chat.me().get() == Some(person.id);
+                        view! {
+                            <li class:you=you>
+                                <bdi>{person.nickname}</bdi>
+                                <Show when=you>
+                                    <span class="you">" (you)"</span>
+                                </Show>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+            <Show when=move || { unlisted() > 0 }>
+                <p class="more">{move || format!("and {} more", unlisted())}</p>
+            </Show>
+        </section>
+    }
+}

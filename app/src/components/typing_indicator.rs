@@ -1,0 +1,13 @@
+use leptos::prelude::*;
+
+use crate::chat::{typing_label, Chat};
+
+/// "alice is typing…", announced politely; empty when nobody is.
+#[component]
+pub fn TypingIndicator(chat: Chat) -> impl IntoView {
+    view! {
+        <p class="typing" aria-live="polite" data-testid="typing">
+            {move || chat.typists().with(|typists| typing_label(typists))}
+        </p>
+    }
+}
