@@ -32,8 +32,37 @@ export class Person {
     await expect(this.page.locator('main[data-connection="online"]')).toBeVisible();
   }
 
+  /** Chat messages (not system lines), own and others'. */
   get messages() {
-    return this.page.getByRole('list', { name: 'Messages' }).getByRole('listitem');
+    return this.page.getByRole('list', { name: 'Messages' }).locator('li.message');
+  }
+
+  /** What each message says, `nickname: text`, without its time or state. */
+  get said() {
+    return this.messages.locator('.says');
+  }
+
+  /** Joins, leaves and renames. */
+  get systemLines() {
+    return this.page.getByRole('list', { name: 'Messages' }).locator('li.system');
+  }
+
+  get online() {
+    return this.page.getByRole('region', { name: 'Online' });
+  }
+
+  get onlinePeople() {
+    return this.online.getByRole('listitem');
+  }
+
+  get typing() {
+    return this.page.getByTestId('typing');
+  }
+
+  /** Drops expected errors (matching `pattern`) from those `leave` checks. */
+  forgive(pattern: RegExp) {
+    const kept = this.errors.filter((error) => !pattern.test(error));
+    this.errors.splice(0, this.errors.length, ...kept);
   }
 
   get status() {
