@@ -173,3 +173,38 @@ test('others see who is typing until they send, stop or clear their draft', asyn
   await b.leave();
   await c.leave();
 });
+
+test('a message the server refuses is marked failed and sent again with Retry', async ({
+  browser,
+}) => {
+  const a = await Person.join(browser);
+  const b = await Person.join(browser);
+
+  // Forty messages in one go, far beyond the burst the server accepts:
+  // the rest are refused as too fast.
+  await a.page.evaluate(() => {
+    const input = document.querySelector<HTMLInputElement>('#message-input')!;
+    for (let i = 0; i < 40; i++) {
+      input.value = `burst ${i}`;
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+      input.form!.requestSubmit();
+    }
+  });
+  const failed = a.messages.and(a.page.locator('[data-state="failed"]'));
+  await expect(failed.first()).toBeVisible();
+  const text = await failed.first().locator('.text').textContent();
+  const own = a.messages.filter({ has: a.page.locator('.text', { hasText: new RegExp(`^${text}$`) }) });
+
+  // Retry until the server has room again; each retry reuses the id.
+  await expect(async () => {
+    if ((await own.getAttribute('data-state')) === 'failed') {
+      await own.getByRole('button', { name: 'Retry' }).click();
+    }
+    await expect(own).toHaveAttribute('data-state', 'sent', { timeout: 1_000 });
+  }).toPass();
+
+  const relayed = b.said.filter({ hasText: new RegExp(`^Anonymous: ${text}$`) });
+  await expect(relayed).toHaveCount(1);
+  await a.leave();
+  await b.leave();
+});
