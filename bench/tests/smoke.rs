@@ -10,8 +10,21 @@ use parley_bench::{
     config::Cli,
     report::{FanoutReport, IdleReport, Report, StormReport},
 };
-use server::{config::ConnectionConfig, AppState};
+use server::{
+    config::{ChatConfig, ConnectionConfig},
+    AppState,
+};
 use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Chat settings as `compare` gives Parley: a load test sends far faster
+/// than the per-person rate limit allows.
+fn bench_chat() -> ChatConfig {
+    ChatConfig {
+        rate_limit_burst: 1_000_000,
+        rate_limit_per_sec: 1_000_000,
+        ..ChatConfig::default()
+    }
+}
 
 /// A Parley server started the way its own integration tests start it.
 struct TestServer {
@@ -32,7 +45,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(
             listener,
-            AppState::new(options, ConnectionConfig::default()),
+            AppState::new(options, ConnectionConfig::default(), bench_chat()),
             async {
                 let _ = stopped.await;
             },

@@ -1,60 +1,70 @@
-//! The hub: who is connected, and fan-out of frames to them.
+//! The hub: who is connected, and who gets what.
 //!
-//! A broadcast is framed once by the caller and queued for every recipient's
-//! [`Peer`] as the same shared bytes; flusher threads on tokio's blocking
-//! pool, at most one per CPU, write the queues out (see
-//! [`Hub::broadcast_except`]). Flushers run on the blocking pool because
-//! writing to a room is several milliseconds of system calls: done on the
-//! async workers, it would hold up every other client's input. The hub
-//! keeps an immutable snapshot of its members for broadcasts to walk without
-//! holding any lock, so a broadcast never blocks a client joining or leaving,
-//! nor another broadcast. The snapshot is rebuilt lazily, at most once per
-//! broadcast, and only after the membership changed.
+//! It is the chat's one room (rooms come later): a registry of connected
+//! clients' writers, the [roster](crate::presence) of who is online under
+//! which nickname, and the sequencer that numbers messages. A message is
+//! framed once and queued for every recipient as the same shared bytes;
+//! the [flusher pool](crate::flush) writes the queues out. Broadcasts walk
+//! an immutable snapshot of the members, rebuilt lazily at most once per
+//! broadcast after the membership changed, so they never block a client
+//! joining or leaving.
+//!
+//! Presence is announced in coalesced diffs: a change schedules one
+//! announcement a short interval later, which carries every change made
+//! meanwhile.
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, Weak,
     },
+    time::{Duration, SystemTime},
 };
 
+use app::protocol::{
+    Ack, ChatMessage, ClientMessageId, MessageText, Nickname, ServerFrame, Typing, Welcome,
+};
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
-use crate::peer::{Peer, Push};
+use crate::{
+    client_id::ClientId,
+    flush::{FlushPool, Recipients},
+    lock,
+    metrics::Metrics,
+    presence::{NicknameTaken, Roster},
+    session::Room,
+    writer::{ClientWriter, Push},
+    ws::frame,
+};
 
-/// Identifies one connection for its whole life; never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientId(u64);
-
-#[cfg(test)]
-impl ClientId {
-    pub(crate) fn for_tests(id: u64) -> Self {
-        Self(id)
-    }
-}
-
-impl std::fmt::Display for ClientId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-type Snapshot = Arc<[Arc<Peer>]>;
+/// How many recent `client_id`s are remembered, so a message resent after a
+/// lost ack is acked again instead of relayed twice.
+const REMEMBERED_CLIENT_IDS: usize = 4096;
 
 #[derive(Debug)]
 pub struct Hub {
-    members: Mutex<HashMap<ClientId, Arc<Peer>>>,
+    me: Weak<Hub>,
+    members: Mutex<HashMap<ClientId, Arc<ClientWriter>>>,
     /// The members as broadcasts see them; `None` after a change.
-    snapshot: Mutex<Option<Snapshot>>,
-    next_id: AtomicU64,
-    queue_capacity: usize,
-    /// Broadcasts queued for writing, oldest first.
-    flushes: Mutex<VecDeque<Arc<Flush>>>,
-    /// Flusher threads running, and how many may.
-    flushers: AtomicUsize,
-    max_flushers: usize,
+    snapshot: Mutex<Option<Recipients>>,
+    roster: Mutex<Roster>,
+    /// Held while a message is numbered and queued for everyone, so every
+    /// client receives messages in id order.
+    sequencer: Mutex<Sequencer>,
+    flush: Arc<FlushPool>,
+    presence_interval: Duration,
+    /// A presence announcement is scheduled.
+    presence_due: AtomicBool,
+    metrics: Metrics,
+}
+
+#[derive(Debug)]
+struct Sequencer {
+    next_id: u64,
+    /// Recent `client_id`s and the ack each got, oldest first.
+    recent: HashMap<ClientMessageId, Ack>,
+    order: VecDeque<ClientMessageId>,
 }
 
 /// What became of one broadcast.
@@ -67,131 +77,25 @@ pub struct Fanout {
 }
 
 impl Hub {
-    /// `queue_capacity` (at least 1) is how many frames may wait for a client
-    /// whose socket is full.
-    pub fn new(queue_capacity: usize) -> Arc<Self> {
-        assert!(queue_capacity > 0, "a client queue needs room for a frame");
-        Arc::new(Self {
+    /// `list_limit`: the largest room whose members are listed by name in
+    /// presence; `presence_interval`: how long changes gather before they
+    /// are announced.
+    pub fn new(list_limit: usize, presence_interval: Duration, metrics: Metrics) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             members: Mutex::default(),
             snapshot: Mutex::default(),
-            next_id: AtomicU64::new(1),
-            queue_capacity,
-            flushes: Mutex::default(),
-            flushers: AtomicUsize::new(0),
-            max_flushers: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
+            roster: Mutex::new(Roster::new(list_limit)),
+            sequencer: Mutex::new(Sequencer {
+                next_id: 1,
+                recent: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+            flush: FlushPool::new(),
+            presence_interval,
+            presence_due: AtomicBool::new(false),
+            metrics,
         })
-    }
-
-    /// Registers a new client on `socket`. It stays in the hub until the
-    /// returned [`Membership`] is dropped, however its connection ends.
-    pub fn join(self: &Arc<Self>, socket: TcpStream) -> Membership {
-        let id = ClientId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let peer = Arc::new(Peer::new(id, socket, self.queue_capacity));
-        lock(&self.members).insert(id, Arc::clone(&peer));
-        *lock(&self.snapshot) = None;
-        Membership {
-            peer,
-            hub: Arc::clone(self),
-        }
-    }
-
-    /// Sends `frame`, a whole WebSocket frame, to every client except `from`.
-    ///
-    /// The frame is queued for everyone here, which is cheap; the writing is
-    /// handed to the hub's flusher threads, and the caller does not wait for
-    /// it. While the flushers are busy, later broadcasts queue behind frames
-    /// not yet written, and each write then carries several frames: the cost
-    /// per frame falls as load rises, and the workers that read clients'
-    /// input are never held up by writing. Each client's queue is in order,
-    /// so one sender's messages never overtake each other.
-    pub fn broadcast_except(self: &Arc<Self>, from: ClientId, frame: &Bytes) -> Fanout {
-        let members = self.snapshot();
-        let len = members.len();
-        // Broadcasts from different senders start at different places, so
-        // two of them don't queue for the same peers' locks in step.
-        let start = usize::try_from(from.0).unwrap_or_default() % len.max(1);
-        let mut fanout = Fanout::default();
-        let mut to_flush = Vec::new();
-        for index in (start..len).chain(0..start) {
-            let peer = &members[index];
-            if peer.id() == from {
-                continue;
-            }
-            match peer.push(frame) {
-                Push::First => {
-                    to_flush.push(index);
-                    fanout.queued += 1;
-                }
-                Push::Behind => fanout.queued += 1,
-                Push::Evicted => {
-                    tracing::warn!(client = %peer.id(), "client too slow, disconnecting it");
-                    fanout.evicted += 1;
-                }
-                Push::Dropped => {}
-            }
-        }
-        if !to_flush.is_empty() {
-            let chunks = to_flush.len().div_ceil(CHUNK);
-            lock(&self.flushes).push_back(Arc::new(Flush {
-                members,
-                to_flush,
-                next_chunk: AtomicUsize::new(0),
-            }));
-            // One flusher per broadcast keeps the others free for the next
-            // ones; a huge room gets every flusher at once.
-            let wanted = if chunks >= SHARED_FLUSH_CHUNKS {
-                self.max_flushers
-            } else {
-                1
-            };
-            for _ in 0..wanted {
-                self.start_flusher();
-            }
-        }
-        fanout
-    }
-
-    /// Starts one more flusher thread if fewer than one per CPU run.
-    fn start_flusher(self: &Arc<Self>) {
-        if self.claim_flusher() {
-            let hub = Arc::clone(self);
-            tokio::task::spawn_blocking(move || hub.flush_until_idle());
-        }
-    }
-
-    /// Counts one more running flusher, unless there are enough already.
-    fn claim_flusher(&self) -> bool {
-        self.flushers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
-                (running < self.max_flushers).then_some(running + 1)
-            })
-            .is_ok()
-    }
-
-    /// A flusher thread: writes queued broadcasts, oldest first, sharing
-    /// each with the other flushers chunk by chunk, until none are left.
-    fn flush_until_idle(self: Arc<Self>) {
-        loop {
-            let job = lock(&self.flushes).front().cloned();
-            if let Some(job) = job {
-                if !job.run_chunk() {
-                    let mut flushes = lock(&self.flushes);
-                    if flushes
-                        .front()
-                        .is_some_and(|front| Arc::ptr_eq(front, &job))
-                    {
-                        flushes.pop_front();
-                    }
-                }
-                continue;
-            }
-            self.flushers.fetch_sub(1, Ordering::AcqRel);
-            // A broadcast queued after the look above, while this thread
-            // still counted as running, started no flusher: take it on.
-            if lock(&self.flushes).is_empty() || !self.claim_flusher() {
-                return;
-            }
-        }
     }
 
     /// Number of connected clients.
@@ -203,127 +107,236 @@ impl Hub {
         self.len() == 0
     }
 
-    fn leave(&self, id: ClientId) {
-        lock(&self.members).remove(&id);
-        // Dropping the old snapshot here, not at the next broadcast, lets a
-        // departed client's socket close now.
-        let stale = lock(&self.snapshot).take();
-        drop(stale);
+    /// Whether this client is connected.
+    pub fn contains(&self, id: ClientId) -> bool {
+        lock(&self.members).contains_key(&id)
     }
 
-    fn snapshot(&self) -> Snapshot {
+    /// Sends `frame`, a whole WebSocket frame, to every client except `from`.
+    ///
+    /// The frame is queued for everyone here, which is cheap; the writing is
+    /// handed to the flusher pool, and the caller does not wait for it. Each
+    /// client's queue is in order, so one sender's messages never overtake
+    /// each other.
+    pub fn broadcast_except(&self, from: Option<ClientId>, frame: &Bytes) -> Fanout {
+        let members = self.snapshot();
+        let len = members.len();
+        // Broadcasts from different senders start at different places, so
+        // two of them don't queue for the same clients' locks in step.
+        let start = from.map_or(0, |from| from.get() as usize % len.max(1));
+        let mut fanout = Fanout::default();
+        let mut to_flush = Vec::new();
+        for index in (start..len).chain(0..start) {
+            let writer = &members[index];
+            if Some(writer.id()) == from {
+                continue;
+            }
+            match writer.push(frame) {
+                Push::First => {
+                    to_flush.push(index);
+                    fanout.queued += 1;
+                }
+                Push::Behind => fanout.queued += 1,
+                Push::Evicted => {
+                    tracing::warn!(client = %writer.id(), "client too slow, disconnecting it");
+                    fanout.evicted += 1;
+                }
+                Push::Dropped => {}
+            }
+        }
+        self.flush.submit(members, to_flush);
+        self.metrics.frames_out(fanout.queued);
+        fanout
+    }
+
+    /// Sends one frame to one client, if it is still here.
+    fn send_to(&self, id: ClientId, frame: &ServerFrame) {
+        let writer = lock(&self.members).get(&id).cloned();
+        if let Some(writer) = writer {
+            writer.send(&frame::text(&frame.encode()));
+            self.metrics.frames_out(1);
+        }
+    }
+
+    fn snapshot(&self) -> Recipients {
         let mut snapshot = lock(&self.snapshot);
         if let Some(members) = &*snapshot {
             return Arc::clone(members);
         }
-        let members: Snapshot = lock(&self.members).values().cloned().collect();
+        let members: Recipients = lock(&self.members).values().cloned().collect();
         *snapshot = Some(Arc::clone(&members));
         members
     }
-}
 
-/// Sockets a broadcast task claims at a time: small enough to share the
-/// work out evenly, big enough that claiming costs nothing next to writing.
-const CHUNK: usize = 64;
-
-/// Broadcasts to this many chunks or more (2,048 sockets) start every
-/// flusher at once.
-const SHARED_FLUSH_CHUNKS: usize = 32;
-
-/// The sockets one broadcast has to write to: those whose queue it found
-/// empty. Shared by the tasks writing them.
-#[derive(Debug)]
-struct Flush {
-    members: Snapshot,
-    /// Indices into `members`.
-    to_flush: Vec<usize>,
-    next_chunk: AtomicUsize,
-}
-
-impl Flush {
-    /// Claims chunks of sockets and writes to them until none are left.
-    fn run(&self) {
-        while self.run_chunk() {}
-    }
-
-    /// Claims a chunk of sockets and writes to them; `false` if none was left.
-    fn run_chunk(&self) -> bool {
-        let first = self.next_chunk.fetch_add(1, Ordering::Relaxed) * CHUNK;
-        let Some(chunk) = self.to_flush.get(first..) else {
-            return false;
-        };
-        for &index in chunk.iter().take(CHUNK) {
-            self.members[index].flush();
+    /// Announces presence changes one interval from now, unless that is
+    /// already planned: the announcement will carry this change too.
+    fn presence_changed(&self) {
+        if self.presence_due.swap(true, Ordering::AcqRel) {
+            return;
         }
-        true
+        let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            tokio::time::sleep(hub.presence_interval).await;
+            hub.announce_presence();
+        });
+    }
+
+    /// Sends everyone what changed since the last announcement.
+    pub fn announce_presence(&self) {
+        self.presence_due.store(false, Ordering::Release);
+        let diff = lock(&self.roster).take_diff();
+        if let Some(diff) = diff {
+            self.broadcast_except(None, &frame::text(&ServerFrame::Presence(diff).encode()));
+        }
     }
 }
 
-impl Drop for Flush {
-    /// Frames queued first are written by this broadcast or by no one: if
-    /// the broadcasting task is dropped mid-way, finish here.
-    fn drop(&mut self) {
-        self.run();
+impl Room for Hub {
+    type Endpoint = Arc<ClientWriter>;
+
+    fn join(&self, id: ClientId, writer: Arc<ClientWriter>) {
+        {
+            let mut roster = lock(&self.roster);
+            roster.join(id);
+            let welcome = ServerFrame::Welcome(Welcome {
+                id: id.get(),
+                nickname: Nickname::default().to_string(),
+                online: roster.len() as u64,
+                people: roster.listing(),
+            });
+            // Written before the client is a member: nothing can precede it.
+            writer.send(&frame::text(&welcome.encode()));
+            self.metrics.frames_out(1);
+            lock(&self.members).insert(id, writer);
+            *lock(&self.snapshot) = None;
+        }
+        self.presence_changed();
+    }
+
+    fn leave(&self, id: ClientId) {
+        if lock(&self.members).remove(&id).is_none() {
+            return;
+        }
+        // Dropping the old snapshot here, not at the next broadcast, lets a
+        // departed client's socket close now.
+        let stale = lock(&self.snapshot).take();
+        drop(stale);
+        lock(&self.roster).leave(id);
+        self.presence_changed();
+    }
+
+    fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken> {
+        lock(&self.roster).rename(id, nickname)?;
+        self.presence_changed();
+        Ok(())
+    }
+
+    fn post(
+        &self,
+        from: ClientId,
+        nickname: &Nickname,
+        text: MessageText,
+        client_id: Option<ClientMessageId>,
+    ) {
+        let mut sequencer = lock(&self.sequencer);
+        if let Some(ack) = client_id.as_ref().and_then(|id| sequencer.recent.get(id)) {
+            let again = ServerFrame::Ack(ack.clone());
+            drop(sequencer);
+            self.send_to(from, &again);
+            return;
+        }
+        let id = sequencer.next_id;
+        sequencer.next_id += 1;
+        let sent_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let message = ServerFrame::Message(ChatMessage {
+            id,
+            sent_at: sent_at.clone(),
+            from: from.get(),
+            nickname: nickname.to_string(),
+            text: text.into_string(),
+        });
+        self.broadcast_except(Some(from), &frame::text(&message.encode()));
+        self.metrics.message_relayed();
+        let Some(client_id) = client_id else {
+            return;
+        };
+        let ack = Ack {
+            client_id: client_id.to_string(),
+            id,
+            sent_at,
+        };
+        sequencer.remember(client_id, ack.clone());
+        drop(sequencer);
+        self.send_to(from, &ServerFrame::Ack(ack));
+    }
+
+    fn typing(&self, from: ClientId, nickname: &Nickname, active: bool) {
+        let typing = ServerFrame::Typing(Typing {
+            id: from.get(),
+            nickname: nickname.to_string(),
+            active,
+        });
+        self.broadcast_except(Some(from), &frame::text(&typing.encode()));
     }
 }
 
-/// A client's place in the hub; leaving is tied to drop so that no exit path
-/// of a connection (close, error, panic, shutdown) can leak an entry.
-#[derive(Debug)]
-pub struct Membership {
-    peer: Arc<Peer>,
-    hub: Arc<Hub>,
-}
-
-impl Membership {
-    pub fn id(&self) -> ClientId {
-        self.peer.id()
+impl Sequencer {
+    fn remember(&mut self, client_id: ClientMessageId, ack: Ack) {
+        if self.order.len() == REMEMBERED_CLIENT_IDS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.recent.remove(&oldest);
+            }
+        }
+        self.order.push_back(client_id.clone());
+        self.recent.insert(client_id, ack);
     }
-
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
-    }
-
-    /// This client's socket.
-    pub fn peer(&self) -> &Arc<Peer> {
-        &self.peer
-    }
-
-    /// Leaves the hub before the membership is dropped: a client whose
-    /// connection is closing gets no more broadcasts. Dropping it later is
-    /// harmless.
-    pub fn leave(&self) {
-        self.hub.leave(self.peer.id());
-    }
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        self.hub.leave(self.peer.id());
-    }
-}
-
-/// The hub's maps are only touched by short, non-blocking sections, so a
-/// poisoned lock still holds consistent data: keep serving rather than panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use tokio::io::AsyncReadExt;
+    use serde_json::Value;
+    use tokio::{io::AsyncReadExt, net::TcpStream};
 
     use super::*;
-    use crate::peer::tests::socket_pair;
+    use crate::{flush::CHUNK, flush::SHARED_FLUSH_CHUNKS, writer::tests::socket_pair};
 
-    /// A member of `hub` and the client end of its connection.
-    async fn join(hub: &Arc<Hub>) -> (Membership, TcpStream) {
-        let (server, client) = socket_pair().await;
-        (hub.join(server), client)
+    const BUDGET: usize = 1 << 20;
+
+    /// A hub that announces presence only when a test says so.
+    fn hub() -> Arc<Hub> {
+        Hub::new(100, Duration::from_secs(3600), Metrics::default())
+    }
+
+    /// A client of `hub`, past its welcome: its id and its end of the socket.
+    async fn join(hub: &Arc<Hub>) -> (ClientId, TcpStream) {
+        let (server, mut client) = socket_pair().await;
+        let id = ClientId::next();
+        hub.join(id, Arc::new(ClientWriter::new(id, server, BUDGET)));
+        assert_eq!(next_frame(&mut client).await["type"], "welcome");
+        (id, client)
+    }
+
+    /// The next server frame's JSON (frames of up to 64 KiB).
+    async fn next_frame(client: &mut TcpStream) -> Value {
+        let read = async {
+            let mut header = [0; 2];
+            client.read_exact(&mut header).await.unwrap();
+            let len = match header[1] {
+                126 => usize::from(client.read_u16().await.unwrap()),
+                len => usize::from(len),
+            };
+            let mut payload = vec![0; len];
+            client.read_exact(&mut payload).await.unwrap();
+            serde_json::from_slice(&payload).unwrap()
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("a frame in time")
     }
 
     async fn receives(client: &mut TcpStream, expected: &[u8]) {
@@ -335,95 +348,183 @@ mod tests {
         assert_eq!(received, expected);
     }
 
-    fn has_nothing(client: &TcpStream) -> bool {
-        let mut buf = [0; 1];
-        matches!(client.try_read(&mut buf), Err(err) if err.kind() == std::io::ErrorKind::WouldBlock)
+    fn say(hub: &Hub, from: ClientId, text: &str, client_id: Option<&str>) {
+        hub.post(
+            from,
+            &Nickname::default(),
+            MessageText::parse(text).unwrap(),
+            client_id.map(|id| ClientMessageId::parse(id).unwrap()),
+        );
     }
 
     #[tokio::test]
-    async fn a_broadcast_reaches_everyone_but_the_sender() {
-        let hub = Hub::new(4);
-        let (alice, alice_client) = join(&hub).await;
+    async fn a_message_reaches_everyone_but_its_sender_who_gets_an_ack() {
+        let hub = hub();
+        let (alice, mut alice_client) = join(&hub).await;
         let (_bob, mut bob_client) = join(&hub).await;
         let (_carol, mut carol_client) = join(&hub).await;
+        hub.announce_presence();
+        for client in [&mut alice_client, &mut bob_client, &mut carol_client] {
+            assert_eq!(next_frame(client).await["type"], "presence");
+        }
 
-        let fanout = hub.broadcast_except(alice.id(), &Bytes::from_static(b"hi"));
+        say(&hub, alice, "hi", Some("c1"));
+        for client in [&mut bob_client, &mut carol_client] {
+            let frame = next_frame(client).await;
+            assert_eq!(frame["payload"]["text"], "hi");
+            assert_eq!(frame["payload"]["from"], alice.get());
+        }
+        // The ack is alice's first frame: no copy of her message came before.
+        let ack = next_frame(&mut alice_client).await;
+        assert_eq!(ack["type"], "ack");
+        assert_eq!(ack["payload"]["client_id"], "c1");
+    }
 
-        assert_eq!(fanout.queued, 2);
-        receives(&mut bob_client, b"hi").await;
-        receives(&mut carol_client, b"hi").await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(has_nothing(&alice_client));
+    #[tokio::test]
+    async fn a_resent_client_id_is_acked_again_and_not_relayed() {
+        let hub = hub();
+        let (alice, mut alice_client) = join(&hub).await;
+        let (_bob, mut bob_client) = join(&hub).await;
+        say(&hub, alice, "once", Some("c1"));
+        say(&hub, alice, "once", Some("c1"));
+        say(&hub, alice, "after", None);
+        let first = next_frame(&mut alice_client).await;
+        let again = next_frame(&mut alice_client).await;
+        assert_eq!(first["type"], "ack");
+        assert_eq!(first, again, "the same id and time");
+
+        let mut texts = Vec::new();
+        while texts.last().map(String::as_str) != Some("after") {
+            let frame = next_frame(&mut bob_client).await;
+            if frame["type"] == "message" {
+                texts.push(frame["payload"]["text"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(texts, ["once", "after"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_room_bigger_than_a_chunk_gets_every_frame_once_and_in_order() {
-        let hub = Hub::new(16);
-        let (sender, _sender_client) = join(&hub).await;
-        let mut clients = Vec::new();
-        let mut members = Vec::new();
-        for _ in 0..3 * CHUNK {
-            let (member, client) = join(&hub).await;
-            members.push(member);
-            clients.push(client);
+    async fn concurrent_senders_reach_a_room_bigger_than_a_chunk_in_one_id_order() {
+        let hub = hub();
+        let mut senders = Vec::new();
+        for _ in 0..4 {
+            senders.push(join(&hub).await);
         }
-        // Broadcasts in quick succession, so later ones queue behind frames
-        // the flushers have not written yet.
-        let mut expected = Vec::new();
-        for i in 0..12 {
-            let text = format!("<{i}>");
-            expected.extend_from_slice(text.as_bytes());
-            let fanout = hub.broadcast_except(sender.id(), &Bytes::from(text));
-            assert_eq!(fanout.queued, 3 * CHUNK);
+        let mut clients = Vec::new();
+        for _ in 0..3 * CHUNK {
+            clients.push(join(&hub).await.1);
+        }
+        let tasks: Vec<_> = senders
+            .iter()
+            .map(|&(id, _)| {
+                let hub = Arc::clone(&hub);
+                tokio::task::spawn_blocking(move || {
+                    for i in 0..25 {
+                        say(&hub, id, &format!("{id}/{i}"), None);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
         }
         for client in &mut clients {
-            receives(client, &expected).await;
+            let mut ids = Vec::new();
+            let mut per_sender: HashMap<u64, Vec<u64>> = HashMap::new();
+            while ids.len() < 100 {
+                let frame = next_frame(client).await;
+                if frame["type"] != "message" {
+                    continue;
+                }
+                let payload = &frame["payload"];
+                ids.push(payload["id"].as_u64().unwrap());
+                let text = payload["text"].as_str().unwrap();
+                let seq: u64 = text.rsplit('/').next().unwrap().parse().unwrap();
+                per_sender
+                    .entry(payload["from"].as_u64().unwrap())
+                    .or_default()
+                    .push(seq);
+            }
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in order: {ids:?}");
+            for seqs in per_sender.values() {
+                assert_eq!(*seqs, (0..25).collect::<Vec<_>>());
+            }
         }
     }
 
     #[tokio::test]
     async fn a_huge_room_is_written_by_every_flusher_and_reaches_everyone() {
-        let hub = Hub::new(4);
+        let hub = Hub::new(0, Duration::from_secs(3600), Metrics::default());
         let (sender, _sender_client) = join(&hub).await;
         let mut clients = Vec::new();
-        let mut members = Vec::new();
         for _ in 0..SHARED_FLUSH_CHUNKS * CHUNK {
-            let (member, client) = join(&hub).await;
-            members.push(member);
-            clients.push(client);
+            clients.push(join(&hub).await.1);
         }
-        hub.broadcast_except(sender.id(), &Bytes::from_static(b"all"));
+        hub.broadcast_except(Some(sender), &Bytes::from_static(b"all"));
         for client in &mut clients {
             receives(client, b"all").await;
         }
     }
 
     #[tokio::test]
+    async fn presence_changes_between_announcements_are_coalesced() {
+        let hub = hub();
+        let (watcher, mut watcher_client) = join(&hub).await;
+        hub.announce_presence();
+        let first = next_frame(&mut watcher_client).await;
+        assert_eq!(first["payload"]["joined"][0]["id"], watcher.get());
+
+        let (bob, _bob_client) = join(&hub).await;
+        let (carol, carol_client) = join(&hub).await;
+        hub.rename(bob, Nickname::parse("bob").unwrap()).unwrap();
+        hub.leave(carol);
+        drop(carol_client);
+        hub.announce_presence();
+        let diff = next_frame(&mut watcher_client).await;
+        assert_eq!(diff["type"], "presence");
+        assert_eq!(diff["payload"]["online"], 2);
+        assert_eq!(
+            diff["payload"]["joined"],
+            serde_json::json!([{"id": bob.get(), "nickname": "bob"}]),
+            "one join under the final name; carol came and went unseen"
+        );
+        assert_eq!(diff["payload"]["left"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_change_is_announced_by_itself_after_the_interval() {
+        let hub = Hub::new(100, Duration::from_millis(20), Metrics::default());
+        let (alice, mut alice_client) = join(&hub).await;
+        let diff = next_frame(&mut alice_client).await;
+        assert_eq!(diff["type"], "presence");
+        assert_eq!(diff["payload"]["joined"][0]["id"], alice.get());
+    }
+
+    #[tokio::test]
     async fn leaving_the_hub_is_seen_by_the_next_broadcast() {
-        let hub = Hub::new(4);
+        let hub = hub();
         let (alice, _alice_client) = join(&hub).await;
         let (bob, _bob_client) = join(&hub).await;
         let frame = Bytes::from_static(b"x");
-        assert_eq!(hub.broadcast_except(alice.id(), &frame).queued, 1);
-        drop(bob);
+        assert_eq!(hub.broadcast_except(Some(alice), &frame).queued, 1);
+        hub.leave(bob);
         assert_eq!(hub.len(), 1);
-        assert_eq!(hub.broadcast_except(alice.id(), &frame), Fanout::default());
+        assert!(!hub.contains(bob));
+        assert_eq!(hub.broadcast_except(Some(alice), &frame), Fanout::default());
         let (_carol, mut carol_client) = join(&hub).await;
-        assert_eq!(hub.broadcast_except(alice.id(), &frame).queued, 1);
+        assert_eq!(hub.broadcast_except(Some(alice), &frame).queued, 1);
         receives(&mut carol_client, b"x").await;
-        drop(alice);
-        assert_eq!(hub.len(), 1);
     }
 
     #[tokio::test]
     async fn a_departed_clients_socket_is_closed_at_once() {
-        let hub = Hub::new(4);
+        let hub = hub();
         let (alice, _alice_client) = join(&hub).await;
         let (bob, mut bob_client) = join(&hub).await;
         // The broadcast builds the snapshot that still lists bob.
-        hub.broadcast_except(alice.id(), &Bytes::from_static(b"x"));
+        hub.broadcast_except(Some(alice), &Bytes::from_static(b"x"));
         receives(&mut bob_client, b"x").await;
-        drop(bob);
+        hub.leave(bob);
         let mut buf = [0; 1];
         let read = tokio::time::timeout(Duration::from_secs(1), bob_client.read(&mut buf)).await;
         assert_eq!(read.expect("closed, not left hanging").unwrap(), 0);

@@ -1,30 +1,54 @@
 //! Parley's server: the server-rendered page, its static files and the `/ws`
 //! chat endpoint, all on one port.
 //!
-//! - [`config`]: flags and environment variables.
-//! - [`serve`]: accepting connections, HTTP/1.1, graceful shutdown.
-//! - [`ws`]: the `/ws` endpoint: handshake, one task per connection.
-//! - [`hub`]: who is connected, and fan-out to them.
-//! - [`peer`]: one client's socket, written to directly by the fan-out.
+//! Layers, each unaware of the ones above it:
+//!
+//! - transport: [`serve`] (accepting connections, HTTP/1.1, graceful
+//!   shutdown), [`ws`] (the handshake and one read loop per connection),
+//!   [`writer`] (one client's outgoing bytes) and [`flush`] (the threads
+//!   that write them);
+//! - session: [`session`], what a client's frame means (validation, rate
+//!   limits, acks, typing), testable without sockets;
+//! - room: [`hub`], who is connected and who gets what, with [`presence`]
+//!   (who is online under which nickname, announced in coalesced diffs).
+//!
+//! Beside them: [`config`] (flags and environment variables), [`metrics`]
+//! (Prometheus), [`client_id`] (the id every layer knows a client by).
 
+pub mod client_id;
 pub mod config;
+pub mod flush;
 pub mod hub;
-pub mod peer;
+pub mod metrics;
+pub mod presence;
 mod serve;
+pub mod session;
+pub mod writer;
 pub mod ws;
 
 pub use serve::{bind, serve};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use app::{shell, App};
-use axum::{extract::FromRef, routing::get, Router};
+use axum::{
+    extract::{FromRef, State},
+    http::header,
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{services::ServeDir, trace::TraceLayer};
 
-use crate::{config::ConnectionConfig, hub::Hub};
+use crate::{
+    config::{ChatConfig, ConnectionConfig},
+    hub::Hub,
+    metrics::Metrics,
+};
 
 /// Everything a request handler may need, passed explicitly as axum state.
 #[derive(Clone, FromRef)]
@@ -32,6 +56,9 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: Arc<Hub>,
     pub connection: Arc<ConnectionConfig>,
+    pub chat: Arc<ChatConfig>,
+    pub metrics: Arc<Metrics>,
+    pub prometheus: PrometheusHandle,
     /// Cancelled when the server shuts down; connections then close with 1001.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them.
@@ -39,11 +66,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(leptos_options: LeptosOptions, connection: ConnectionConfig) -> Self {
+    pub fn new(
+        leptos_options: LeptosOptions,
+        connection: ConnectionConfig,
+        chat: ChatConfig,
+    ) -> Self {
+        let prometheus = metrics::install();
+        let metrics = Arc::new(Metrics::default());
         Self {
             leptos_options,
-            hub: Hub::new(connection.client_queue),
+            hub: Hub::new(
+                chat.presence_list_limit,
+                chat.presence_interval(),
+                Metrics::clone(&metrics),
+            ),
             connection: Arc::new(connection),
+            chat: Arc::new(chat),
+            metrics,
+            prometheus,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }
@@ -59,10 +99,33 @@ pub fn router(state: AppState) -> Router {
         .precompressed_gzip();
     Router::new()
         .route("/ws", get(ws::handler))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus_metrics))
         .leptos_routes(&state, generate_route_list(App), move || {
             shell(options.clone())
         })
         .fallback_service(static_files)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// 200 while the server serves: for load balancers and orchestrators.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Every metric, in Prometheus' text format.
+async fn prometheus_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+}
+
+/// The server's maps are only touched by short, non-blocking sections, so a
+/// poisoned lock still holds consistent data: keep serving rather than panic.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

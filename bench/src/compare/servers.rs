@@ -57,7 +57,15 @@ impl ServerKind {
         let mut command = match self {
             Self::Parley => {
                 let mut command = Command::new(repo.join(PARLEY_BINARY));
+                // Load senders go far beyond the per-person rate limit,
+                // which guards a chat of people, not a load test.
                 command.args(["--addr", &addr.to_string(), "--log", "warn"]);
+                command.args([
+                    "--rate-limit-burst",
+                    "1000000",
+                    "--rate-limit-per-sec",
+                    "1000000",
+                ]);
                 command
             }
             Self::Node => {

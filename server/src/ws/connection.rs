@@ -1,12 +1,13 @@
-//! One task per WebSocket connection.
+//! One task per WebSocket connection: the transport's read loop.
 //!
-//! The task reads and answers the client's frames and relays chat messages
-//! through the [`Hub`](crate::hub::Hub). It does not write what others send
-//! to its client: they write to the client's [`Peer`] directly, and the task
-//! only steps in when the socket was full and frames had to wait. Bad input is
-//! answered with an `error` frame and the connection keeps going; only a frame
-//! over [`MAX_FRAME_BYTES`](app::protocol::MAX_FRAME_BYTES), a protocol violation, a client too slow to keep
-//! up, a dead peer or server shutdown end it.
+//! The task reads the client's frames with tungstenite, decodes them and
+//! hands them to the client's [`Session`], writing back what the session
+//! answers. It does not write what others send to its client: they write to
+//! the client's [`ClientWriter`] directly, and the task only steps in when
+//! the socket was full and bytes had to wait. Bad input is answered with an
+//! `error` frame and the connection keeps going; only a frame over
+//! [`MAX_FRAME_BYTES`](app::protocol::MAX_FRAME_BYTES), a protocol violation,
+//! a client over its byte budget, a dead peer or server shutdown end it.
 
 use std::{
     io::{self, Read, Write},
@@ -14,9 +15,7 @@ use std::{
     time::Duration,
 };
 
-use app::protocol::{
-    ChatMessage, ClientFrame, ErrorCode, ErrorPayload, MessageText, Nickname, ServerFrame,
-};
+use app::protocol::{ClientFrame, ErrorCode, ErrorPayload, ServerFrame};
 use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,8 +27,9 @@ use tungstenite::{
 
 use super::frame;
 use crate::{
-    hub::Membership,
-    peer::{Delivery, Peer, Trouble},
+    metrics::Metrics,
+    session::{Room, Session},
+    writer::{ClientWriter, Delivery, Trouble},
 };
 
 /// How long a closing connection waits for the peer to finish the close
@@ -40,17 +40,19 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// client sending non-stop cannot hog a worker thread.
 const READ_BUDGET: usize = 32;
 
-pub struct Connection {
+pub struct Connection<R: Room> {
     /// tungstenite's protocol state: framing, masking, UTF-8, control frames.
     ws: WebSocket<SocketIo>,
-    membership: Membership,
-    nickname: Nickname,
+    writer: Arc<ClientWriter>,
+    session: Session<R>,
+    metrics: Arc<Metrics>,
 }
 
 /// tungstenite's side of the socket: reads come straight from it and never
-/// block; writes (pongs, close frames) go through the [`Peer`], which keeps
-/// them in order with everything else written to this client.
-struct SocketIo(Arc<Peer>);
+/// block; writes (pongs, close frames) go through the [`ClientWriter`],
+/// which keeps them in order with everything else written to this client
+/// and counts them against its budget.
+struct SocketIo(Arc<ClientWriter>);
 
 impl Read for SocketIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -62,6 +64,7 @@ impl Write for SocketIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.0.send_control(buf) {
             Delivery::Dropped => Err(io::ErrorKind::BrokenPipe.into()),
+            // An eviction is noticed through `attention`, which closes.
             Delivery::Written | Delivery::Queued | Delivery::Evicted => Ok(buf.len()),
         }
     }
@@ -71,10 +74,12 @@ impl Write for SocketIo {
     }
 }
 
-/// Why the loop stopped; decides the close frame the client gets.
+/// Why the loop stopped; decides how the connection ends.
 enum End {
-    /// The peer closed or vanished: nothing more to say.
+    /// The peer vanished: nothing more to say.
     Gone,
+    /// The peer closed and tungstenite queued the reply: see it out.
+    Closed,
     /// We close with this code and reason.
     Close(CloseCode, &'static str),
 }
@@ -85,25 +90,32 @@ enum Event {
     End(End),
 }
 
-impl Connection {
+impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
     /// `read_ahead`: bytes the client sent right behind its handshake.
-    pub fn new(membership: Membership, read_ahead: Bytes, config: WebSocketConfig) -> Self {
-        let io = SocketIo(Arc::clone(membership.peer()));
+    pub fn new(
+        writer: Arc<ClientWriter>,
+        session: Session<R>,
+        read_ahead: Bytes,
+        config: WebSocketConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let io = SocketIo(Arc::clone(&writer));
         // A copy, not `into()`: that would keep hyper's whole read buffer
         // alive as this connection's input buffer.
         let read_ahead = read_ahead.to_vec();
         Self {
             ws: WebSocket::from_partially_read(io, read_ahead, Role::Server, Some(config)),
-            membership,
-            nickname: Nickname::default(),
+            writer,
+            session,
+            metrics,
         }
     }
 
     /// The connection's whole life.
     pub async fn run(mut self, ping_interval: Duration, shutdown: CancellationToken) {
-        let id = self.membership.id();
-        let peer = Arc::clone(self.membership.peer());
-        tracing::debug!(client = %id, "connected");
+        let _open = self.metrics.connection();
+        let writer = Arc::clone(&self.writer);
+        tracing::debug!("connected");
 
         let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -129,18 +141,21 @@ impl Connection {
                     }
                 }
                 Event::Ping => {
-                    tracing::info!(client = %id, "no answer to ping, dropping");
+                    tracing::info!("no answer to ping, dropping");
                     break End::Gone;
                 }
                 Event::End(end) => break end,
             }
             event = tokio::select! {
-                ready = peer.socket().readable() => match ready {
+                ready = writer.socket().readable() => match ready {
                     Ok(()) => Event::Readable,
                     Err(_) => Event::End(End::Gone),
                 },
-                trouble = peer.attention() => Event::End(match trouble {
-                    Trouble::Evicted => End::Close(CloseCode::Policy, "too slow: fell behind the chat"),
+                trouble = writer.attention() => Event::End(match trouble {
+                    Trouble::Evicted => {
+                        self.metrics.dropped_slow();
+                        End::Close(CloseCode::Policy, "too slow: fell behind the chat")
+                    }
                     Trouble::Broken => End::Gone,
                 }),
                 _ = ping.tick() => Event::Ping,
@@ -148,13 +163,17 @@ impl Connection {
             };
         };
 
-        if let End::Close(code, reason) = end {
-            tracing::debug!(client = %id, %code, reason, "closing");
-            // Boxed: the close handshake is rare and its timer is large, and
-            // this future's size is paid by every connected client.
-            Box::pin(self.close(code, reason)).await;
+        // Boxed: closing is rare and its timer is large, and this future's
+        // size is paid by every connected client.
+        match end {
+            End::Gone => self.session.leave(),
+            End::Closed => Box::pin(self.see_close_out()).await,
+            End::Close(code, reason) => {
+                tracing::debug!(%code, reason, "closing");
+                Box::pin(self.close(code, reason)).await;
+            }
         }
-        tracing::debug!(client = %id, "disconnected");
+        tracing::debug!("disconnected");
     }
 
     /// Handles the messages that have arrived. `Ok(true)` if the budget ran
@@ -172,49 +191,35 @@ impl Connection {
         Ok(true)
     }
 
-    /// Acts on one message from the client, answering bad input in kind.
+    /// Hands one message from the client to its session and sends back the
+    /// session's answer, if any.
     fn handle(&mut self, message: Message) {
-        let refused = match message {
-            Message::Text(text) => match ClientFrame::decode(&text) {
-                Ok(ClientFrame::Nickname(raw)) => match Nickname::parse(&raw) {
-                    Ok(nickname) => {
-                        self.nickname = nickname;
-                        return;
-                    }
-                    Err(err) => err.into(),
-                },
-                Ok(ClientFrame::Message(raw)) => match MessageText::parse(&raw) {
-                    Ok(text) => {
-                        self.relay(text);
-                        return;
-                    }
-                    Err(err) => err.into(),
-                },
-                Err(err) => err.into(),
-            },
-            Message::Binary(_) => ErrorPayload::new(
+        let frame = match message {
+            Message::Text(text) => ClientFrame::decode(&text).map_err(ErrorPayload::from),
+            Message::Binary(_) => Err(ErrorPayload::new(
                 ErrorCode::BinaryNotSupported,
                 "binary frames are not supported; send JSON text frames",
-            ),
+            )),
             // tungstenite answers pings and close frames by itself.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => return,
         };
-        tracing::debug!(client = %self.membership.id(), code = %refused.code, "refused a frame");
-        let reply = frame::text(&ServerFrame::Error(refused).encode());
-        self.membership.peer().send(&reply);
+        self.metrics.frame_in();
+        if let Some(reply) = self.session.handle(frame, std::time::Instant::now()) {
+            if let ServerFrame::Error(error) = &reply {
+                tracing::debug!(code = %error.code, "refused a frame");
+                self.metrics.error(error.code);
+            }
+            self.writer.send(&frame::text(&reply.encode()));
+            self.metrics.frames_out(1);
+        }
     }
 
-    /// Frames the message once and writes it to every other client.
-    fn relay(&self, text: MessageText) {
-        let message = ServerFrame::Message(ChatMessage {
-            nickname: self.nickname.as_str().to_owned(),
-            text: text.into_string(),
-        });
-        let fanout = self
-            .membership
-            .hub()
-            .broadcast_except(self.membership.id(), &frame::text(&message.encode()));
-        tracing::trace!(client = %self.membership.id(), ?fanout, "relayed");
+    /// The client closed and tungstenite queued the reply: leave, then give
+    /// the reply time to get out even if the socket was full (dropping the
+    /// socket now would throw it away).
+    async fn see_close_out(mut self) {
+        self.session.leave();
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.writer.drain()).await;
     }
 
     /// Sends a close frame behind whatever is still queued, then reads until
@@ -222,9 +227,9 @@ impl Connection {
     /// unread input makes the kernel reset the connection, and the peer could
     /// lose the close frame.
     async fn close(mut self, code: CloseCode, reason: &'static str) {
-        self.membership.leave();
-        let peer = Arc::clone(self.membership.peer());
-        peer.start_closing();
+        self.session.leave();
+        let writer = Arc::clone(&self.writer);
+        writer.start_closing();
         let frame = CloseFrame {
             code,
             reason: reason.into(),
@@ -234,7 +239,7 @@ impl Connection {
                 return;
             }
             loop {
-                if peer.drain().await.is_err() {
+                if writer.drain().await.is_err() {
                     return;
                 }
                 match self.ws.read() {
@@ -244,7 +249,7 @@ impl Connection {
                     // The peer's close arrived, or the connection broke.
                     Err(_) => return,
                 }
-                if peer.socket().readable().await.is_err() {
+                if writer.socket().readable().await.is_err() {
                     return;
                 }
             }
@@ -254,10 +259,11 @@ impl Connection {
 }
 
 /// A frame over the size limit gets close code 1009 and a protocol violation
-/// 1002; any other read error means the connection is broken or closed and
-/// there is no one left to tell.
+/// 1002; the end of the client's close handshake is seen out; any other read
+/// error means the connection is broken and there is no one left to tell.
 fn end_for_read_error(err: tungstenite::Error) -> End {
     match err {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => End::Closed,
         tungstenite::Error::Capacity(_) => End::Close(CloseCode::Size, "frame larger than 64 KiB"),
         tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Gone,
         tungstenite::Error::Protocol(_) => End::Close(CloseCode::Protocol, "protocol violation"),

@@ -8,11 +8,14 @@ pub mod connection;
 pub mod frame;
 pub mod upgrade;
 
+use std::sync::Arc;
+
 use app::protocol::MAX_FRAME_BYTES;
 use axum::{extract::State, response::Response};
+use tracing::Instrument;
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::AppState;
+use crate::{client_id::ClientId, session::Session, writer::ClientWriter, AppState};
 use connection::Connection;
 use upgrade::WebSocketUpgrade;
 
@@ -22,8 +25,10 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
     let AppState {
         hub,
         connection: config,
+        chat,
         shutdown,
         tasks,
+        metrics,
         ..
     } = state;
     let (response, upgraded) = ws.accept();
@@ -35,12 +40,31 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
                 return;
             }
         };
+        let id = ClientId::next();
+        let span = tracing::info_span!("ws", client = %id);
         let protocol = WebSocketConfig::default()
             .read_buffer_size(config.read_buffer)
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
-        let connection = Connection::new(hub.join(upgraded.socket), upgraded.read_ahead, protocol);
-        connection.run(config.ping_interval(), shutdown).await;
+        let writer = Arc::new(ClientWriter::new(
+            id,
+            upgraded.socket,
+            config.client_buffer_bytes,
+        ));
+        let session = span.in_scope(|| {
+            Session::join(
+                hub,
+                id,
+                Arc::clone(&writer),
+                chat.rate_limit(),
+                std::time::Instant::now(),
+            )
+        });
+        let connection = Connection::new(writer, session, upgraded.read_ahead, protocol, metrics);
+        connection
+            .run(config.ping_interval(), shutdown)
+            .instrument(span)
+            .await;
     });
     response
 }

@@ -49,18 +49,56 @@ async fn nicknames_and_texts_are_trimmed_and_renames_apply_to_later_messages() {
     b.expect_message("alice2", "second").await;
 }
 
-#[tokio::test]
-async fn messages_from_many_clients_all_arrive_in_order_per_sender() {
-    let server = TestServer::start().await;
-    let mut a = server.client().await;
-    let mut b = server.client().await;
-    server.wait_for_clients(2).await;
-
-    for i in 0..200 {
-        a.say(&format!("message {i}")).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_reach_everyone_in_one_id_order_and_in_order_per_sender() {
+    const SENDERS: usize = 4;
+    const EACH: usize = 100;
+    let server = TestServer::start_unlimited().await;
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(server.client().await);
     }
-    for i in 0..200 {
-        b.expect_message("Anonymous", &format!("message {i}")).await;
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        senders.push(server.client().await);
+    }
+    server.wait_for_clients(3 + SENDERS).await;
+
+    let sending: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut sender)| {
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    sender.say(&format!("{n}:{i}")).await;
+                }
+                sender
+            })
+        })
+        .collect();
+    let mut orders = Vec::new();
+    for reader in &mut readers {
+        let mut ids = Vec::new();
+        let mut next_from = [0; SENDERS];
+        while ids.len() < SENDERS * EACH {
+            let frame = reader.next_json().await;
+            assert_eq!(frame["type"], "message", "{frame}");
+            let payload = &frame["payload"];
+            ids.push(payload["id"].as_u64().unwrap());
+            let (n, i) = payload["text"].as_str().unwrap().split_once(':').unwrap();
+            let (n, i): (usize, usize) = (n.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next_from[n], "sender {n}'s messages in order");
+            next_from[n] += 1;
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids strictly increase");
+        orders.push(ids);
+    }
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "everyone saw the same order"
+    );
+    for task in sending {
+        task.await.unwrap();
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use server::config::ConnectionConfig;
+use server::{client_id::ClientId, config::ConnectionConfig};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -95,12 +95,12 @@ async fn a_silent_client_is_dropped_after_two_ping_intervals() {
         responsive
     });
     server.wait_for_clients(1).await;
-    let _responsive = reader.await.unwrap();
-    assert_eq!(
-        server.hub.len(),
-        1,
+    let responsive = reader.await.unwrap();
+    assert!(
+        server.hub.contains(ClientId::from(responsive.id)),
         "the responsive client survived every ping"
     );
+    assert!(!server.hub.contains(ClientId::from(silent.id)));
     drop(silent);
 }
 

@@ -5,7 +5,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use futures_util::{SinkExt, StreamExt};
 use leptos::config::LeptosOptions;
 use serde_json::{json, Value};
-use server::{config::ConnectionConfig, hub::Hub, AppState};
+use server::{
+    config::{ChatConfig, ConnectionConfig},
+    hub::Hub,
+    AppState,
+};
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use tokio_tungstenite::{
     tungstenite::{protocol::CloseFrame, Message},
@@ -29,12 +33,35 @@ pub fn connection_config() -> ConnectionConfig {
     ConnectionConfig::default()
 }
 
+/// Chat settings with a rate limit too high to matter.
+pub fn unlimited_chat() -> ChatConfig {
+    ChatConfig {
+        rate_limit_burst: 1_000_000,
+        rate_limit_per_sec: 1_000_000,
+        ..ChatConfig::default()
+    }
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(connection_config()).await
     }
 
     pub async fn start_with(connection: ConnectionConfig) -> Self {
+        Self::start_configured(connection, ChatConfig::default()).await
+    }
+
+    pub async fn start_with_chat(chat: ChatConfig) -> Self {
+        Self::start_configured(connection_config(), chat).await
+    }
+
+    /// A server whose rate limit does not get in the way of tests that send
+    /// many messages at once.
+    pub async fn start_unlimited() -> Self {
+        Self::start_with_chat(unlimited_chat()).await
+    }
+
+    pub async fn start_configured(connection: ConnectionConfig, chat: ChatConfig) -> Self {
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let options = LeptosOptions::builder()
@@ -42,7 +69,7 @@ impl TestServer {
             .site_root("target/site")
             .site_addr(addr)
             .build();
-        let state = AppState::new(options, connection);
+        let state = AppState::new(options, connection, chat);
         let hub = Arc::clone(&state.hub);
         let tasks = state.tasks.clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -62,11 +89,21 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A connected client, past its `welcome`.
     pub async fn client(&self) -> Client {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
             .await
             .expect("WebSocket handshake");
-        let client = Client { socket };
+        let mut client = Client {
+            socket,
+            id: 0,
+            nickname: String::new(),
+            welcome: Value::Null,
+        };
+        let welcome = client.next_of("welcome").await;
+        client.id = welcome["payload"]["id"].as_u64().expect("an id");
+        client.nickname = welcome["payload"]["nickname"].as_str().unwrap().to_owned();
+        client.welcome = welcome;
         self.wait_for_clients_at_least(1).await;
         client
     }
@@ -115,6 +152,10 @@ impl TestServer {
 
 pub struct Client {
     pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// This connection's id, from its `welcome`.
+    pub id: u64,
+    pub nickname: String,
+    pub welcome: Value,
 }
 
 impl Client {
@@ -139,8 +180,38 @@ impl Client {
             .await;
     }
 
-    /// The next frame, which must be a JSON text frame. Pings are skipped.
+    /// Sends a message with a `client_id`, which asks for an ack.
+    pub async fn say_with_id(&mut self, text: &str, client_id: &str) {
+        self.send_json(
+            json!({"type": "message", "payload": {"text": text, "client_id": client_id}}),
+        )
+        .await;
+    }
+
+    /// The next frame that is not about presence (joins and leaves come
+    /// and go with other tests' clients). Pings are skipped too.
     pub async fn next_json(&mut self) -> Value {
+        loop {
+            let frame = self.next_frame().await;
+            if frame["type"] != "presence" {
+                return frame;
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping any others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next_frame().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// The next frame, whatever it is, which must be a JSON text frame.
+    /// Pings are skipped.
+    pub async fn next_frame(&mut self) -> Value {
         loop {
             match self.next_message().await {
                 Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
@@ -159,13 +230,22 @@ impl Client {
         assert!(!message.is_empty(), "{frame}");
     }
 
-    /// Asserts the next frame is the chat message `nickname: text`.
-    pub async fn expect_message(&mut self, nickname: &str, text: &str) {
+    /// Asserts the next frame is the chat message `nickname: text`, with an
+    /// id and a time; returns its payload.
+    pub async fn expect_message(&mut self, nickname: &str, text: &str) -> Value {
         let frame = self.next_json().await;
-        assert_eq!(
-            frame,
-            json!({"type": "message", "payload": {"nickname": nickname, "text": text}})
+        assert_eq!(frame["type"], "message", "{frame}");
+        let payload = frame["payload"].clone();
+        assert_eq!(payload["nickname"], nickname, "{frame}");
+        assert_eq!(payload["text"], text, "{frame}");
+        assert!(payload["id"].as_u64().is_some(), "{frame}");
+        assert!(payload["from"].as_u64().is_some(), "{frame}");
+        let sent_at = payload["sent_at"].as_str().expect("a time");
+        assert!(
+            sent_at.len() == 24 && sent_at.ends_with('Z'),
+            "RFC 3339 in UTC with milliseconds: {frame}"
         );
+        payload
     }
 
     /// Reads until the server closes, returning its close frame.

@@ -1,0 +1,189 @@
+//! The flusher pool: threads that write queued frames to client sockets.
+//!
+//! A broadcast queues its frame for every recipient (cheap: a lock, a push,
+//! a reference count) and hands the pool the list of sockets whose queue it
+//! found empty; flusher threads on tokio's blocking pool, at most one per
+//! CPU, then write those sockets, oldest broadcast first. They run on the
+//! blocking pool because writing to a room is milliseconds of system calls:
+//! done on the async workers, it would hold up every client's input. While
+//! they are busy, later broadcasts queue behind unwritten frames and one
+//! `writev` then carries several: the cost per frame falls as load rises.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use crate::{lock, writer::ClientWriter};
+
+/// Sockets a flusher claims at a time: small enough to share the work out
+/// evenly, big enough that claiming costs nothing next to writing.
+pub const CHUNK: usize = 64;
+
+/// Jobs of this many chunks or more (2,048 sockets) start every flusher.
+pub const SHARED_FLUSH_CHUNKS: usize = 32;
+
+/// The clients a broadcast saw, shared by the broadcast and its flush job.
+pub type Recipients = Arc<[Arc<ClientWriter>]>;
+
+#[derive(Debug)]
+pub struct FlushPool {
+    /// Jobs queued for writing, oldest first.
+    jobs: Mutex<VecDeque<Arc<Job>>>,
+    /// Flusher threads running, and how many may.
+    running: AtomicUsize,
+    max: usize,
+}
+
+impl FlushPool {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            jobs: Mutex::default(),
+            running: AtomicUsize::new(0),
+            max: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
+        })
+    }
+
+    /// Writes `recipients[i]` for every `i` in `to_flush`, soon, on flusher
+    /// threads; the caller does not wait.
+    pub fn submit(self: &Arc<Self>, recipients: Recipients, to_flush: Vec<usize>) {
+        if to_flush.is_empty() {
+            return;
+        }
+        let chunks = to_flush.len().div_ceil(CHUNK);
+        lock(&self.jobs).push_back(Arc::new(Job {
+            recipients,
+            to_flush,
+            next_chunk: AtomicUsize::new(0),
+        }));
+        // One flusher per job keeps the others free for the next ones; a
+        // huge room gets every flusher at once.
+        let wanted = if chunks >= SHARED_FLUSH_CHUNKS {
+            self.max
+        } else {
+            1
+        };
+        for _ in 0..wanted {
+            self.start_flusher();
+        }
+    }
+
+    /// Starts one more flusher thread if fewer than one per CPU run.
+    fn start_flusher(self: &Arc<Self>) {
+        if let Some(slot) = Slot::claim(self) {
+            tokio::task::spawn_blocking(move || slot.flush_until_idle());
+        }
+    }
+}
+
+/// A running flusher's place in the pool. Given back on drop, so a flusher
+/// that unwinds (a panic in a write) does not leave the pool believing it
+/// still runs, which would stop broadcasts from being written at all.
+struct Slot(Arc<FlushPool>);
+
+impl Slot {
+    /// Counts one more running flusher, unless there are enough already.
+    fn claim(pool: &Arc<FlushPool>) -> Option<Self> {
+        pool.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |running| {
+                (running < pool.max).then_some(running + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(pool)))
+    }
+
+    /// Writes queued jobs, oldest first, sharing each with the other
+    /// flushers chunk by chunk, until none are left.
+    fn flush_until_idle(self) {
+        let pool = Arc::clone(&self.0);
+        let mut slot = self;
+        loop {
+            let job = lock(&pool.jobs).front().cloned();
+            if let Some(job) = job {
+                if !job.run_chunk() {
+                    let mut jobs = lock(&pool.jobs);
+                    if jobs.front().is_some_and(|front| Arc::ptr_eq(front, &job)) {
+                        jobs.pop_front();
+                    }
+                }
+                continue;
+            }
+            drop(slot);
+            // A job queued after the look above, while this thread still
+            // counted as running, started no flusher: take it on.
+            if lock(&pool.jobs).is_empty() {
+                return;
+            }
+            match Slot::claim(&pool) {
+                Some(claimed) => slot = claimed,
+                None => return,
+            }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The sockets one broadcast has to write to: those whose queue it found
+/// empty. Shared by the flushers writing them.
+#[derive(Debug)]
+struct Job {
+    recipients: Recipients,
+    /// Indices into `recipients`.
+    to_flush: Vec<usize>,
+    next_chunk: AtomicUsize,
+}
+
+impl Job {
+    /// Claims a chunk of sockets and writes to them; `false` if none was left.
+    fn run_chunk(&self) -> bool {
+        let first = self.next_chunk.fetch_add(1, Ordering::Relaxed) * CHUNK;
+        let Some(chunk) = self.to_flush.get(first..) else {
+            return false;
+        };
+        for &index in chunk.iter().take(CHUNK) {
+            self.recipients[index].flush();
+        }
+        true
+    }
+}
+
+impl Drop for Job {
+    /// Frames queued first are written by this job or by no one: if it is
+    /// dropped unfinished (a flusher unwound), finish here.
+    fn drop(&mut self) {
+        while self.run_chunk() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flusher_that_unwinds_gives_its_slot_back() {
+        let pool = FlushPool::new();
+        let max = pool.max;
+        let slots: Vec<_> = (0..max).map(|_| Slot::claim(&pool).unwrap()).collect();
+        assert!(Slot::claim(&pool).is_none(), "every slot is taken");
+
+        let slot = slots.into_iter().next().unwrap();
+        let unwound = std::thread::spawn(move || {
+            let _slot = slot;
+            panic!("a write went wrong");
+        })
+        .join();
+        assert!(unwound.is_err());
+        assert!(
+            Slot::claim(&pool).is_some(),
+            "the unwound flusher's slot is free again"
+        );
+    }
+}

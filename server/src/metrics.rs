@@ -1,0 +1,120 @@
+//! Prometheus metrics: their names, and cheap handles for the hot paths.
+//!
+//! Handles are looked up once, when [`Metrics`] is built, so counting costs
+//! an atomic add. Without an installed recorder (unit tests) they count
+//! nothing.
+
+use std::sync::OnceLock;
+
+use app::protocol::ErrorCode;
+use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Installs the process-wide Prometheus recorder (once; later calls return
+/// the same handle) and describes every metric.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_gauge!("parley_connections_open", "WebSocket connections open now");
+    describe_counter!("parley_frames_in_total", "Frames received from clients");
+    describe_counter!(
+        "parley_frames_out_total",
+        "Frames queued for clients (one per recipient)"
+    );
+    describe_counter!("parley_messages_relayed_total", "Chat messages relayed");
+    describe_counter!(
+        "parley_errors_total",
+        "Error frames sent to clients, by error code"
+    );
+    describe_counter!(
+        "parley_clients_dropped_slow_total",
+        "Clients disconnected for falling behind (close code 1008)"
+    );
+    describe_counter!(
+        "parley_rate_limited_total",
+        "Client frames dropped by the rate limit"
+    );
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    connections: Gauge,
+    frames_in: Counter,
+    frames_out: Counter,
+    messages: Counter,
+    dropped_slow: Counter,
+    rate_limited: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            connections: gauge!("parley_connections_open"),
+            frames_in: counter!("parley_frames_in_total"),
+            frames_out: counter!("parley_frames_out_total"),
+            messages: counter!("parley_messages_relayed_total"),
+            dropped_slow: counter!("parley_clients_dropped_slow_total"),
+            rate_limited: counter!("parley_rate_limited_total"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// A connection opened; it is counted as closed when the guard drops.
+    pub fn connection(&self) -> ConnectionGauge {
+        self.connections.increment(1.0);
+        ConnectionGauge(self.connections.clone())
+    }
+
+    pub fn frame_in(&self) {
+        self.frames_in.increment(1);
+    }
+
+    pub fn frames_out(&self, n: usize) {
+        self.frames_out.increment(n as u64);
+    }
+
+    /// A client fell too far behind and is being closed with 1008.
+    pub fn dropped_slow(&self) {
+        self.dropped_slow.increment(1);
+    }
+
+    pub fn message_relayed(&self) {
+        self.messages.increment(1);
+    }
+
+    pub fn error(&self, code: ErrorCode) {
+        counter!("parley_errors_total", "code" => code.as_str()).increment(1);
+        if code == ErrorCode::RateLimited {
+            self.rate_limited.increment(1);
+        }
+    }
+}
+
+/// Counts one open connection for as long as it lives.
+pub struct ConnectionGauge(Gauge);
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}

@@ -1,0 +1,416 @@
+//! The chat session: what one client's frames mean.
+//!
+//! A [`Session`] takes decoded client frames and decides: it validates
+//! them, applies the client's rate limits, and asks its [`Room`] to rename,
+//! relay, acknowledge or announce typing; what it answers this client alone
+//! (an `error` frame) it returns. It knows nothing of sockets: the transport
+//! ([`crate::ws::connection`]) feeds it frames and writes its answers, and
+//! the tests below drive it with a fake room.
+//!
+//! Nothing here waits. What the room does with a message may later involve
+//! I/O (a store write before the relay): the room then answers the sender
+//! (`ack`, or an error) when that is done, through the client's writer,
+//! while this session and its read loop go on.
+
+mod rate;
+
+use std::{sync::Arc, time::Instant};
+
+use app::protocol::{
+    ClientFrame, ClientMessageId, ErrorCode, ErrorPayload, MessageText, Nickname, OutgoingMessage,
+    ServerFrame,
+};
+
+pub use rate::{TokenBucket, TypingThrottle};
+
+use crate::{client_id::ClientId, presence::NicknameTaken};
+
+/// Where a session's client chats: who gets its messages, who else is here.
+pub trait Room: Send + Sync + 'static {
+    /// What the room needs to reach the client (its socket writer).
+    type Endpoint;
+    /// Adds the client under the default nickname and sends it `welcome`
+    /// before anything else.
+    fn join(&self, id: ClientId, endpoint: Self::Endpoint);
+    /// Removes the client; harmless if it already left.
+    fn leave(&self, id: ClientId);
+    /// Gives the client a nickname, unless someone else online holds it.
+    fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken>;
+    /// Numbers the message and relays it to everyone else; acks it to its
+    /// sender if it has a `client_id`. A `client_id` seen before is acked
+    /// again and not relayed.
+    fn post(
+        &self,
+        from: ClientId,
+        nickname: &Nickname,
+        text: MessageText,
+        client_id: Option<ClientMessageId>,
+    );
+    /// Tells everyone else that the client is (or stopped) typing.
+    fn typing(&self, from: ClientId, nickname: &Nickname, active: bool);
+}
+
+/// How fast one client may send, from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Frames a client may send at once.
+    pub burst: u32,
+    /// Frames per second it may keep sending.
+    pub per_second: u32,
+}
+
+pub struct Session<R: Room> {
+    id: ClientId,
+    room: Arc<R>,
+    /// As the room has it: changed only once the room agreed.
+    nickname: Nickname,
+    limit: TokenBucket,
+    typing: TypingThrottle,
+    left: bool,
+}
+
+impl<R: Room> Session<R> {
+    /// Joins `room`, which welcomes the client.
+    pub fn join(
+        room: Arc<R>,
+        id: ClientId,
+        endpoint: R::Endpoint,
+        limit: RateLimit,
+        now: Instant,
+    ) -> Self {
+        room.join(id, endpoint);
+        Self {
+            id,
+            room,
+            nickname: Nickname::default(),
+            limit: TokenBucket::new(limit.burst, limit.per_second, now),
+            typing: TypingThrottle::default(),
+            left: false,
+        }
+    }
+
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// Acts on one frame from the client (or on why it could not be
+    /// decoded), returning the `error` frame to answer it with, if any.
+    pub fn handle(
+        &mut self,
+        frame: Result<ClientFrame, ErrorPayload>,
+        now: Instant,
+    ) -> Option<ServerFrame> {
+        // "Typing" news is throttled, not refused: it is sent while typing,
+        // and an error for each would be noise.
+        if let Ok(ClientFrame::Typing(active)) = frame {
+            if self.typing.allow(active, now) {
+                self.room.typing(self.id, &self.nickname, active);
+            }
+            return None;
+        }
+        let client_id = match &frame {
+            Ok(ClientFrame::Message(message)) => message.client_id.clone(),
+            _ => None,
+        };
+        if !self.limit.try_take(now) {
+            let refusal = ErrorPayload::new(
+                ErrorCode::RateLimited,
+                "too many frames: slow down, this one was dropped",
+            );
+            return Some(ServerFrame::Error(refusal.about(client_id.as_deref())));
+        }
+        let result = match frame {
+            Ok(ClientFrame::Nickname(raw)) => self.rename(&raw),
+            Ok(ClientFrame::Message(message)) => self.post(message),
+            Ok(ClientFrame::Typing(_)) => Ok(()),
+            Err(refused) => Err(refused),
+        };
+        result
+            .err()
+            .map(|refused| ServerFrame::Error(refused.about(client_id.as_deref())))
+    }
+
+    /// Leaves the room now; later frames are ignored. Dropping the session
+    /// leaves too.
+    pub fn leave(&mut self) {
+        if !self.left {
+            self.left = true;
+            self.room.leave(self.id);
+        }
+    }
+
+    fn rename(&mut self, raw: &str) -> Result<(), ErrorPayload> {
+        let nickname = Nickname::parse(raw)?;
+        if nickname == self.nickname || self.left {
+            return Ok(());
+        }
+        self.room
+            .rename(self.id, nickname.clone())
+            .map_err(|taken| ErrorPayload::new(ErrorCode::NicknameTaken, taken.to_string()))?;
+        self.nickname = nickname;
+        Ok(())
+    }
+
+    fn post(&mut self, message: OutgoingMessage) -> Result<(), ErrorPayload> {
+        let client_id = message
+            .client_id
+            .as_deref()
+            .map(ClientMessageId::parse)
+            .transpose()?;
+        let text = MessageText::parse(&message.text)?;
+        if self.left {
+            return Ok(());
+        }
+        self.typing.reset();
+        self.room.post(self.id, &self.nickname, text, client_id);
+        Ok(())
+    }
+}
+
+impl<R: Room> Drop for Session<R> {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Mutex, time::Duration};
+
+    use super::*;
+    use crate::presence::Roster;
+
+    /// A room that records what it was asked, over a real roster.
+    #[derive(Default)]
+    struct FakeRoom {
+        roster: Mutex<Option<Roster>>,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl FakeRoom {
+        fn log(&self) -> Vec<String> {
+            std::mem::take(&mut *self.log.lock().unwrap())
+        }
+
+        fn roster<T>(&self, f: impl FnOnce(&mut Roster) -> T) -> T {
+            f(self
+                .roster
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| Roster::new(100)))
+        }
+    }
+
+    impl Room for FakeRoom {
+        type Endpoint = ();
+
+        fn join(&self, id: ClientId, (): ()) {
+            self.roster(|roster| roster.join(id));
+            self.log.lock().unwrap().push(format!("join {id}"));
+        }
+
+        fn leave(&self, id: ClientId) {
+            self.roster(|roster| roster.leave(id));
+            self.log.lock().unwrap().push(format!("leave {id}"));
+        }
+
+        fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken> {
+            self.roster(|roster| roster.rename(id, nickname.clone()))?;
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("rename {id} {nickname}"));
+            Ok(())
+        }
+
+        fn post(
+            &self,
+            from: ClientId,
+            nickname: &Nickname,
+            text: MessageText,
+            client_id: Option<ClientMessageId>,
+        ) {
+            let client_id = client_id.map_or(String::new(), |id| format!(" [{id}]"));
+            self.log.lock().unwrap().push(format!(
+                "post {from} {nickname}: {}{client_id}",
+                text.as_str()
+            ));
+        }
+
+        fn typing(&self, from: ClientId, nickname: &Nickname, active: bool) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("typing {from} {nickname} {active}"));
+        }
+    }
+
+    const LIMIT: RateLimit = RateLimit {
+        burst: 5,
+        per_second: 1,
+    };
+
+    fn session(room: &Arc<FakeRoom>, id: u64, now: Instant) -> Session<FakeRoom> {
+        Session::join(Arc::clone(room), ClientId::from(id), (), LIMIT, now)
+    }
+
+    fn message(text: &str, client_id: Option<&str>) -> Result<ClientFrame, ErrorPayload> {
+        Ok(ClientFrame::Message(OutgoingMessage {
+            text: text.into(),
+            client_id: client_id.map(str::to_owned),
+        }))
+    }
+
+    fn nickname(raw: &str) -> Result<ClientFrame, ErrorPayload> {
+        Ok(ClientFrame::Nickname(raw.into()))
+    }
+
+    fn error_code(reply: Option<ServerFrame>) -> (ErrorCode, Option<String>) {
+        match reply {
+            Some(ServerFrame::Error(error)) => (error.code, error.client_id),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_message_is_posted_under_the_current_nickname() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        assert_eq!(alice.handle(message("  hi  ", None), now), None);
+        assert_eq!(alice.handle(nickname(" alice "), now), None);
+        assert_eq!(alice.handle(message("again", Some("c-1")), now), None);
+        assert_eq!(
+            room.log(),
+            [
+                "join #1",
+                "post #1 Anonymous: hi",
+                "rename #1 alice",
+                "post #1 alice: again [c-1]"
+            ]
+        );
+        drop(alice);
+        assert_eq!(room.log(), ["leave #1"]);
+    }
+
+    #[test]
+    fn bad_frames_are_answered_and_nothing_is_posted() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        room.log();
+        let too_long = "x".repeat(app::protocol::MESSAGE_MAX_CHARS + 1);
+        assert_eq!(
+            error_code(alice.handle(message(&too_long, Some("c-9")), now)),
+            (ErrorCode::InvalidMessage, Some("c-9".into())),
+            "the error names the message it refuses"
+        );
+        assert_eq!(
+            error_code(alice.handle(message("hi", Some("not an id")), now)).0,
+            ErrorCode::InvalidPayload
+        );
+        assert_eq!(
+            error_code(alice.handle(nickname("a\u{202E}b"), now)).0,
+            ErrorCode::InvalidNickname
+        );
+        let undecodable = Err(ErrorPayload::new(ErrorCode::MalformedJson, "no"));
+        assert_eq!(
+            error_code(alice.handle(undecodable, now)).0,
+            ErrorCode::MalformedJson
+        );
+        assert_eq!(room.log(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_taken_nickname_is_refused_and_the_old_one_stays() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        let mut bob = session(&room, 2, now);
+        alice.handle(nickname("Alice"), now);
+        assert_eq!(
+            error_code(bob.handle(nickname("ＡLICE"), now)).0,
+            ErrorCode::NicknameTaken
+        );
+        bob.handle(message("still bob", None), now);
+        assert_eq!(room.log().last().unwrap(), "post #2 Anonymous: still bob");
+        drop(alice);
+        assert_eq!(
+            bob.handle(nickname("alice"), now),
+            None,
+            "free once alice left"
+        );
+    }
+
+    #[test]
+    fn a_flood_is_cut_to_the_burst_then_the_rate_and_told_so() {
+        let room = Arc::new(FakeRoom::default());
+        let start = Instant::now();
+        let mut flooder = session(&room, 1, start);
+        room.log();
+        let replies: Vec<_> = (0..20)
+            .map(|i| flooder.handle(message(&i.to_string(), Some(&format!("c{i}"))), start))
+            .collect();
+        assert!(replies[..5].iter().all(Option::is_none));
+        for (i, reply) in replies.into_iter().enumerate().skip(5) {
+            assert_eq!(
+                error_code(reply),
+                (ErrorCode::RateLimited, Some(format!("c{i}")))
+            );
+        }
+        assert_eq!(room.log().len(), 5, "only the burst was posted");
+        // Bad frames count too: errors are no way around the limit.
+        let later = start + Duration::from_secs(1);
+        assert_eq!(
+            error_code(flooder.handle(nickname(""), later)).0,
+            ErrorCode::InvalidNickname
+        );
+        assert_eq!(
+            error_code(flooder.handle(message("x", None), later)).0,
+            ErrorCode::RateLimited
+        );
+        assert_eq!(
+            flooder.handle(message("x", None), later + Duration::from_secs(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn typing_is_throttled_silently_and_cleared_by_a_message() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        room.log();
+        for _ in 0..10 {
+            assert_eq!(alice.handle(Ok(ClientFrame::Typing(true)), now), None);
+        }
+        alice.handle(message("done", None), now);
+        alice.handle(Ok(ClientFrame::Typing(false)), now);
+        alice.handle(Ok(ClientFrame::Typing(true)), now);
+        alice.handle(Ok(ClientFrame::Typing(false)), now);
+        assert_eq!(
+            room.log(),
+            [
+                "typing #1 Anonymous true",
+                "post #1 Anonymous: done",
+                "typing #1 Anonymous true",
+                "typing #1 Anonymous false"
+            ]
+        );
+        // Typing did not eat into the message budget: 4 of 5 are left.
+        for i in 0..4 {
+            assert_eq!(alice.handle(message(&i.to_string(), None), now), None);
+        }
+    }
+
+    #[test]
+    fn after_leaving_nothing_more_is_posted() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        alice.leave();
+        alice.handle(message("ghost", None), now);
+        drop(alice);
+        assert_eq!(room.log(), ["join #1", "leave #1"]);
+    }
+}
