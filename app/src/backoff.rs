@@ -39,8 +39,11 @@ impl<R: FnMut() -> f64> Backoff<R> {
             .saturating_mul(1 << self.failures.min(16))
             .min(MAX_DELAY);
         self.failures = self.failures.saturating_add(1);
-        let random = (self.random)().clamp(0.0, 1.0);
-        FIRST_DELAY + (ceiling - FIRST_DELAY).mul_f64(random)
+        // Whole milliseconds: float Durations bring panicking conversions
+        // into the page's wasm.
+        let spread = (ceiling - FIRST_DELAY).as_millis() as f64;
+        let jitter = (spread * (self.random)().clamp(0.0, 1.0)) as u64;
+        FIRST_DELAY + Duration::from_millis(jitter)
     }
 
     /// A connection closed after being open for `open_for`.

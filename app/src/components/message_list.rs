@@ -1,6 +1,6 @@
-use leptos::{html::Ul, prelude::*};
+use leptos::{either::Either, html::Ul, prelude::*};
 
-use crate::chat::{Chat, Delivery, Line, OwnMessage};
+use crate::chat::{Chat, Delivery, Entry, Line};
 
 /// The conversation: a `<ul>` with one `<li>` per message, reading
 /// `nickname: text`, then its local time, and quiet system lines for joins,
@@ -18,101 +18,94 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
     });
     view! {
         <ul class="messages" aria-label="Messages" aria-live="polite" node_ref=list>
-            <For
-                each=move || chat.entries().get()
-                key=|entry| entry.key
-                children=move |entry| match entry.line {
-                    Line::Theirs(message) => {
-                        view! {
-                            <li class="message">
-                                <Says nickname=message.nickname text=message.text/>
-                                <Time sent_at=message.sent_at/>
-                            </li>
-                        }
-                            .into_any()
-                    }
-                    Line::Mine(own) => view! { <Own chat own/> }.into_any(),
-                    Line::Joined(nickname) => {
-                        view! {
-                            <li class="system">
-                                <bdi>{nickname}</bdi>
-                                " joined"
-                            </li>
-                        }
-                            .into_any()
-                    }
-                    Line::Left(nickname) => {
-                        view! {
-                            <li class="system">
-                                <bdi>{nickname}</bdi>
-                                " left"
-                            </li>
-                        }
-                            .into_any()
-                    }
-                    Line::Renamed { previous, nickname } => {
-                        view! {
-                            <li class="system">
-                                <bdi>{previous}</bdi>
-                                " is now "
-                                <bdi>{nickname}</bdi>
-                            </li>
-                        }
-                            .into_any()
-                    }
-                }
-            />
+            <For each=move || chat.entries().get() key=|entry| entry.key let:entry>
+                {line(chat, entry)}
+            </For>
         </ul>
     }
 }
 
-/// `nickname: text`, each isolated from the other and from the page.
-#[component]
-fn Says(nickname: String, text: String) -> impl IntoView {
-    view! {
-        <span class="says">
-            <bdi class="nickname">{nickname}</bdi>
-            ": "
-            <bdi class="text">{text}</bdi>
-        </span>
-    }
-}
-
-/// When the server accepted the message, in the reader's local time.
-#[component]
-fn Time(sent_at: String) -> impl IntoView {
-    let shown = local_time(&sent_at);
-    view! { <time datetime=sent_at>{shown}</time> }
-}
-
-/// An own message: pending until its ack, then sent (with its time), or
-/// failed with a Retry button.
-#[component]
-fn Own(chat: Chat, own: OwnMessage) -> impl IntoView {
-    let delivery = own.delivery();
-    let client_id = own.client_id;
-    view! {
-        <li class="message mine" data-state=move || delivery.with(Delivery::as_str)>
-            <Says nickname=own.nickname text=own.text/>
-            {move || match delivery.get() {
-                Delivery::Pending { .. } => view! { <span class="state">"sending…"</span> }.into_any(),
-                Delivery::Sent { sent_at, .. } => view! { <Time sent_at/> }.into_any(),
-                Delivery::Failed { .. } => {
-                    let client_id = client_id.clone();
-                    view! {
-                        <span class="state">"not sent"</span>
-                        <button
-                            type="button"
-                            class="retry"
-                            disabled=move || !chat.is_online()
-                            on:click=move |_| chat.retry(&client_id)
-                        >
-                            "Retry"
-                        </button>
-                    }
-                        .into_any()
+/// One line. Every kind of line shares one of two view types: each distinct
+/// view type costs the page's wasm several kilobytes.
+fn line(chat: Chat, entry: Entry) -> impl IntoView {
+    let (nickname, text, sent_at, own) = match entry.line {
+        Line::Theirs(message) => (message.nickname, message.text, message.sent_at, None),
+        Line::Mine(own) => {
+            let delivery = own.delivery();
+            (
+                own.nickname,
+                own.text,
+                String::new(),
+                Some((delivery, own.client_id)),
+            )
+        }
+        Line::Joined(nickname) => return Either::Left(system(nickname, " joined", None)),
+        Line::Left(nickname) => return Either::Left(system(nickname, " left", None)),
+        Line::Renamed { previous, nickname } => {
+            return Either::Left(system(previous, " is now ", Some(nickname)))
+        }
+    };
+    let (delivery, client_id) = own.unzip();
+    // Others' messages never change; own ones follow their delivery.
+    let tail = move || {
+        let delivery = delivery.map(|delivery| delivery.get());
+        let sent_at = match &delivery {
+            None => Some(sent_at.clone()),
+            Some(Delivery::Sent { sent_at, .. }) => Some(sent_at.clone()),
+            _ => None,
+        };
+        let state = match delivery {
+            Some(Delivery::Pending { .. }) => Some("sending…"),
+            Some(Delivery::Failed { .. }) => Some("not sent"),
+            _ => None,
+        };
+        let retry = client_id
+            .clone()
+            .filter(|_| state == Some("not sent"))
+            .map(|client_id| {
+                view! {
+                    <button
+                        type="button"
+                        class="retry"
+                        disabled=move || !chat.is_online()
+                        on:click=move |_| chat.retry(&client_id)
+                    >
+                        "Retry"
+                    </button>
                 }
-            }}
+            });
+        (
+            sent_at.map(|sent_at| {
+                let shown = local_time(&sent_at);
+                view! { <time datetime=sent_at>{shown}</time> }
+            }),
+            state.map(|state| view! { <span class="state">{state}</span> }),
+            retry,
+        )
+    };
+    Either::Right(view! {
+        <li
+            class="message"
+            class:mine=delivery.is_some()
+            data-state=move || delivery.map(|delivery| delivery.with(Delivery::as_str))
+        >
+            <span class="says">
+                <bdi class="nickname">{nickname}</bdi>
+                ": "
+                <bdi class="text">{text}</bdi>
+            </span>
+            {tail}
+        </li>
+    })
+}
+
+/// A join, leave or rename: `first` `middle` `second`, names isolated.
+fn system(first: String, middle: &'static str, second: Option<String>) -> impl IntoView {
+    view! {
+        <li class="system">
+            <bdi>{first}</bdi>
+            {middle}
+            {second.map(|second| view! { <bdi>{second}</bdi> })}
         </li>
     }
 }

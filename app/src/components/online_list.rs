@@ -13,7 +13,7 @@ pub fn OnlineList(chat: Chat) -> impl IntoView {
     };
     view! {
         <section class="online" aria-label="Online">
-            <h2 data-testid="online-count">{move || format!("{} online", chat.online().get())}</h2>
+            <h2 data-testid="online-count">{move || chat.online().get()} " online"</h2>
             <ul>
                 <For
                     each=move || chat.people().get()
@@ -21,19 +21,18 @@ pub fn OnlineList(chat: Chat) -> impl IntoView {
                     children=move |person| {
                         let you = move || chat.me().get() == Some(person.id);
                         view! {
-                            <li class:you=you>
+                            <li>
                                 <bdi>{person.nickname}</bdi>
-                                <Show when=you>
-                                    <span class="you">" (you)"</span>
-                                </Show>
+                                {move || you().then(|| view! { <span class="you">" (you)"</span> })}
                             </li>
                         }
                     }
                 />
             </ul>
-            <Show when=move || { unlisted() > 0 }>
-                <p class="more">{move || format!("and {} more", unlisted())}</p>
-            </Show>
+            {move || {
+                let unlisted = unlisted();
+                (unlisted > 0).then(|| view! { <p class="more">"and " {unlisted} " more"</p> })
+            }}
         </section>
     }
 }
