@@ -1,12 +1,18 @@
 //! The page's state, and the only code that changes it.
 //!
-//! Components read it through the accessors (read-only signals) and act on
-//! it through the user's intents ([`Chat::set_nickname`], [`Chat::send`],
-//! [`Chat::retry`], [`Chat::typing`]); the transport reports through
-//! [`Chat::connecting`], [`Chat::receive`] and [`Chat::disconnected`].
-//! Whatever the state needs from the outside world (a socket, a clock,
-//! timers, random ids) comes through [`Env`], so the tests below run it
-//! without a browser. The server renders the page with no `Env` at all.
+//! Components read it through [`Chat`]'s accessors, which track like signal
+//! reads but cannot write, and act on it through the user's intents
+//! ([`Chat::set_nickname`], [`Chat::send`], [`Chat::retry`], [`Chat::typing`]);
+//! the transport reports through [`Chat::connecting`], [`Chat::receive`] and
+//! [`Chat::disconnected`]. The logic itself lives in [`State`], plain data
+//! whose methods return the [`Effect`]s to carry out; whatever those need
+//! from the outside world (a socket, a clock, timers, random ids) comes
+//! through [`Env`], so the tests below run it all without a browser. The
+//! server renders the page with no `Env` at all.
+//!
+//! Everything is in one signal on purpose: every signal type and every
+//! distinct read of one compiles more code into the page's wasm, and a chat
+//! changes little at a time.
 
 use std::{sync::Arc, time::Duration};
 
@@ -89,14 +95,25 @@ impl Delivery {
 }
 
 /// One line in the message list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Local key for the list; not a server id.
     pub key: u64,
     pub line: Line,
 }
 
-#[derive(Debug, Clone)]
+impl Entry {
+    /// Changes whenever the line's content does (an own message's
+    /// delivery), so a keyed list redraws exactly those lines.
+    pub fn version(&self) -> (u64, &'static str) {
+        match &self.line {
+            Line::Mine(own) => (self.key, own.delivery.as_str()),
+            _ => (self.key, ""),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// A message from someone else.
     Theirs(ChatMessage),
@@ -109,20 +126,13 @@ pub enum Line {
     },
 }
 
-/// A message sent from this page; its delivery changes as the server answers.
-#[derive(Debug, Clone)]
+/// A message sent from this page.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnMessage {
     pub client_id: String,
     pub nickname: String,
     pub text: String,
-    delivery: ReadSignal<Delivery>,
-    set_delivery: WriteSignal<Delivery>,
-}
-
-impl OwnMessage {
-    pub fn delivery(&self) -> ReadSignal<Delivery> {
-        self.delivery
-    }
+    pub delivery: Delivery,
 }
 
 /// Someone else who is typing.
@@ -144,8 +154,38 @@ pub fn typing_label(typists: &[Typist]) -> Option<String> {
     }
 }
 
-/// Bookkeeping no view shows.
-struct Inner {
+/// Something the state asks of the outside world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send(ClientFrame),
+    /// Call [`State::ack_timed_out`] after [`ACK_TIMEOUT`].
+    AckTimer {
+        client_id: String,
+        attempt: u32,
+    },
+    /// Call [`State::typing_expired`] after [`TYPING_EXPIRES`].
+    TypingTimer {
+        id: u64,
+        seq: u64,
+    },
+}
+
+/// The page's state and its rules, without any I/O.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub status: ConnectionStatus,
+    /// The nickname the user chose, shown at once, before the server agrees.
+    pub nickname: Nickname,
+    pub entries: Vec<Entry>,
+    /// Who is online as far as this page knows; fewer than `online` in a
+    /// room too big to list.
+    pub people: Vec<Person>,
+    pub online: u64,
+    /// This connection's id, once welcomed.
+    pub me: Option<u64>,
+    pub typists: Vec<Typist>,
+    /// The last problem worth telling the user about.
+    pub notice: Option<String>,
     /// The nickname the server last confirmed for this connection.
     confirmed: Nickname,
     /// Nickname requests sent and not yet answered by a rename or an error.
@@ -156,361 +196,216 @@ struct Inner {
     typing_seq: u64,
 }
 
-#[derive(Clone, Copy)]
-pub struct Chat {
-    status: (ReadSignal<ConnectionStatus>, WriteSignal<ConnectionStatus>),
-    nickname: (ReadSignal<Nickname>, WriteSignal<Nickname>),
-    entries: (ReadSignal<Vec<Entry>>, WriteSignal<Vec<Entry>>),
-    people: (ReadSignal<Vec<Person>>, WriteSignal<Vec<Person>>),
-    online: (ReadSignal<u64>, WriteSignal<u64>),
-    me: (ReadSignal<Option<u64>>, WriteSignal<Option<u64>>),
-    typists: (ReadSignal<Vec<Typist>>, WriteSignal<Vec<Typist>>),
-    notice: (ReadSignal<Option<String>>, WriteSignal<Option<String>>),
-    inner: StoredValue<Inner>,
-    env: StoredValue<Option<Arc<dyn Env>>>,
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            status: ConnectionStatus::Connecting,
+            nickname: Nickname::default(),
+            entries: Vec::new(),
+            people: Vec::new(),
+            online: 0,
+            me: None,
+            typists: Vec::new(),
+            notice: None,
+            confirmed: Nickname::default(),
+            awaiting_rename: 0,
+            next_key: 0,
+            typing_sent_at: None,
+            typing_seq: 0,
+        }
+    }
 }
 
-impl Chat {
-    /// The state of a fresh page; `None` for the server's rendering, which
-    /// never connects.
-    pub fn new(env: Option<Arc<dyn Env>>) -> Self {
-        Self {
-            status: signal(ConnectionStatus::Connecting),
-            nickname: signal(Nickname::default()),
-            entries: signal(Vec::new()),
-            people: signal(Vec::new()),
-            online: signal(0),
-            me: signal(None),
-            typists: signal(Vec::new()),
-            notice: signal(None),
-            inner: StoredValue::new(Inner {
-                confirmed: Nickname::default(),
-                awaiting_rename: 0,
-                next_key: 0,
-                typing_sent_at: None,
-                typing_seq: 0,
-            }),
-            env: StoredValue::new(env),
+type Effects = Vec<Effect>;
+
+impl State {
+    fn is_online(&self) -> bool {
+        self.status == ConnectionStatus::Online
+    }
+
+    /// The user asks for `nickname`: shown at once, asked of the server now
+    /// or after the next welcome.
+    fn set_nickname(&mut self, nickname: Nickname, fx: &mut Effects) {
+        self.notice = None;
+        if nickname == self.nickname {
+            return;
+        }
+        self.nickname = nickname;
+        let settled = self.awaiting_rename == 0 && self.confirmed == self.nickname;
+        if self.is_online() && !settled {
+            self.awaiting_rename += 1;
+            fx.push(Effect::Send(ClientFrame::Nickname(
+                self.nickname.as_str().to_owned(),
+            )));
         }
     }
 
-    pub fn status(&self) -> ReadSignal<ConnectionStatus> {
-        self.status.0
-    }
-
-    /// The nickname the user chose, shown at once, before the server agrees.
-    pub fn nickname(&self) -> ReadSignal<Nickname> {
-        self.nickname.0
-    }
-
-    pub fn entries(&self) -> ReadSignal<Vec<Entry>> {
-        self.entries.0
-    }
-
-    /// Who is online as far as this page knows; may be fewer than
-    /// [`Chat::online`] in a big room.
-    pub fn people(&self) -> ReadSignal<Vec<Person>> {
-        self.people.0
-    }
-
-    pub fn online(&self) -> ReadSignal<u64> {
-        self.online.0
-    }
-
-    /// This connection's id, once welcomed.
-    pub fn me(&self) -> ReadSignal<Option<u64>> {
-        self.me.0
-    }
-
-    pub fn typists(&self) -> ReadSignal<Vec<Typist>> {
-        self.typists.0
-    }
-
-    /// The last problem worth telling the user about.
-    pub fn notice(&self) -> ReadSignal<Option<String>> {
-        self.notice.0
-    }
-
-    pub fn is_online(&self) -> bool {
-        self.status.0.get() == ConnectionStatus::Online
-    }
-
-    fn is_online_now(&self) -> bool {
-        self.status.0.get_untracked() == ConnectionStatus::Online
-    }
-
-    fn env(&self) -> Option<Arc<dyn Env>> {
-        self.env.get_value()
-    }
-
-    fn send_frame(&self, frame: ClientFrame) {
-        if let Some(env) = self.env() {
-            env.send(frame);
-        }
-    }
-
-    fn after(&self, delay: Duration, then: impl FnOnce() + Send + Sync + 'static) {
-        if let Some(env) = self.env() {
-            env.after(delay, Box::new(then));
-        }
-    }
-
-    fn tell(&self, notice: Option<String>) {
-        self.notice.1.set(notice);
-    }
-
-    // ---- what the user does ----
-
-    /// Shows the nickname typed in `raw` at once and asks the server for it;
-    /// while offline it is asked for after the next welcome. `false` (with a
-    /// notice) when it breaks the rules.
-    pub fn set_nickname(&self, raw: &str) -> bool {
-        let nickname = match Nickname::parse(raw) {
-            Ok(nickname) => nickname,
-            Err(err) => {
-                self.tell(Some(err.to_string()));
-                return false;
-            }
-        };
-        self.tell(None);
-        if nickname == self.nickname.0.get_untracked() {
-            return true;
-        }
-        self.nickname.1.set(nickname.clone());
-        if self.is_online_now() {
-            let settled = self
-                .inner
-                .with_value(|inner| inner.awaiting_rename == 0 && inner.confirmed == nickname);
-            if !settled {
-                self.inner.update_value(|inner| inner.awaiting_rename += 1);
-                self.send_frame(ClientFrame::Nickname(nickname.as_str().to_owned()));
-            }
-        }
-        true
-    }
-
-    /// Sends the text in `raw` as a message with a fresh `client_id` and shows
-    /// it at once as pending. `true` when the draft can be cleared; blank
-    /// text is ignored, text breaking the rules gets a notice.
-    pub fn send(&self, raw: &str) -> bool {
-        let Some(env) = self.env().filter(|_| self.is_online_now()) else {
-            return false;
-        };
-        let text = match MessageText::parse(raw) {
-            Ok(text) => text.into_string(),
-            Err(MessageTextError::Empty) => return false,
-            Err(err) => {
-                self.tell(Some(err.to_string()));
-                return false;
-            }
-        };
-        let client_id = env.new_client_id();
-        let (delivery, set_delivery) = signal(Delivery::Pending { attempt: 1 });
+    fn send(&mut self, text: String, client_id: String, fx: &mut Effects) {
         self.push(Line::Mine(OwnMessage {
             client_id: client_id.clone(),
-            nickname: self.nickname.0.get_untracked().to_string(),
+            nickname: self.nickname.to_string(),
             text: text.clone(),
-            delivery,
-            set_delivery,
+            delivery: Delivery::Pending { attempt: 1 },
         }));
         // The server clears the typing indicator when the message arrives.
-        self.inner.update_value(|inner| inner.typing_sent_at = None);
-        self.tell(None);
-        self.transmit(client_id, text, 1);
-        true
+        self.typing_sent_at = None;
+        self.notice = None;
+        transmit(client_id, text, 1, fx);
     }
 
-    /// Sends a failed message again, under the same `client_id`, so the
-    /// server relays it once even if the first attempt got through.
-    pub fn retry(&self, client_id: &str) {
-        if !self.is_online_now() {
+    fn retry(&mut self, client_id: &str, fx: &mut Effects) {
+        if !self.is_online() {
             return;
         }
         let Some(own) = self.own(client_id) else {
             return;
         };
-        let Delivery::Failed { attempt } = own.delivery.get_untracked() else {
+        let Delivery::Failed { attempt } = own.delivery else {
             return;
         };
-        own.set_delivery.set(Delivery::Pending {
+        own.delivery = Delivery::Pending {
             attempt: attempt + 1,
-        });
-        self.transmit(own.client_id, own.text, attempt + 1);
-    }
-
-    fn transmit(&self, client_id: String, text: String, attempt: u32) {
-        self.send_frame(ClientFrame::Message(OutgoingMessage {
-            text,
-            client_id: Some(client_id.clone()),
-        }));
-        let chat = *self;
-        self.after(ACK_TIMEOUT, move || chat.ack_timed_out(&client_id, attempt));
-    }
-
-    fn ack_timed_out(&self, client_id: &str, attempt: u32) {
-        if let Some(own) = self.own(client_id) {
-            if own.delivery.get_untracked() == (Delivery::Pending { attempt }) {
-                own.set_delivery.set(Delivery::Failed { attempt });
-            }
-        }
-    }
-
-    /// The draft changed to `draft`: says "typing" at most once per
-    /// [`TYPING_THROTTLE`], and "stopped" when the draft is emptied.
-    pub fn typing(&self, draft: &str) {
-        let Some(env) = self.env().filter(|_| self.is_online_now()) else {
-            return;
         };
-        let now = env.now_ms();
-        let throttle = TYPING_THROTTLE.as_secs_f64() * 1_000.0;
-        let frame = self.inner.try_update_value(|inner| {
-            if draft.trim().is_empty() {
-                inner
-                    .typing_sent_at
-                    .take()
-                    .map(|_| ClientFrame::Typing(false))
-            } else if inner.typing_sent_at.is_none_or(|at| now - at >= throttle) {
-                inner.typing_sent_at = Some(now);
-                Some(ClientFrame::Typing(true))
-            } else {
-                None
+        transmit(own.client_id.clone(), own.text.clone(), attempt + 1, fx);
+    }
+
+    pub fn ack_timed_out(&mut self, client_id: &str, attempt: u32) {
+        if let Some(own) = self.own(client_id) {
+            if own.delivery == (Delivery::Pending { attempt }) {
+                own.delivery = Delivery::Failed { attempt };
             }
-        });
-        if let Some(frame) = frame.flatten() {
-            env.send(frame);
         }
     }
 
-    // ---- what the transport reports ----
-
-    /// A connection attempt starts.
-    pub fn connecting(&self) {
-        self.status.1.set(ConnectionStatus::Connecting);
+    /// The draft is now `draft`; `true` if that changed anything.
+    fn typing(&mut self, draft: &str, now: f64, fx: &mut Effects) -> bool {
+        if !self.is_online() {
+            return false;
+        }
+        let throttle = TYPING_THROTTLE.as_millis() as f64;
+        if draft.trim().is_empty() {
+            if self.typing_sent_at.take().is_none() {
+                return false;
+            }
+            fx.push(Effect::Send(ClientFrame::Typing(false)));
+        } else if self.typing_sent_at.is_none_or(|at| now - at >= throttle) {
+            self.typing_sent_at = Some(now);
+            fx.push(Effect::Send(ClientFrame::Typing(true)));
+        } else {
+            return false;
+        }
+        true
     }
 
     /// The connection is gone: what others are doing is unknown until the
     /// next welcome.
-    pub fn disconnected(&self) {
-        self.status.1.set(ConnectionStatus::Offline);
-        self.people.1.set(Vec::new());
-        self.online.1.set(0);
-        self.typists.1.set(Vec::new());
-        self.inner.update_value(|inner| {
-            inner.typing_sent_at = None;
-            inner.awaiting_rename = 0;
-        });
+    fn disconnected(&mut self) {
+        self.status = ConnectionStatus::Offline;
+        self.people.clear();
+        self.online = 0;
+        self.typists.clear();
+        self.typing_sent_at = None;
+        self.awaiting_rename = 0;
     }
 
-    /// Applies a frame from the server.
-    pub fn receive(&self, frame: ServerFrame) {
+    fn receive(&mut self, frame: ServerFrame, fx: &mut Effects) {
         match frame {
             ServerFrame::Welcome(welcome) => {
-                let confirmed = Nickname::parse(&welcome.nickname).unwrap_or_default();
-                self.me.1.set(Some(welcome.id));
-                self.online.1.set(welcome.online);
-                self.people.1.set(welcome.people);
-                self.typists.1.set(Vec::new());
-                self.status.1.set(ConnectionStatus::Online);
+                self.me = Some(welcome.id);
+                self.online = welcome.online;
+                self.people = welcome.people;
+                self.typists.clear();
+                self.status = ConnectionStatus::Online;
+                self.confirmed = Nickname::parse(&welcome.nickname).unwrap_or_default();
                 // A new connection starts as the server's default: tell it
                 // the chosen nickname again, then what is still unanswered.
-                let chosen = self.nickname.0.get_untracked();
-                let resend = chosen != confirmed;
-                self.inner.update_value(|inner| {
-                    inner.confirmed = confirmed;
-                    inner.awaiting_rename = u32::from(resend);
-                });
+                let resend = self.nickname != self.confirmed;
+                self.awaiting_rename = u32::from(resend);
                 if resend {
-                    self.send_frame(ClientFrame::Nickname(chosen.as_str().to_owned()));
+                    fx.push(Effect::Send(ClientFrame::Nickname(
+                        self.nickname.as_str().to_owned(),
+                    )));
                 }
-                for own in self.pending() {
-                    self.send_frame(ClientFrame::Message(OutgoingMessage {
-                        text: own.text,
-                        client_id: Some(own.client_id),
-                    }));
+                for entry in &self.entries {
+                    if let Line::Mine(own) = &entry.line {
+                        if let Delivery::Pending { .. } = own.delivery {
+                            fx.push(Effect::Send(message_frame(&own.client_id, &own.text)));
+                        }
+                    }
                 }
             }
             ServerFrame::Message(message) => {
                 let from = message.from;
-                self.typists
-                    .1
-                    .update(|t| t.retain(|typist| typist.id != from));
+                self.typists.retain(|typist| typist.id != from);
                 self.push(Line::Theirs(message));
             }
             ServerFrame::Ack(ack) => {
                 if let Some(own) = self.own(&ack.client_id) {
-                    own.set_delivery.set(Delivery::Sent {
+                    own.delivery = Delivery::Sent {
                         id: ack.id,
                         sent_at: ack.sent_at,
-                    });
+                    };
                 }
             }
             ServerFrame::Presence(presence) => self.apply_presence(presence),
-            ServerFrame::Typing(typing) => self.someone_typing(typing),
+            ServerFrame::Typing(typing) => self.someone_typing(typing, fx),
             ServerFrame::Error(error) => self.refused(error),
         }
     }
 
-    fn refused(&self, error: ErrorPayload) {
+    fn refused(&mut self, error: ErrorPayload) {
         if let Some(own) = error.client_id.as_deref().and_then(|id| self.own(id)) {
-            if let Delivery::Pending { attempt } = own.delivery.get_untracked() {
-                own.set_delivery.set(Delivery::Failed { attempt });
+            if let Delivery::Pending { attempt } = own.delivery {
+                own.delivery = Delivery::Failed { attempt };
             }
         } else if matches!(
             error.code,
             ErrorCode::NicknameTaken | ErrorCode::InvalidNickname
         ) {
-            let revert = self.inner.try_update_value(|inner| {
-                inner.awaiting_rename = inner.awaiting_rename.saturating_sub(1);
-                (inner.awaiting_rename == 0).then(|| inner.confirmed.clone())
-            });
-            if let Some(confirmed) = revert.flatten() {
-                self.nickname.1.set(confirmed);
+            self.awaiting_rename = self.awaiting_rename.saturating_sub(1);
+            if self.awaiting_rename == 0 {
+                self.nickname = self.confirmed.clone();
             }
         }
-        self.tell(Some(error.message));
+        self.notice = Some(error.message);
     }
 
     /// The server now calls this connection `nickname`.
-    fn confirm_own(&self, nickname: &str) {
+    fn confirm_own(&mut self, nickname: &str) {
         let confirmed = Nickname::parse(nickname).unwrap_or_default();
-        let chosen = self.nickname.0.get_untracked();
-        let settled = self.inner.try_update_value(|inner| {
-            if inner.confirmed == confirmed {
-                return false;
+        if self.confirmed == confirmed {
+            return;
+        }
+        self.confirmed = confirmed;
+        if self.confirmed == self.nickname {
+            self.awaiting_rename = 0;
+        } else {
+            self.awaiting_rename = self.awaiting_rename.saturating_sub(1);
+            if self.awaiting_rename == 0 {
+                self.nickname = self.confirmed.clone();
             }
-            inner.confirmed = confirmed.clone();
-            if confirmed == chosen {
-                inner.awaiting_rename = 0;
-            } else {
-                inner.awaiting_rename = inner.awaiting_rename.saturating_sub(1);
-            }
-            inner.awaiting_rename == 0
-        });
-        if settled == Some(true) && confirmed != chosen {
-            self.nickname.1.set(confirmed);
         }
     }
 
     /// Applies who came, went or changed name. Idempotent: a join of someone
     /// listed, a leave of someone unlisted or a rename to the name shown
     /// changes nothing and says nothing.
-    fn apply_presence(&self, presence: Presence) {
-        let me = self.me.0.get_untracked();
-        let mut people = self.people.0.get_untracked();
+    fn apply_presence(&mut self, presence: Presence) {
+        let me = self.me;
         let mut lines = Vec::new();
         let mut own_names = Vec::new();
         for person in presence.joined {
             if Some(person.id) == me {
                 own_names.push(person.nickname.clone());
             }
-            match people.iter_mut().find(|p| p.id == person.id) {
+            match self.people.iter_mut().find(|p| p.id == person.id) {
                 // Joined and renamed within one interval: one join, new name.
                 Some(listed) => listed.nickname = person.nickname,
                 None => {
                     if Some(person.id) != me {
                         lines.push(Line::Joined(person.nickname.clone()));
                     }
-                    people.push(person);
+                    self.people.push(person);
                 }
             }
         }
@@ -518,7 +413,7 @@ impl Chat {
             if Some(rename.id) == me {
                 own_names.push(rename.nickname.clone());
             }
-            if let Some(listed) = people.iter_mut().find(|p| p.id == rename.id) {
+            if let Some(listed) = self.people.iter_mut().find(|p| p.id == rename.id) {
                 if listed.nickname != rename.nickname {
                     listed.nickname = rename.nickname.clone();
                     lines.push(Line::Renamed {
@@ -527,24 +422,20 @@ impl Chat {
                     });
                 }
             }
-            self.typists.1.update(|typists| {
-                for typist in typists.iter_mut().filter(|t| t.id == rename.id) {
-                    typist.nickname = rename.nickname.clone();
-                }
-            });
+            for typist in self.typists.iter_mut().filter(|t| t.id == rename.id) {
+                typist.nickname = rename.nickname.clone();
+            }
         }
         for person in presence.left {
-            if let Some(at) = people.iter().position(|p| p.id == person.id) {
-                lines.push(Line::Left(people.remove(at).nickname));
+            if let Some(at) = self.people.iter().position(|p| p.id == person.id) {
+                lines.push(Line::Left(self.people.remove(at).nickname));
             }
-            self.typists
-                .1
-                .update(|t| t.retain(|typist| typist.id != person.id));
+            self.typists.retain(|typist| typist.id != person.id);
         }
         if let Some(everyone) = presence.people {
-            people = everyone;
+            self.people = everyone;
             own_names.extend(
-                people
+                self.people
                     .iter()
                     .filter(|p| Some(p.id) == me)
                     .map(|p| p.nickname.clone()),
@@ -553,100 +444,249 @@ impl Chat {
         for name in own_names {
             self.confirm_own(&name);
         }
-        self.people.1.set(people);
-        self.online.1.set(presence.online);
+        self.online = presence.online;
         for line in lines {
             self.push(line);
         }
     }
 
-    fn someone_typing(&self, typing: Typing) {
-        if Some(typing.id) == self.me.0.get_untracked() {
-            return;
-        }
+    fn someone_typing(&mut self, typing: Typing, fx: &mut Effects) {
         let Typing {
             id,
             nickname,
             active,
         } = typing;
-        if !active {
-            self.typists
-                .1
-                .update(|t| t.retain(|typist| typist.id != id));
+        if Some(id) == self.me {
             return;
         }
-        let seq = self.inner.try_update_value(|inner| {
-            inner.typing_seq += 1;
-            inner.typing_seq
-        });
-        let seq = seq.unwrap_or_default();
-        self.typists
-            .1
-            .update(|typists| match typists.iter_mut().find(|t| t.id == id) {
-                Some(typist) => {
-                    typist.nickname = nickname;
-                    typist.seq = seq;
-                }
-                None => typists.push(Typist { id, nickname, seq }),
-            });
-        let chat = *self;
-        self.after(TYPING_EXPIRES, move || chat.typing_expired(id, seq));
+        if !active {
+            self.typists.retain(|typist| typist.id != id);
+            return;
+        }
+        self.typing_seq += 1;
+        let seq = self.typing_seq;
+        match self.typists.iter_mut().find(|t| t.id == id) {
+            Some(typist) => {
+                typist.nickname = nickname;
+                typist.seq = seq;
+            }
+            None => self.typists.push(Typist { id, nickname, seq }),
+        }
+        fx.push(Effect::TypingTimer { id, seq });
     }
 
-    fn typing_expired(&self, id: u64, seq: u64) {
-        let current = self
-            .typists
-            .0
-            .with_untracked(|t| t.iter().any(|typist| typist.id == id && typist.seq == seq));
-        if current {
-            self.typists
-                .1
-                .update(|t| t.retain(|typist| typist.id != id));
+    /// `true` if the typist was still shown from that frame and is now gone.
+    pub fn typing_expired(&mut self, id: u64, seq: u64) -> bool {
+        let before = self.typists.len();
+        self.typists.retain(|t| !(t.id == id && t.seq == seq));
+        self.typists.len() != before
+    }
+
+    fn own(&mut self, client_id: &str) -> Option<&mut OwnMessage> {
+        self.entries
+            .iter_mut()
+            .rev()
+            .find_map(|entry| match &mut entry.line {
+                Line::Mine(own) if own.client_id == client_id => Some(own),
+                _ => None,
+            })
+    }
+
+    fn push(&mut self, line: Line) {
+        self.next_key += 1;
+        if self.entries.len() == MAX_VISIBLE_MESSAGES {
+            self.entries.remove(0);
+        }
+        self.entries.push(Entry {
+            key: self.next_key,
+            line,
+        });
+    }
+}
+
+fn message_frame(client_id: &str, text: &str) -> ClientFrame {
+    ClientFrame::Message(OutgoingMessage {
+        text: text.to_owned(),
+        client_id: Some(client_id.to_owned()),
+    })
+}
+
+fn transmit(client_id: String, text: String, attempt: u32, fx: &mut Effects) {
+    fx.push(Effect::Send(message_frame(&client_id, &text)));
+    fx.push(Effect::AckTimer { client_id, attempt });
+}
+
+/// The page's chat: [`State`] in one signal, wired to an [`Env`].
+#[derive(Clone, Copy)]
+pub struct Chat {
+    state: RwSignal<State>,
+    env: StoredValue<Option<Arc<dyn Env>>>,
+}
+
+impl Chat {
+    /// The state of a fresh page; `None` for the server's rendering, which
+    /// never connects.
+    pub fn new(env: Option<Arc<dyn Env>>) -> Self {
+        Self {
+            state: RwSignal::new(State::default()),
+            env: StoredValue::new(env),
         }
     }
 
-    fn own(&self, client_id: &str) -> Option<OwnMessage> {
-        self.entries.0.with_untracked(|entries| {
-            entries.iter().rev().find_map(|entry| match &entry.line {
-                Line::Mine(own) if own.client_id == client_id => Some(own.clone()),
-                _ => None,
-            })
-        })
+    /// Reads the state, tracked like any signal read.
+    pub fn with<U>(&self, read: impl FnOnce(&State) -> U) -> U {
+        self.state.with(read)
     }
 
-    fn pending(&self) -> Vec<OwnMessage> {
-        self.entries.0.with_untracked(|entries| {
-            entries
-                .iter()
-                .filter_map(|entry| match &entry.line {
-                    Line::Mine(own)
-                        if matches!(own.delivery.get_untracked(), Delivery::Pending { .. }) =>
-                    {
-                        Some(own.clone())
-                    }
-                    _ => None,
-                })
-                .collect()
-        })
+    pub fn status(&self) -> ConnectionStatus {
+        self.with(|state| state.status)
     }
 
-    fn push(&self, line: Line) {
-        let key = self
-            .inner
-            .try_update_value(|inner| {
-                inner.next_key += 1;
-                inner.next_key
-            })
-            .unwrap_or_default();
-        self.entries.1.update(|entries| {
-            if entries.len() == MAX_VISIBLE_MESSAGES {
-                if let Line::Mine(own) = entries.remove(0).line {
-                    own.delivery.dispose();
-                    own.set_delivery.dispose();
-                }
+    pub fn is_online(&self) -> bool {
+        self.status() == ConnectionStatus::Online
+    }
+
+    pub fn nickname(&self) -> Nickname {
+        self.with(|state| state.nickname.clone())
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.with(|state| state.entries.clone())
+    }
+
+    pub fn people(&self) -> Vec<Person> {
+        self.with(|state| state.people.clone())
+    }
+
+    pub fn online(&self) -> u64 {
+        self.with(|state| state.online)
+    }
+
+    pub fn me(&self) -> Option<u64> {
+        self.with(|state| state.me)
+    }
+
+    pub fn typing_label(&self) -> Option<String> {
+        self.with(|state| typing_label(&state.typists))
+    }
+
+    pub fn notice(&self) -> Option<String> {
+        self.with(|state| state.notice.clone())
+    }
+
+    fn env(&self) -> Option<Arc<dyn Env>> {
+        self.env.get_value()
+    }
+
+    /// Changes the state, then carries out what it asked for.
+    fn change(&self, change: impl FnOnce(&mut State, &mut Effects)) {
+        let mut fx = Vec::new();
+        self.state.update(|state| change(state, &mut fx));
+        self.run(fx);
+    }
+
+    fn run(&self, fx: Effects) {
+        let Some(env) = self.env() else {
+            return;
+        };
+        let chat = *self;
+        for effect in fx {
+            match effect {
+                Effect::Send(frame) => env.send(frame),
+                Effect::AckTimer { client_id, attempt } => env.after(
+                    ACK_TIMEOUT,
+                    Box::new(move || {
+                        chat.state
+                            .update(|state| state.ack_timed_out(&client_id, attempt))
+                    }),
+                ),
+                Effect::TypingTimer { id, seq } => env.after(
+                    TYPING_EXPIRES,
+                    Box::new(move || {
+                        chat.state
+                            .maybe_update(|state| state.typing_expired(id, seq))
+                    }),
+                ),
             }
-            entries.push(Entry { key, line });
-        });
+        }
+    }
+
+    // ---- what the user does ----
+
+    /// Shows the nickname typed in `raw` at once and asks the server for it;
+    /// while offline it is asked for after the next welcome. `false` (with a
+    /// notice) when it breaks the rules.
+    pub fn set_nickname(&self, raw: &str) -> bool {
+        match Nickname::parse(raw) {
+            Ok(nickname) => {
+                self.change(|state, fx| state.set_nickname(nickname, fx));
+                true
+            }
+            Err(err) => {
+                self.change(|state, _| state.notice = Some(err.to_string()));
+                false
+            }
+        }
+    }
+
+    /// Sends the text in `raw` as a message with a fresh `client_id` and shows
+    /// it at once as pending. `true` when the draft can be cleared; blank
+    /// text is ignored, text breaking the rules gets a notice.
+    pub fn send(&self, raw: &str) -> bool {
+        let Some(env) = self.env() else {
+            return false;
+        };
+        if !self.state.with_untracked(State::is_online) {
+            return false;
+        }
+        match MessageText::parse(raw) {
+            Ok(text) => {
+                let client_id = env.new_client_id();
+                self.change(|state, fx| state.send(text.into_string(), client_id, fx));
+                true
+            }
+            Err(MessageTextError::Empty) => false,
+            Err(err) => {
+                self.change(|state, _| state.notice = Some(err.to_string()));
+                false
+            }
+        }
+    }
+
+    /// Sends a failed message again, under the same `client_id`, so the
+    /// server relays it once even if the first attempt got through.
+    pub fn retry(&self, client_id: &str) {
+        self.change(|state, fx| state.retry(client_id, fx));
+    }
+
+    /// The draft changed to `draft`: says "typing" at most once per
+    /// [`TYPING_THROTTLE`], and "stopped" when the draft is emptied.
+    pub fn typing(&self, draft: &str) {
+        let Some(env) = self.env() else {
+            return;
+        };
+        let now = env.now_ms();
+        let mut fx = Vec::new();
+        // Bookkeeping only: nothing on screen changes.
+        self.state
+            .update_untracked(|state| state.typing(draft, now, &mut fx));
+        self.run(fx);
+    }
+
+    // ---- what the transport reports ----
+
+    /// A connection attempt starts.
+    pub fn connecting(&self) {
+        self.change(|state, _| state.status = ConnectionStatus::Connecting);
+    }
+
+    pub fn disconnected(&self) {
+        self.change(|state, _| state.disconnected());
+    }
+
+    /// Applies a frame from the server.
+    pub fn receive(&self, frame: ServerFrame) {
+        self.change(|state, fx| state.receive(frame, fx));
     }
 }
 
@@ -766,16 +806,12 @@ mod tests {
     /// Each line as a short readable string.
     fn lines(chat: &Chat) -> Vec<String> {
         chat.entries()
-            .get_untracked()
             .into_iter()
             .map(|entry| match entry.line {
                 Line::Theirs(m) => format!("{}: {}", m.nickname, m.text),
-                Line::Mine(own) => format!(
-                    "{}: {} [{}]",
-                    own.nickname,
-                    own.text,
-                    own.delivery.get_untracked().as_str()
-                ),
+                Line::Mine(own) => {
+                    format!("{}: {} [{}]", own.nickname, own.text, own.delivery.as_str())
+                }
                 Line::Joined(name) => format!("{name} joined"),
                 Line::Left(name) => format!("{name} left"),
                 Line::Renamed { previous, nickname } => format!("{previous} is now {nickname}"),
@@ -784,11 +820,7 @@ mod tests {
     }
 
     fn names(chat: &Chat) -> Vec<String> {
-        chat.people()
-            .get_untracked()
-            .into_iter()
-            .map(|p| p.nickname)
-            .collect()
+        chat.people().into_iter().map(|p| p.nickname).collect()
     }
 
     #[test]
@@ -796,15 +828,15 @@ mod tests {
         Owner::new().with(|| {
             let env = Arc::new(TestEnv::default());
             let chat = Chat::new(Some(env.clone() as Arc<dyn Env>));
-            assert_eq!(chat.status().get_untracked(), ConnectionStatus::Connecting);
+            assert_eq!(chat.status(), ConnectionStatus::Connecting);
             assert!(
                 !chat.send("too early"),
                 "nothing is sent before the welcome"
             );
             chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
-            assert_eq!(chat.status().get_untracked(), ConnectionStatus::Online);
-            assert_eq!(chat.me().get_untracked(), Some(1));
-            assert_eq!(chat.online().get_untracked(), 1);
+            assert_eq!(chat.status(), ConnectionStatus::Online);
+            assert_eq!(chat.me(), Some(1));
+            assert_eq!(chat.online(), 1);
             assert_eq!(env.take_sent(), [], "Anonymous needs no nickname frame");
             assert!(lines(&chat).is_empty(), "no line for joining oneself");
         });
@@ -825,11 +857,11 @@ mod tests {
                 id: 42,
                 sent_at: "2026-11-25T14:03:07Z".into(),
             }));
-            let Line::Mine(own) = &chat.entries().get_untracked()[0].line else {
+            let Line::Mine(own) = &chat.entries()[0].line else {
                 panic!("own message expected");
             };
             assert_eq!(
-                own.delivery().get_untracked(),
+                own.delivery,
                 Delivery::Sent {
                     id: 42,
                     sent_at: "2026-11-25T14:03:07Z".into()
@@ -846,9 +878,9 @@ mod tests {
         Owner::new().with(|| {
             let (chat, env) = online_chat();
             assert!(!chat.send("   "));
-            assert_eq!(chat.notice().get_untracked(), None);
+            assert_eq!(chat.notice(), None);
             assert!(!chat.send(&"a".repeat(2_001)));
-            assert!(chat.notice().get_untracked().is_some());
+            assert!(chat.notice().is_some());
             assert_eq!(env.take_sent(), []);
             assert!(lines(&chat).is_empty());
         });
@@ -865,10 +897,7 @@ mod tests {
                 lines(&chat),
                 ["Anonymous: one [failed]", "Anonymous: two [pending]"]
             );
-            assert_eq!(
-                chat.notice().get_untracked().as_deref(),
-                Some("rate_limited")
-            );
+            assert_eq!(chat.notice().as_deref(), Some("rate_limited"));
 
             env.fire(ACK_TIMEOUT);
             assert_eq!(
@@ -917,10 +946,7 @@ mod tests {
             chat.receive(message(2, "bob", "hi"));
             assert_eq!(lines(&chat), ["bob: hi"]);
             chat.receive(error(ErrorCode::InvalidMessage, None));
-            assert_eq!(
-                chat.notice().get_untracked().as_deref(),
-                Some("invalid_message")
-            );
+            assert_eq!(chat.notice().as_deref(), Some("invalid_message"));
         });
     }
 
@@ -931,7 +957,7 @@ mod tests {
             for i in 0..MAX_VISIBLE_MESSAGES + 5 {
                 chat.send(&i.to_string());
             }
-            let entries = chat.entries().get_untracked();
+            let entries = chat.entries();
             assert_eq!(entries.len(), MAX_VISIBLE_MESSAGES);
             assert_eq!(lines(&chat)[0], "Anonymous: 5 [pending]");
             let keys: Vec<u64> = entries.iter().map(|e| e.key).collect();
@@ -956,7 +982,7 @@ mod tests {
             chat.receive(frame.clone());
             chat.receive(frame);
             assert_eq!(names(&chat), ["Anonymous", "bob", "carol"]);
-            assert_eq!(chat.online().get_untracked(), 3);
+            assert_eq!(chat.online(), 3);
             assert_eq!(lines(&chat), ["carol joined"]);
 
             chat.receive(ServerFrame::Presence(Presence {
@@ -985,7 +1011,7 @@ mod tests {
                 ..presence(40)
             }));
             assert_eq!(names(&chat), ["Anonymous", "eve"]);
-            assert_eq!(chat.online().get_untracked(), 40);
+            assert_eq!(chat.online(), 40);
         });
     }
 
@@ -994,7 +1020,7 @@ mod tests {
         Owner::new().with(|| {
             let (chat, env) = online_chat();
             chat.set_nickname("  alice ");
-            assert_eq!(chat.nickname().get_untracked().as_str(), "alice");
+            assert_eq!(chat.nickname().as_str(), "alice");
             assert_eq!(env.take_sent(), [ClientFrame::Nickname("alice".into())]);
             chat.receive(ServerFrame::Presence(Presence {
                 renamed: vec![Rename {
@@ -1004,18 +1030,15 @@ mod tests {
                 }],
                 ..presence(2)
             }));
-            assert_eq!(chat.nickname().get_untracked().as_str(), "alice");
+            assert_eq!(chat.nickname().as_str(), "alice");
             assert_eq!(names(&chat), ["alice", "bob"]);
 
             // Taken: back to the confirmed one, with the reason.
             chat.set_nickname("Bob");
-            assert_eq!(chat.nickname().get_untracked().as_str(), "Bob");
+            assert_eq!(chat.nickname().as_str(), "Bob");
             chat.receive(error(ErrorCode::NicknameTaken, None));
-            assert_eq!(chat.nickname().get_untracked().as_str(), "alice");
-            assert_eq!(
-                chat.notice().get_untracked().as_deref(),
-                Some("nickname_taken")
-            );
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(chat.notice().as_deref(), Some("nickname_taken"));
         });
     }
 
@@ -1026,7 +1049,7 @@ mod tests {
             chat.set_nickname("bob");
             chat.set_nickname("carol");
             chat.receive(error(ErrorCode::NicknameTaken, None));
-            assert_eq!(chat.nickname().get_untracked().as_str(), "carol");
+            assert_eq!(chat.nickname().as_str(), "carol");
             chat.receive(ServerFrame::Presence(Presence {
                 renamed: vec![Rename {
                     id: 1,
@@ -1035,11 +1058,11 @@ mod tests {
                 }],
                 ..presence(2)
             }));
-            assert_eq!(chat.nickname().get_untracked().as_str(), "carol");
+            assert_eq!(chat.nickname().as_str(), "carol");
             // Settled: the next refusal reverts at once.
             chat.set_nickname("bob");
             chat.receive(error(ErrorCode::NicknameTaken, None));
-            assert_eq!(chat.nickname().get_untracked().as_str(), "carol");
+            assert_eq!(chat.nickname().as_str(), "carol");
         });
     }
 
@@ -1048,11 +1071,8 @@ mod tests {
         Owner::new().with(|| {
             let (chat, env) = online_chat();
             assert!(!chat.set_nickname("   "));
-            assert_eq!(
-                chat.notice().get_untracked().as_deref(),
-                Some("nickname must not be blank")
-            );
-            assert_eq!(chat.nickname().get_untracked().as_str(), "Anonymous");
+            assert_eq!(chat.notice().as_deref(), Some("nickname must not be blank"));
+            assert_eq!(chat.nickname().as_str(), "Anonymous");
             assert_eq!(env.take_sent(), []);
         });
     }
@@ -1064,8 +1084,8 @@ mod tests {
             chat.set_nickname("alice");
             chat.send("are you there?");
             chat.disconnected();
-            assert_eq!(chat.status().get_untracked(), ConnectionStatus::Offline);
-            assert!(chat.people().get_untracked().is_empty());
+            assert_eq!(chat.status(), ConnectionStatus::Offline);
+            assert!(chat.people().is_empty());
             env.take_sent();
 
             chat.connecting();
@@ -1077,7 +1097,7 @@ mod tests {
                     message_frame("are you there?", "c-1"),
                 ]
             );
-            assert_eq!(chat.nickname().get_untracked().as_str(), "alice");
+            assert_eq!(chat.nickname().as_str(), "alice");
             // The server may fold the rename into this connection's join.
             chat.receive(ServerFrame::Presence(Presence {
                 joined: vec![person(8, "alice")],
@@ -1133,7 +1153,7 @@ mod tests {
                     active,
                 })
             };
-            let label = || typing_label(&chat.typists().get_untracked());
+            let label = || chat.typing_label();
             chat.receive(typing(2, "bob", true));
             assert_eq!(label().as_deref(), Some("bob is typing…"));
             chat.receive(typing(3, "carol", true));

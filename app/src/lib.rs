@@ -55,10 +55,10 @@ pub fn App() -> impl IntoView {
     #[cfg(not(feature = "hydrate"))]
     let chat = chat::Chat::new(None);
     view! {
-        <main class="chat" data-connection=move || chat.status().get().as_str()>
+        <main class="chat" data-connection=move || chat.status().as_str()>
             <header class="chat-header">
                 <h1>"Parley"</h1>
-                <ConnectionIndicator status=chat.status()/>
+                <ConnectionIndicator chat/>
             </header>
             <NicknameForm chat/>
             <div class="room">
@@ -66,7 +66,7 @@ pub fn App() -> impl IntoView {
                 <OnlineList chat/>
             </div>
             <TypingIndicator chat/>
-            <Notice notice=chat.notice()/>
+            <Notice chat/>
             <Composer chat/>
         </main>
     }

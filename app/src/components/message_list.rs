@@ -11,14 +11,14 @@ use crate::chat::{Chat, Delivery, Entry, Line};
 pub fn MessageList(chat: Chat) -> impl IntoView {
     let list = NodeRef::<Ul>::new();
     Effect::new(move || {
-        chat.entries().track();
+        chat.with(|state| state.entries.len());
         if let Some(list) = list.get() {
             list.set_scroll_top(list.scroll_height());
         }
     });
     view! {
         <ul class="messages" aria-label="Messages" aria-live="polite" node_ref=list>
-            <For each=move || chat.entries().get() key=|entry| entry.key let:entry>
+            <For each=move || chat.entries() key=Entry::version let:entry>
                 {line(chat, entry)}
             </For>
         </ul>
@@ -26,17 +26,22 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
 }
 
 /// One line. Every kind of line shares one of two view types: each distinct
-/// view type costs the page's wasm several kilobytes.
+/// view type costs the page's wasm several kilobytes. A line never changes
+/// once drawn: an own message whose delivery changes gets a new
+/// [`Entry::version`], and so is drawn anew.
 fn line(chat: Chat, entry: Entry) -> impl IntoView {
     let (nickname, text, sent_at, own) = match entry.line {
-        Line::Theirs(message) => (message.nickname, message.text, message.sent_at, None),
+        Line::Theirs(message) => (message.nickname, message.text, Some(message.sent_at), None),
         Line::Mine(own) => {
-            let delivery = own.delivery();
+            let sent_at = match &own.delivery {
+                Delivery::Sent { sent_at, .. } => Some(sent_at.clone()),
+                _ => None,
+            };
             (
                 own.nickname,
                 own.text,
-                String::new(),
-                Some((delivery, own.client_id)),
+                sent_at,
+                Some((own.delivery, own.client_id)),
             )
         }
         Line::Joined(nickname) => return Either::Left(system(nickname, " joined", None)),
@@ -45,56 +50,40 @@ fn line(chat: Chat, entry: Entry) -> impl IntoView {
             return Either::Left(system(previous, " is now ", Some(nickname)))
         }
     };
-    let (delivery, client_id) = own.unzip();
-    // Others' messages never change; own ones follow their delivery.
-    let tail = move || {
-        let delivery = delivery.map(|delivery| delivery.get());
-        let sent_at = match &delivery {
-            None => Some(sent_at.clone()),
-            Some(Delivery::Sent { sent_at, .. }) => Some(sent_at.clone()),
-            _ => None,
-        };
-        let state = match delivery {
-            Some(Delivery::Pending { .. }) => Some("sending…"),
-            Some(Delivery::Failed { .. }) => Some("not sent"),
-            _ => None,
-        };
-        let retry = client_id
-            .clone()
-            .filter(|_| state == Some("not sent"))
-            .map(|client_id| {
-                view! {
-                    <button
-                        type="button"
-                        class="retry"
-                        disabled=move || !chat.is_online()
-                        on:click=move |_| chat.retry(&client_id)
-                    >
-                        "Retry"
-                    </button>
-                }
-            });
-        (
-            sent_at.map(|sent_at| {
-                let shown = local_time(&sent_at);
-                view! { <time datetime=sent_at>{shown}</time> }
-            }),
-            state.map(|state| view! { <span class="state">{state}</span> }),
-            retry,
-        )
+    let state = own.as_ref().map(|(delivery, _)| delivery.as_str());
+    let note = match &own {
+        Some((Delivery::Pending { .. }, _)) => Some("sending…"),
+        Some((Delivery::Failed { .. }, _)) => Some("not sent"),
+        _ => None,
     };
+    let retry = own
+        .filter(|(delivery, _)| matches!(delivery, Delivery::Failed { .. }))
+        .map(|(_, client_id)| {
+            view! {
+                <button
+                    type="button"
+                    class="retry"
+                    disabled=move || !chat.is_online()
+                    on:click=move |_| chat.retry(&client_id)
+                >
+                    "Retry"
+                </button>
+            }
+        });
     Either::Right(view! {
-        <li
-            class="message"
-            class:mine=delivery.is_some()
-            data-state=move || delivery.map(|delivery| delivery.with(Delivery::as_str))
-        >
+        <li class="message" class:mine=state.is_some() data-state=state>
             <span class="says">
                 <bdi class="nickname">{nickname}</bdi>
                 ": "
                 <bdi class="text">{text}</bdi>
             </span>
-            {tail}
+            {sent_at
+                .map(|sent_at| {
+                    let shown = local_time(&sent_at);
+                    view! { <time datetime=sent_at>{shown}</time> }
+                })}
+            {note.map(|note| view! { <span class="state">{note}</span> })}
+            {retry}
         </li>
     })
 }

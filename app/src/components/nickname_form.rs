@@ -17,7 +17,7 @@ pub fn NicknameForm(chat: Chat) -> impl IntoView {
             <p class="current-nickname">
                 "You are "
                 <strong data-testid="current-nickname">
-                    <bdi>{move || chat.nickname().get().to_string()}</bdi>
+                    <bdi>{move || chat.nickname().to_string()}</bdi>
                 </strong>
             </p>
             <label for="nickname-input">"Nickname"</label>

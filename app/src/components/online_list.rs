@@ -7,19 +7,17 @@ use crate::chat::Chat;
 /// everyone.
 #[component]
 pub fn OnlineList(chat: Chat) -> impl IntoView {
-    let unlisted = move || {
-        let listed = chat.people().with(Vec::len) as u64;
-        chat.online().get().saturating_sub(listed)
-    };
+    let unlisted =
+        move || chat.with(|state| state.online.saturating_sub(state.people.len() as u64));
     view! {
         <section class="online" aria-label="Online">
-            <h2 data-testid="online-count">{move || chat.online().get()} " online"</h2>
+            <h2 data-testid="online-count">{move || chat.online()} " online"</h2>
             <ul>
                 <For
-                    each=move || chat.people().get()
+                    each=move || chat.people()
                     key=|person| (person.id, person.nickname.clone())
                     children=move |person| {
-                        let you = move || chat.me().get() == Some(person.id);
+                        let you = move || chat.me() == Some(person.id);
                         view! {
                             <li>
                                 <bdi>{person.nickname}</bdi>

@@ -1,13 +1,13 @@
 use leptos::prelude::*;
 
-use crate::chat::{typing_label, Chat};
+use crate::chat::Chat;
 
 /// "alice is typing…", announced politely; empty when nobody is.
 #[component]
 pub fn TypingIndicator(chat: Chat) -> impl IntoView {
     view! {
         <p class="typing" aria-live="polite" data-testid="typing">
-            {move || chat.typists().with(|typists| typing_label(typists))}
+            {move || chat.typing_label()}
         </p>
     }
 }
