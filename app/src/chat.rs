@@ -102,17 +102,6 @@ pub struct Entry {
     pub line: Line,
 }
 
-impl Entry {
-    /// Changes whenever the line's content does (an own message's
-    /// delivery), so a keyed list redraws exactly those lines.
-    pub fn version(&self) -> (u64, &'static str) {
-        match &self.line {
-            Line::Mine(own) => (self.key, own.delivery.as_str()),
-            _ => (self.key, ""),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// A message from someone else.
@@ -148,8 +137,8 @@ pub struct Typist {
 pub fn typing_label(typists: &[Typist]) -> Option<String> {
     match typists {
         [] => None,
-        [one] => Some(format!("{} is typing…", one.nickname)),
-        [one, two] => Some(format!("{} and {} are typing…", one.nickname, two.nickname)),
+        [one] => Some(one.nickname.clone() + " is typing…"),
+        [one, two] => Some(one.nickname.clone() + " and " + &two.nickname + " are typing…"),
         _ => Some("several people are typing…".to_owned()),
     }
 }

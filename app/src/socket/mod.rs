@@ -73,21 +73,18 @@ fn random_uuid() -> Option<String> {
 /// A version 4 UUID from `Math.random()`, for pages served over plain http
 /// from another machine. Ids only need to be unique per sender.
 fn fallback_uuid() -> String {
-    let mut bytes = [0u8; 16];
-    for byte in &mut bytes {
-        *byte = (Math::random() * 256.0) as u8;
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
+        .chars()
+        .map(|c| {
+            let random = (Math::random() * 16.0) as usize & 15;
+            match c {
+                'x' => HEX[random] as char,
+                'y' => HEX[8 | (random & 3)] as char,
+                other => other,
+            }
+        })
+        .collect()
 }
 
 /// `ws://` or `wss://`, matching the page, on the page's own host.
