@@ -94,16 +94,7 @@ impl TestServer {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
             .await
             .expect("WebSocket handshake");
-        let mut client = Client {
-            socket,
-            id: 0,
-            nickname: String::new(),
-            welcome: Value::Null,
-        };
-        let welcome = client.next_of("welcome").await;
-        client.id = welcome["payload"]["id"].as_u64().expect("an id");
-        client.nickname = welcome["payload"]["nickname"].as_str().unwrap().to_owned();
-        client.welcome = welcome;
+        let client = Client::welcomed(socket).await;
         self.wait_for_clients_at_least(1).await;
         client
     }
@@ -154,11 +145,24 @@ pub struct Client {
     pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// This connection's id, from its `welcome`.
     pub id: u64,
-    pub nickname: String,
     pub welcome: Value,
 }
 
 impl Client {
+    /// Reads the `welcome` every connection starts with.
+    pub async fn welcomed(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        let mut client = Client {
+            socket,
+            id: 0,
+            welcome: Value::Null,
+        };
+        let welcome = client.next_frame().await;
+        assert_eq!(welcome["type"], "welcome", "the first frame: {welcome}");
+        client.id = welcome["payload"]["id"].as_u64().expect("an id");
+        client.welcome = welcome;
+        client
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }
