@@ -33,12 +33,15 @@ pub struct ConnectionConfig {
 
     /// Seconds between the server's pings. A client that has sent nothing,
     /// not even a pong, for two intervals is dropped as dead.
-    #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = ConnectionConfig::DEFAULT.ping_interval_secs, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = ConnectionConfig::DEFAULT.ping_interval_secs,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ping_interval_secs: u64,
 
     /// Bytes read from a socket at a time (tungstenite's read buffer). Small,
     /// because it is allocated and zeroed per connection; larger frames grow it.
-    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = ConnectionConfig::DEFAULT.read_buffer)]
+    /// 64 to 65536: tungstenite cannot read with an empty buffer.
+    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = ConnectionConfig::DEFAULT.read_buffer,
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=65536))]
     pub read_buffer: usize,
 }
 
@@ -79,8 +82,28 @@ mod tests {
                 .unwrap();
         assert_eq!(config.addr.port(), 0);
         assert_eq!(config.connection.client_queue, 8);
-        assert!(Config::try_parse_from(["parley", "--ping-interval-secs", "0"]).is_err());
-        assert!(Config::try_parse_from(["parley", "--client-queue", "0"]).is_err());
-        assert!(Config::try_parse_from(["parley", "--addr", "nowhere"]).is_err());
+        for nonsense in [
+            &["--ping-interval-secs", "0"][..],
+            &["--ping-interval-secs", "3601"],
+            &["--read-buffer", "0"],
+            &["--read-buffer", "63"],
+            &["--read-buffer", "65537"],
+            &["--client-queue", "0"],
+            &["--addr", "nowhere"],
+        ] {
+            let args = std::iter::once("parley").chain(nonsense.iter().copied());
+            let err = Config::try_parse_from(args).expect_err(&format!("{nonsense:?}"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        }
+        let edges = Config::try_parse_from([
+            "parley",
+            "--ping-interval-secs",
+            "3600",
+            "--read-buffer",
+            "64",
+        ])
+        .unwrap();
+        assert_eq!(edges.connection.ping_interval_secs, 3600);
+        assert_eq!(edges.connection.read_buffer, 64);
     }
 }
