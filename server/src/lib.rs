@@ -6,9 +6,11 @@
 //! - [`ws`]: the `/ws` endpoint: handshake, one task per connection.
 //! - [`hub`]: who is connected, and fan-out to them.
 //! - [`peer`]: one client's socket, written to directly by the fan-out.
+//! - [`limits`]: caps on open connections.
 
 pub mod config;
 pub mod hub;
+pub mod limits;
 pub mod peer;
 mod serve;
 pub mod ws;
