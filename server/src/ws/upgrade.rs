@@ -8,10 +8,11 @@ use axum::{
     http::{
         header::{self, HeaderMap, HeaderName, HeaderValue},
         request::Parts,
-        Method, StatusCode,
+        Method, StatusCode, Version,
     },
     response::{IntoResponse, Response},
 };
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -32,7 +33,7 @@ pub struct Upgraded {
 }
 
 /// Why a request to `/ws` is not a WebSocket handshake.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum UpgradeError {
     #[error("a WebSocket handshake must be a GET request")]
     MethodNotGet,
@@ -40,10 +41,14 @@ pub enum UpgradeError {
         "this endpoint only speaks WebSocket: send `Connection: upgrade` and `Upgrade: websocket`"
     )]
     NotAnUpgrade,
+    #[error("a WebSocket handshake needs HTTP/1.1")]
+    HttpTooOld,
     #[error("only WebSocket version 13 is supported")]
     UnsupportedVersion,
     #[error("the `Sec-WebSocket-Key` header is missing")]
     MissingKey,
+    #[error("the `Sec-WebSocket-Key` header must be 16 bytes in base64")]
+    InvalidKey,
     #[error("this connection cannot be upgraded")]
     NotUpgradable,
 }
@@ -52,12 +57,17 @@ impl IntoResponse for UpgradeError {
     fn into_response(self) -> Response {
         let status = match self {
             Self::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotAnUpgrade => StatusCode::UPGRADE_REQUIRED,
-            Self::UnsupportedVersion | Self::MissingKey => StatusCode::BAD_REQUEST,
+            Self::NotAnUpgrade | Self::HttpTooOld => StatusCode::UPGRADE_REQUIRED,
+            Self::UnsupportedVersion | Self::MissingKey | Self::InvalidKey => {
+                StatusCode::BAD_REQUEST
+            }
             Self::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut response = (status, self.to_string()).into_response();
-        if matches!(self, Self::NotAnUpgrade | Self::UnsupportedVersion) {
+        if matches!(
+            self,
+            Self::NotAnUpgrade | Self::HttpTooOld | Self::UnsupportedVersion
+        ) {
             // RFC 6455, 4.4: tell the client which version we speak.
             let headers = response.headers_mut();
             headers.insert(
@@ -74,7 +84,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     type Rejection = UpgradeError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let accept_key = accept_key(&parts.method, &parts.headers)?;
+        let accept_key = accept_key(&parts.method, parts.version, &parts.headers)?;
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -131,10 +141,19 @@ impl WebSocketUpgrade {
     }
 }
 
-/// Checks the handshake headers and derives `Sec-WebSocket-Accept`.
-fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, UpgradeError> {
+/// Checks the handshake and derives `Sec-WebSocket-Accept`.
+fn accept_key(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<HeaderValue, UpgradeError> {
     if method != Method::GET {
         return Err(UpgradeError::MethodNotGet);
+    }
+    // hyper cannot upgrade an HTTP/1.0 connection (it has no `OnUpgrade`):
+    // say so as the client's problem, before anything else is checked.
+    if version != Version::HTTP_11 {
+        return Err(UpgradeError::HttpTooOld);
     }
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "websocket")
@@ -151,6 +170,13 @@ fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, Upgra
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or(UpgradeError::MissingKey)?;
+    // RFC 6455, 4.2.1: a random 16-byte nonce, base64-encoded.
+    if !STANDARD
+        .decode(key.as_bytes())
+        .is_ok_and(|nonce| nonce.len() == 16)
+    {
+        return Err(UpgradeError::InvalidKey);
+    }
     Ok(HeaderValue::try_from(derive_accept_key(key.as_bytes()))
         .expect("base64 is a valid header value"))
 }
@@ -186,9 +212,13 @@ mod tests {
         headers
     }
 
+    fn check(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, UpgradeError> {
+        accept_key(method, Version::HTTP_11, headers)
+    }
+
     #[test]
     fn accepts_a_valid_handshake_with_the_rfc_sample_key() {
-        let key = accept_key(&Method::GET, &handshake(&[])).unwrap();
+        let key = check(&Method::GET, &handshake(&[])).unwrap();
         // The worked example of RFC 6455, section 1.3.
         assert_eq!(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
@@ -214,14 +244,45 @@ mod tests {
             ),
         ];
         for (method, headers, expected) in cases {
-            assert_eq!(accept_key(&method, &headers), Err(expected));
+            assert_eq!(check(&method, &headers), Err(expected));
         }
         let mut keyless = handshake(&[]);
         keyless.remove("sec-websocket-key");
-        assert_eq!(
-            accept_key(&Method::GET, &keyless),
-            Err(UpgradeError::MissingKey)
-        );
+        assert_eq!(check(&Method::GET, &keyless), Err(UpgradeError::MissingKey));
+    }
+
+    #[test]
+    fn the_key_must_be_16_bytes_of_base64() {
+        for key in [
+            "abc",
+            "",
+            "not base64 at all!!",
+            // 15 and 17 bytes.
+            "AAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+            // 16 bytes, but unpadded.
+            "dGhlIHNhbXBsZSBub25jZQ",
+        ] {
+            let headers = {
+                let mut headers = handshake(&[]);
+                headers.insert("sec-websocket-key", HeaderValue::from_str(key).unwrap());
+                headers
+            };
+            assert_eq!(
+                check(&Method::GET, &headers),
+                Err(UpgradeError::InvalidKey),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_1_0_is_told_to_upgrade() {
+        let result = accept_key(&Method::GET, Version::HTTP_10, &handshake(&[]));
+        assert_eq!(result, Err(UpgradeError::HttpTooOld));
+        let response = UpgradeError::HttpTooOld.into_response();
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(response.headers()[header::SEC_WEBSOCKET_VERSION], "13");
     }
 
     #[test]

@@ -5,5 +5,6 @@ mod bad_input;
 mod chat;
 mod http;
 mod lifecycle;
+mod limits;
 mod support;
 mod wire;

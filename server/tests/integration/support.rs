@@ -1,4 +1,5 @@
-//! A server on 127.0.0.1 with an ephemeral port, and a small JSON client.
+//! A server on 127.0.0.1 with an ephemeral port, a small JSON client, and
+//! helpers for raw TCP clients that send what no library would.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -6,7 +7,12 @@ use futures_util::{SinkExt, StreamExt};
 use leptos::config::LeptosOptions;
 use serde_json::{json, Value};
 use server::{config::ConnectionConfig, hub::Hub, AppState};
-use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::oneshot,
+    task::JoinHandle,
+};
 use tokio_tungstenite::{
     tungstenite::{protocol::CloseFrame, Message},
     MaybeTlsStream, WebSocketStream,
@@ -186,4 +192,73 @@ impl Client {
             .expect("the connection is open")
             .expect("a valid frame")
     }
+}
+
+/// A valid WebSocket handshake with the RFC 6455 sample key, and no `Origin`.
+pub const HANDSHAKE: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// [`HANDSHAKE`] with these headers replacing those of the same name, or
+/// added.
+pub fn handshake_with(headers: &[(&str, &str)]) -> String {
+    let mut lines: Vec<String> = HANDSHAKE
+        .trim_end()
+        .split("\r\n")
+        .map(str::to_owned)
+        .collect();
+    for (name, value) in headers {
+        let line = format!("{name}: {value}");
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        match lines
+            .iter_mut()
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        {
+            Some(existing) => *existing = line,
+            None => lines.push(line),
+        }
+    }
+    lines.join("\r\n") + "\r\n\r\n"
+}
+
+/// Reads a response head, up to and including the blank line.
+pub async fn read_head(socket: &mut TcpStream) -> String {
+    tokio::time::timeout(WAIT, async {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            socket.read_exact(&mut byte).await.expect("a response head");
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    })
+    .await
+    .expect("a response head in time")
+}
+
+/// The status code of a response head.
+pub fn status(head: &str) -> u16 {
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The value of a header in a response head, if present.
+pub fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.split("\r\n").find_map(|line| {
+        let (n, value) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// Sends `request` on a new connection and reads the response's head and
+/// its `Content-Length` body.
+pub async fn exchange(mut socket: TcpStream, request: &str) -> (String, String) {
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut socket).await;
+    let length = header(&head, "content-length").map_or(0, |l| l.parse().unwrap());
+    let mut body = vec![0; length];
+    tokio::time::timeout(WAIT, socket.read_exact(&mut body))
+        .await
+        .expect("a body in time")
+        .unwrap();
+    (head, String::from_utf8(body).unwrap())
 }
