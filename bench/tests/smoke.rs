@@ -10,7 +10,10 @@ use parley_bench::{
     config::Cli,
     report::{FanoutReport, IdleReport, Report, StormReport},
 };
-use server::{config::ConnectionConfig, AppState};
+use server::{
+    config::{ConnectionConfig, HttpConfig},
+    AppState,
+};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// A Parley server started the way its own integration tests start it.
@@ -32,7 +35,7 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(
             listener,
-            AppState::new(options, ConnectionConfig::default()),
+            AppState::new(options, ConnectionConfig::default(), HttpConfig::default()),
             async {
                 let _ = stopped.await;
             },

@@ -4,6 +4,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{builder::RangedU64ValueParser, Parser};
 
+use crate::ws::upgrade::OriginPolicy;
+
 /// Parley: a real-time chat server (HTTP page and WebSocket on one port).
 #[derive(Debug, Clone, Parser)]
 #[command(version, about)]
@@ -19,6 +21,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub connection: ConnectionConfig,
+
+    #[command(flatten)]
+    pub http: HttpConfig,
 }
 
 /// Per-connection tuning; the defaults favour many mostly idle chat clients.
@@ -65,6 +70,30 @@ impl Default for ConnectionConfig {
     }
 }
 
+/// Who may connect.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpConfig {
+    /// Origins, besides the page's own, whose pages may open `/ws`: a
+    /// comma-separated list such as `https://chat.example.com`, or `*` for
+    /// any. Clients that send no `Origin` (non-browsers) are always allowed.
+    #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", default_value = "", hide_default_value = true,
+          value_parser = OriginPolicy::parse)]
+    pub allowed_origins: OriginPolicy,
+}
+
+impl HttpConfig {
+    /// The defaults of the flags (see [`ConnectionConfig::DEFAULT`]).
+    pub const DEFAULT: Self = Self {
+        allowed_origins: OriginPolicy::SAME_ORIGIN,
+    };
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +111,7 @@ mod tests {
                 .unwrap();
         assert_eq!(config.addr.port(), 0);
         assert_eq!(config.connection.client_queue, 8);
+        assert_eq!(config.http.allowed_origins, OriginPolicy::SAME_ORIGIN);
         for nonsense in [
             &["--ping-interval-secs", "0"][..],
             &["--ping-interval-secs", "3601"],
@@ -90,6 +120,8 @@ mod tests {
             &["--read-buffer", "65537"],
             &["--client-queue", "0"],
             &["--addr", "nowhere"],
+            &["--allowed-origins", "chat.example.com"],
+            &["--allowed-origins", "https://chat.example.com/"],
         ] {
             let args = std::iter::once("parley").chain(nonsense.iter().copied());
             let err = Config::try_parse_from(args).expect_err(&format!("{nonsense:?}"));
@@ -105,5 +137,24 @@ mod tests {
         .unwrap();
         assert_eq!(edges.connection.ping_interval_secs, 3600);
         assert_eq!(edges.connection.read_buffer, 64);
+    }
+
+    #[test]
+    fn allowed_origins_are_a_list_or_a_star() {
+        let config = Config::try_parse_from([
+            "parley",
+            "--allowed-origins",
+            "https://chat.example.com,http://localhost:8080",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.http.allowed_origins,
+            OriginPolicy::SameOriginOr(vec![
+                "https://chat.example.com".into(),
+                "http://localhost:8080".into()
+            ])
+        );
+        let any = Config::try_parse_from(["parley", "--allowed-origins", "*"]).unwrap();
+        assert_eq!(any.http.allowed_origins, OriginPolicy::Any);
     }
 }

@@ -26,7 +26,10 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{services::ServeDir, trace::TraceLayer};
 
-use crate::{config::ConnectionConfig, hub::Hub};
+use crate::{
+    config::{ConnectionConfig, HttpConfig},
+    hub::Hub,
+};
 
 /// Everything a request handler may need, passed explicitly as axum state.
 #[derive(Clone, FromRef)]
@@ -34,6 +37,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: Arc<Hub>,
     pub connection: Arc<ConnectionConfig>,
+    pub http: Arc<HttpConfig>,
     /// Cancelled when the server shuts down; connections then close with 1001.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them.
@@ -41,11 +45,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(leptos_options: LeptosOptions, connection: ConnectionConfig) -> Self {
+    pub fn new(
+        leptos_options: LeptosOptions,
+        connection: ConnectionConfig,
+        http: HttpConfig,
+    ) -> Self {
         Self {
             leptos_options,
             hub: Hub::new(connection.client_queue),
             connection: Arc::new(connection),
+            http: Arc::new(http),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }

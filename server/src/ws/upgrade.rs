@@ -3,8 +3,10 @@
 //! `TcpStream` the server accepted: fan-out writes to it directly (see
 //! [`crate::peer`]), which axum's wrapper has no way to allow.
 
+use std::sync::Arc;
+
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRef, FromRequestParts},
     http::{
         header::{self, HeaderMap, HeaderName, HeaderValue},
         request::Parts,
@@ -18,6 +20,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tungstenite::handshake::derive_accept_key;
+
+use crate::config::HttpConfig;
 
 /// A valid WebSocket upgrade request, ready to be accepted.
 pub struct WebSocketUpgrade {
@@ -49,6 +53,8 @@ pub enum UpgradeError {
     MissingKey,
     #[error("the `Sec-WebSocket-Key` header must be 16 bytes in base64")]
     InvalidKey,
+    #[error("WebSocket connections from this page's origin are not allowed")]
+    ForeignOrigin,
     #[error("this connection cannot be upgraded")]
     NotUpgradable,
 }
@@ -61,6 +67,7 @@ impl IntoResponse for UpgradeError {
             Self::UnsupportedVersion | Self::MissingKey | Self::InvalidKey => {
                 StatusCode::BAD_REQUEST
             }
+            Self::ForeignOrigin => StatusCode::FORBIDDEN,
             Self::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut response = (status, self.to_string()).into_response();
@@ -80,11 +87,21 @@ impl IntoResponse for UpgradeError {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
+impl<S> FromRequestParts<S> for WebSocketUpgrade
+where
+    S: Send + Sync,
+    Arc<HttpConfig>: FromRef<S>,
+{
     type Rejection = UpgradeError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let accept_key = accept_key(&parts.method, parts.version, &parts.headers)?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let http = Arc::<HttpConfig>::from_ref(state);
+        let accept_key = accept_key(
+            &parts.method,
+            parts.version,
+            &parts.headers,
+            &http.allowed_origins,
+        )?;
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -146,6 +163,7 @@ fn accept_key(
     method: &Method,
     version: Version,
     headers: &HeaderMap,
+    origins: &OriginPolicy,
 ) -> Result<HeaderValue, UpgradeError> {
     if method != Method::GET {
         return Err(UpgradeError::MethodNotGet);
@@ -177,8 +195,92 @@ fn accept_key(
     {
         return Err(UpgradeError::InvalidKey);
     }
+    check_origin(headers, origins)?;
     Ok(HeaderValue::try_from(derive_accept_key(key.as_bytes()))
         .expect("base64 is a valid header value"))
+}
+
+/// Browsers send `Origin` with every WebSocket handshake and apply no
+/// same-origin rule to WebSockets themselves, so without this check any
+/// page the user visits could chat in their name (cross-site WebSocket
+/// hijacking). Clients that send no `Origin` are not browsers, and pass.
+fn check_origin(headers: &HeaderMap, origins: &OriginPolicy) -> Result<(), UpgradeError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok());
+    let allowed = headers.get_all(header::ORIGIN).iter().all(|origin| {
+        origin
+            .to_str()
+            .is_ok_and(|origin| origins.allows(origin, host))
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(UpgradeError::ForeignOrigin)
+    }
+}
+
+/// Which `Origin`s may open a WebSocket, parsed from `--allowed-origins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPolicy {
+    /// `*`: no check at all.
+    Any,
+    /// The page's own origin, and these full origins (lowercase).
+    SameOriginOr(Vec<String>),
+}
+
+impl OriginPolicy {
+    /// Only the page's own origin.
+    pub const SAME_ORIGIN: Self = Self::SameOriginOr(Vec::new());
+
+    /// Parses a comma-separated list of origins such as
+    /// `https://chat.example.com`, or `*` to allow any.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut allowed = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                return Ok(Self::Any);
+            }
+            let valid = entry.split_once("://").is_some_and(|(scheme, authority)| {
+                (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+                    && !authority.is_empty()
+                    && !authority.contains(['/', '?', '#', '@', ' '])
+            });
+            if !valid {
+                return Err(format!(
+                    "`{entry}` is not an origin: write `https://host` or `https://host:port`, \
+                     with no path"
+                ));
+            }
+            allowed.push(entry.to_ascii_lowercase());
+        }
+        Ok(Self::SameOriginOr(allowed))
+    }
+
+    /// Whether a handshake with this `Origin` header, sent to this `Host`,
+    /// may proceed. The page's own origin is `http://` or `https://` and the
+    /// `Host` (a TLS proxy in front changes the scheme, not the host).
+    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        let Self::SameOriginOr(allowed) = self else {
+            return true;
+        };
+        let same_origin =
+            origin
+                .split_once("://")
+                .zip(host)
+                .is_some_and(|((scheme, authority), host)| {
+                    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+                        && !host.is_empty()
+                        && authority.eq_ignore_ascii_case(host)
+                });
+        same_origin || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    }
+}
+
+impl Default for OriginPolicy {
+    fn default() -> Self {
+        Self::SAME_ORIGIN
+    }
 }
 
 /// Whether a comma-separated header (any of its occurrences) lists `token`,
@@ -213,7 +315,12 @@ mod tests {
     }
 
     fn check(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, UpgradeError> {
-        accept_key(method, Version::HTTP_11, headers)
+        accept_key(
+            method,
+            Version::HTTP_11,
+            headers,
+            &OriginPolicy::SAME_ORIGIN,
+        )
     }
 
     #[test]
@@ -278,11 +385,92 @@ mod tests {
 
     #[test]
     fn http_1_0_is_told_to_upgrade() {
-        let result = accept_key(&Method::GET, Version::HTTP_10, &handshake(&[]));
+        let result = accept_key(
+            &Method::GET,
+            Version::HTTP_10,
+            &handshake(&[]),
+            &OriginPolicy::SAME_ORIGIN,
+        );
         assert_eq!(result, Err(UpgradeError::HttpTooOld));
         let response = UpgradeError::HttpTooOld.into_response();
         assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
         assert_eq!(response.headers()[header::SEC_WEBSOCKET_VERSION], "13");
+    }
+
+    #[test]
+    fn only_the_pages_own_origin_and_listed_ones_are_allowed() {
+        let policy =
+            OriginPolicy::parse("https://chat.example.com, http://LOCALHOST:8080").unwrap();
+        let host = Some("parley.example.org:3000");
+        for origin in [
+            "http://parley.example.org:3000",
+            "https://Parley.Example.org:3000",
+            "https://chat.example.com",
+            "HTTPS://CHAT.example.com",
+            "http://localhost:8080",
+        ] {
+            assert!(policy.allows(origin, host), "{origin}");
+        }
+        for origin in [
+            "https://evil.example",
+            "http://parley.example.org",
+            "http://parley.example.org:3000.evil.example",
+            "ftp://parley.example.org:3000",
+            "null",
+            "",
+            "https://chat.example.com:443",
+            "http://localhost:8081",
+        ] {
+            assert!(!policy.allows(origin, host), "{origin}");
+        }
+        assert!(!policy.allows("http://", Some("")));
+        assert!(!OriginPolicy::SAME_ORIGIN.allows("http://a.example", None));
+        assert!(OriginPolicy::parse("*").unwrap().allows("null", None));
+    }
+
+    #[test]
+    fn allowed_origins_are_parsed_strictly() {
+        assert_eq!(OriginPolicy::parse("").unwrap(), OriginPolicy::SAME_ORIGIN);
+        assert_eq!(OriginPolicy::parse(" * ").unwrap(), OriginPolicy::Any);
+        assert_eq!(
+            OriginPolicy::parse("https://A.example,http://b.example:81").unwrap(),
+            OriginPolicy::SameOriginOr(vec![
+                "https://a.example".into(),
+                "http://b.example:81".into()
+            ])
+        );
+        for bad in [
+            "chat.example.com",
+            "https://",
+            "https://chat.example.com/",
+            "https://chat.example.com/path",
+            "ws://chat.example.com",
+            "https://user@chat.example.com",
+        ] {
+            assert!(OriginPolicy::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_origin_is_checked_last_and_refused_with_403() {
+        let foreign = handshake(&[("origin", "https://evil.example"), ("host", "localhost")]);
+        assert_eq!(
+            check(&Method::GET, &foreign),
+            Err(UpgradeError::ForeignOrigin)
+        );
+        let own = handshake(&[("origin", "http://localhost"), ("host", "localhost")]);
+        assert!(check(&Method::GET, &own).is_ok());
+        assert!(accept_key(&Method::GET, Version::HTTP_11, &foreign, &OriginPolicy::Any).is_ok());
+        let mut twice = own.clone();
+        twice.append("origin", HeaderValue::from_static("https://evil.example"));
+        assert_eq!(
+            check(&Method::GET, &twice),
+            Err(UpgradeError::ForeignOrigin)
+        );
+        assert_eq!(
+            UpgradeError::ForeignOrigin.into_response().status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]

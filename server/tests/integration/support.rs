@@ -6,7 +6,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use futures_util::{SinkExt, StreamExt};
 use leptos::config::LeptosOptions;
 use serde_json::{json, Value};
-use server::{config::ConnectionConfig, hub::Hub, AppState};
+use server::{
+    config::{ConnectionConfig, HttpConfig},
+    hub::Hub,
+    AppState,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -35,12 +39,19 @@ pub fn connection_config() -> ConnectionConfig {
     ConnectionConfig::default()
 }
 
-impl TestServer {
-    pub async fn start() -> Self {
-        Self::start_with(connection_config()).await
+/// A server to start, defaults unless told otherwise.
+pub struct Builder {
+    connection: ConnectionConfig,
+    http: HttpConfig,
+}
+
+impl Builder {
+    pub fn http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
     }
 
-    pub async fn start_with(connection: ConnectionConfig) -> Self {
+    pub async fn start(self) -> TestServer {
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let options = LeptosOptions::builder()
@@ -48,19 +59,41 @@ impl TestServer {
             .site_root("target/site")
             .site_addr(addr)
             .build();
-        let state = AppState::new(options, connection);
+        let state = AppState::new(options, self.connection, self.http);
         let hub = Arc::clone(&state.hub);
         let tasks = state.tasks.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, state, async {
             let _ = stopped.await;
         }));
-        Self {
+        TestServer {
             addr,
             hub,
             tasks,
             stop: Some(stop),
             task,
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    pub async fn start_with(connection: ConnectionConfig) -> Self {
+        Builder {
+            connection,
+            ..Self::builder()
+        }
+        .start()
+        .await
+    }
+
+    pub fn builder() -> Builder {
+        Builder {
+            connection: connection_config(),
+            http: HttpConfig::default(),
         }
     }
 
