@@ -70,7 +70,7 @@ impl Default for ConnectionConfig {
     }
 }
 
-/// Who may connect.
+/// Who may connect, and how many at once.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpConfig {
     /// Origins, besides the page's own, whose pages may open `/ws`: a
@@ -79,12 +79,26 @@ pub struct HttpConfig {
     #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", default_value = "", hide_default_value = true,
           value_parser = OriginPolicy::parse)]
     pub allowed_origins: OriginPolicy,
+
+    /// Open connections (HTTP and WebSocket) beyond which a new one is
+    /// answered `503 Service Unavailable` and closed.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = HttpConfig::DEFAULT.max_connections,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+
+    /// Open connections from one client address beyond which a new one is
+    /// answered `429 Too Many Requests` and closed.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_IP", default_value_t = HttpConfig::DEFAULT.max_connections_per_ip,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections_per_ip: usize,
 }
 
 impl HttpConfig {
     /// The defaults of the flags (see [`ConnectionConfig::DEFAULT`]).
     pub const DEFAULT: Self = Self {
         allowed_origins: OriginPolicy::SAME_ORIGIN,
+        max_connections: 16384,
+        max_connections_per_ip: 256,
     };
 }
 
@@ -120,6 +134,8 @@ mod tests {
             &["--read-buffer", "65537"],
             &["--client-queue", "0"],
             &["--addr", "nowhere"],
+            &["--max-connections", "0"],
+            &["--max-connections-per-ip", "0"],
             &["--allowed-origins", "chat.example.com"],
             &["--allowed-origins", "https://chat.example.com/"],
         ] {
@@ -140,13 +156,19 @@ mod tests {
     }
 
     #[test]
-    fn allowed_origins_are_a_list_or_a_star() {
+    fn the_caps_and_the_allowed_origins_are_taken() {
         let config = Config::try_parse_from([
             "parley",
+            "--max-connections",
+            "3",
+            "--max-connections-per-ip",
+            "2",
             "--allowed-origins",
             "https://chat.example.com,http://localhost:8080",
         ])
         .unwrap();
+        assert_eq!(config.http.max_connections, 3);
+        assert_eq!(config.http.max_connections_per_ip, 2);
         assert_eq!(
             config.http.allowed_origins,
             OriginPolicy::SameOriginOr(vec![
@@ -156,5 +178,21 @@ mod tests {
         );
         let any = Config::try_parse_from(["parley", "--allowed-origins", "*"]).unwrap();
         assert_eq!(any.http.allowed_origins, OriginPolicy::Any);
+    }
+
+    #[test]
+    fn the_defaults_of_the_flags_are_the_defaults_in_code() {
+        let config = Config::try_parse_from(["parley"]).unwrap();
+        let http = HttpConfig::DEFAULT;
+        assert_eq!(config.http.allowed_origins, http.allowed_origins);
+        assert_eq!(config.http.max_connections, http.max_connections);
+        assert_eq!(
+            config.http.max_connections_per_ip,
+            http.max_connections_per_ip
+        );
+        assert_eq!(
+            config.connection.read_buffer,
+            ConnectionConfig::DEFAULT.read_buffer
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! - [`peer`]: one client's socket, written to directly by the fan-out.
 //! - [`limits`]: caps on open connections.
 
+mod accepted;
 pub mod config;
 pub mod hub;
 pub mod limits;
@@ -29,6 +30,7 @@ use tower_http::{services::ServeDir, trace::TraceLayer};
 use crate::{
     config::{ConnectionConfig, HttpConfig},
     hub::Hub,
+    limits::ConnectionLimits,
 };
 
 /// Everything a request handler may need, passed explicitly as axum state.
@@ -38,6 +40,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub connection: Arc<ConnectionConfig>,
     pub http: Arc<HttpConfig>,
+    /// Every open connection holds a slot here, from accept to close.
+    pub limits: ConnectionLimits,
     /// Cancelled when the server shuts down; connections then close with 1001.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them.
@@ -54,6 +58,7 @@ impl AppState {
             leptos_options,
             hub: Hub::new(connection.client_queue),
             connection: Arc::new(connection),
+            limits: ConnectionLimits::new(http.max_connections, http.max_connections_per_ip),
             http: Arc::new(http),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tungstenite::handshake::derive_accept_key;
 
-use crate::config::HttpConfig;
+use crate::{accepted::Accepted, config::HttpConfig, limits::ConnectionSlot};
 
 /// A valid WebSocket upgrade request, ready to be accepted.
 pub struct WebSocketUpgrade {
@@ -34,6 +34,8 @@ pub struct Upgraded {
     pub socket: TcpStream,
     /// Bytes the client sent right behind its request, already read.
     pub read_ahead: Bytes,
+    /// The connection's place under the limits: keep it as long as the socket.
+    pub slot: ConnectionSlot,
 }
 
 /// Why a request to `/ws` is not a WebSocket handshake.
@@ -118,9 +120,9 @@ where
 pub enum UpgradeFailed {
     #[error("the client went away during the upgrade: {0}")]
     Hyper(#[from] hyper::Error),
-    /// `crate::serve` hands hyper a `TokioIo<TcpStream>`, so anything else
+    /// `crate::serve` hands hyper a `TokioIo<Accepted>`, so anything else
     /// coming back is a wiring mistake.
-    #[error("the upgraded connection is not a TcpStream")]
+    #[error("the upgraded connection is not an accepted TcpStream")]
     NotTcp,
 }
 
@@ -147,11 +149,13 @@ impl WebSocketUpgrade {
         let upgraded = async move {
             let parts = on_upgrade
                 .await?
-                .downcast::<TokioIo<TcpStream>>()
+                .downcast::<TokioIo<Accepted>>()
                 .map_err(|_| UpgradeFailed::NotTcp)?;
+            let (socket, slot) = parts.io.into_inner().into_parts();
             Ok(Upgraded {
-                socket: parts.io.into_inner(),
+                socket,
                 read_ahead: parts.read_buf,
+                slot,
             })
         };
         (response, upgraded)

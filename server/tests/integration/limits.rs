@@ -1,10 +1,21 @@
-//! Transport hardening: who may open `/ws`, and what a handshake must
-//! look like.
+//! Transport hardening: who may open `/ws`, what a handshake must look
+//! like, and how many connections are let in.
+
+use std::net::{IpAddr, Ipv4Addr};
 
 use server::{config::HttpConfig, ws::upgrade::OriginPolicy};
 use tokio::net::TcpStream;
 
-use crate::support::{exchange, handshake_with, header, status, TestServer, HANDSHAKE};
+use crate::support::{
+    connect_from, exchange, handshake_with, header, status, TestServer, HANDSHAKE,
+};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Another address of this machine, for a second client address.
+const LOCALHOST_2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// A page request the server answers and then closes.
+const GET_PAGE: &str = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 async fn answer(server: &TestServer, request: &str) -> (String, String) {
     exchange(TcpStream::connect(server.addr).await.unwrap(), request).await
@@ -48,6 +59,7 @@ async fn an_allowed_extra_origin_is_let_in_and_others_are_still_refused() {
     let server = TestServer::builder()
         .http(HttpConfig {
             allowed_origins: OriginPolicy::parse("https://chat.example.com").unwrap(),
+            ..HttpConfig::default()
         })
         .start()
         .await;
@@ -77,4 +89,53 @@ async fn an_http_1_0_upgrade_is_told_to_upgrade() {
     assert_eq!(status(&head), 426, "{head}");
     assert_eq!(header(&head, "sec-websocket-version"), Some("13"), "{head}");
     assert!(body.contains("HTTP/1.1"), "{body}");
+}
+
+#[tokio::test]
+async fn past_the_total_cap_a_connection_gets_503_until_one_closes() {
+    let server = TestServer::builder()
+        .http(HttpConfig {
+            max_connections: 3,
+            ..HttpConfig::default()
+        })
+        .start()
+        .await;
+    let mut first = server.client().await;
+    let _second = server.client().await;
+    let _third = server.client().await;
+    server.wait_for_connections(3).await;
+
+    // From another address too: the total cap is for everyone.
+    let refused = connect_from(LOCALHOST_2, server.addr).await;
+    let (head, body) = exchange(refused, GET_PAGE).await;
+    assert_eq!(status(&head), 503, "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
+    assert_eq!(header(&head, "connection"), Some("close"), "{head}");
+    assert!(!body.is_empty());
+
+    first.socket.close(None).await.unwrap();
+    server.wait_for_connections(2).await;
+    let (head, _) = answer(&server, GET_PAGE).await;
+    assert_eq!(status(&head), 200, "{head}");
+}
+
+#[tokio::test]
+async fn past_the_per_address_cap_a_connection_gets_429_and_other_addresses_are_served() {
+    let server = TestServer::builder()
+        .http(HttpConfig {
+            max_connections_per_ip: 2,
+            ..HttpConfig::default()
+        })
+        .start()
+        .await;
+    let _first = server.client().await;
+    let _second = server.client().await;
+    server.wait_for_connections(2).await;
+
+    let (head, _) = exchange(connect_from(LOCALHOST, server.addr).await, GET_PAGE).await;
+    assert_eq!(status(&head), 429, "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
+
+    let (head, _) = exchange(connect_from(LOCALHOST_2, server.addr).await, GET_PAGE).await;
+    assert_eq!(status(&head), 200, "{head}");
 }

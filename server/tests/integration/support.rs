@@ -1,7 +1,11 @@
 //! A server on 127.0.0.1 with an ephemeral port, a small JSON client, and
 //! helpers for raw TCP clients that send what no library would.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use leptos::config::LeptosOptions;
@@ -9,11 +13,12 @@ use serde_json::{json, Value};
 use server::{
     config::{ConnectionConfig, HttpConfig},
     hub::Hub,
+    limits::ConnectionLimits,
     AppState,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
     sync::oneshot,
     task::JoinHandle,
 };
@@ -31,6 +36,8 @@ pub struct TestServer {
     pub hub: Arc<Hub>,
     /// The server's connection tasks, to check none outlives its client.
     pub tasks: TaskTracker,
+    /// Open connections, HTTP and WebSocket alike.
+    pub limits: ConnectionLimits,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -62,6 +69,7 @@ impl Builder {
         let state = AppState::new(options, self.connection, self.http);
         let hub = Arc::clone(&state.hub);
         let tasks = state.tasks.clone();
+        let limits = state.limits.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, state, async {
             let _ = stopped.await;
@@ -70,6 +78,7 @@ impl Builder {
             addr,
             hub,
             tasks,
+            limits,
             stop: Some(stop),
             task,
         }
@@ -122,6 +131,12 @@ impl TestServer {
             .await;
     }
 
+    /// Waits until exactly `n` connections are open, as the limits count them.
+    pub async fn wait_for_connections(&self, n: usize) {
+        self.wait_until(|| self.limits.open() == n, &format!("{n} open connections"))
+            .await;
+    }
+
     /// Waits until exactly `n` connection tasks are still running.
     pub async fn wait_for_tasks(&self, n: usize) {
         self.wait_until(|| self.tasks.len() == n, &format!("{n} connection tasks"))
@@ -133,9 +148,10 @@ impl TestServer {
         while !check() {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; hub has {} clients, {} tasks run",
+                "timed out waiting for {what}; hub has {} clients, {} tasks run, {} connections open",
                 self.hub.len(),
-                self.tasks.len()
+                self.tasks.len(),
+                self.limits.open()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -252,6 +268,14 @@ pub fn handshake_with(headers: &[(&str, &str)]) -> String {
         }
     }
     lines.join("\r\n") + "\r\n\r\n"
+}
+
+/// A TCP connection to `addr` from the local address `from` (any address
+/// in 127.0.0.0/8 is this machine).
+pub async fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    socket.connect(addr).await.unwrap()
 }
 
 /// Reads a response head, up to and including the blank line.
