@@ -70,7 +70,7 @@ impl Default for ConnectionConfig {
     }
 }
 
-/// Who may connect, and how many at once.
+/// Who may connect, how many at once, and how long they may stall.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpConfig {
     /// Origins, besides the page's own, whose pages may open `/ws`: a
@@ -91,6 +91,12 @@ pub struct HttpConfig {
     #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_IP", default_value_t = HttpConfig::DEFAULT.max_connections_per_ip,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections_per_ip: usize,
+
+    /// Seconds an HTTP response may wait for a client that reads nothing
+    /// before the connection is dropped.
+    #[arg(long, env = "PARLEY_HTTP_WRITE_TIMEOUT_SECS", default_value_t = HttpConfig::DEFAULT.http_write_timeout_secs,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub http_write_timeout_secs: u64,
 }
 
 impl HttpConfig {
@@ -99,7 +105,12 @@ impl HttpConfig {
         allowed_origins: OriginPolicy::SAME_ORIGIN,
         max_connections: 16384,
         max_connections_per_ip: 256,
+        http_write_timeout_secs: 30,
     };
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_write_timeout_secs)
+    }
 }
 
 impl Default for HttpConfig {
@@ -136,6 +147,7 @@ mod tests {
             &["--addr", "nowhere"],
             &["--max-connections", "0"],
             &["--max-connections-per-ip", "0"],
+            &["--http-write-timeout-secs", "0"],
             &["--allowed-origins", "chat.example.com"],
             &["--allowed-origins", "https://chat.example.com/"],
         ] {
@@ -156,19 +168,22 @@ mod tests {
     }
 
     #[test]
-    fn the_caps_and_the_allowed_origins_are_taken() {
+    fn the_caps_the_write_timeout_and_the_allowed_origins_are_taken() {
         let config = Config::try_parse_from([
             "parley",
             "--max-connections",
             "3",
             "--max-connections-per-ip",
             "2",
+            "--http-write-timeout-secs",
+            "1",
             "--allowed-origins",
             "https://chat.example.com,http://localhost:8080",
         ])
         .unwrap();
         assert_eq!(config.http.max_connections, 3);
         assert_eq!(config.http.max_connections_per_ip, 2);
+        assert_eq!(config.http.write_timeout(), Duration::from_secs(1));
         assert_eq!(
             config.http.allowed_origins,
             OriginPolicy::SameOriginOr(vec![
@@ -189,6 +204,10 @@ mod tests {
         assert_eq!(
             config.http.max_connections_per_ip,
             http.max_connections_per_ip
+        );
+        assert_eq!(
+            config.http.http_write_timeout_secs,
+            http.http_write_timeout_secs
         );
         assert_eq!(
             config.connection.read_buffer,

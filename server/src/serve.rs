@@ -62,6 +62,7 @@ pub async fn serve(
     let token = state.shutdown.clone();
     let tasks = state.tasks.clone();
     let limits = state.limits.clone();
+    let write_timeout = state.http.write_timeout();
     let router = crate::router(state);
     // HTTP connections, apart from the WebSocket tasks in `state.tasks`.
     let http = TaskTracker::new();
@@ -80,7 +81,7 @@ pub async fn serve(
         };
         match limits.try_acquire(peer.ip()) {
             Ok(slot) => {
-                let io = Accepted::new(socket, slot);
+                let io = Accepted::new(socket, slot, write_timeout);
                 http.spawn(http1_connection(io, router.clone(), token.clone()));
             }
             Err(refusal) => {

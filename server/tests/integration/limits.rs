@@ -1,13 +1,17 @@
 //! Transport hardening: who may open `/ws`, what a handshake must look
-//! like, and how many connections are let in.
+//! like, how many connections are let in, and how long a client that stops
+//! reading may hold one.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use server::{config::HttpConfig, ws::upgrade::OriginPolicy};
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+};
 
 use crate::support::{
-    connect_from, exchange, handshake_with, header, status, TestServer, HANDSHAKE,
+    connect_from, exchange, handshake_with, header, read_head, status, TestServer, HANDSHAKE, WAIT,
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -138,4 +142,71 @@ async fn past_the_per_address_cap_a_connection_gets_429_and_other_addresses_are_
 
     let (head, _) = exchange(connect_from(LOCALHOST_2, server.addr).await, GET_PAGE).await;
     assert_eq!(status(&head), 200, "{head}");
+}
+
+/// A site root holding one file too big for any socket buffer, removed on
+/// drop.
+struct BigSite {
+    root: std::path::PathBuf,
+    size: usize,
+}
+
+impl BigSite {
+    fn new() -> Self {
+        let root = std::env::temp_dir().join(format!("parley-big-site-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        // Far more than loopback's socket buffers can hold (4 MiB at most).
+        let size = 32 << 20;
+        std::fs::write(root.join("big.bin"), vec![b'x'; size]).unwrap();
+        Self { root, size }
+    }
+}
+
+impl Drop for BigSite {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_response_is_dropped_after_the_write_timeout() {
+    let site = BigSite::new();
+    let server = TestServer::builder()
+        .site_root(site.root.to_str().unwrap())
+        .http(HttpConfig {
+            http_write_timeout_secs: 1,
+            ..HttpConfig::default()
+        })
+        .start()
+        .await;
+
+    // A small receive window, so the server's writes stall quickly.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut stalled).await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(
+        header(&head, "content-length"),
+        Some(&*site.size.to_string())
+    );
+
+    // Not reading any further: the server gives up on its own.
+    server.wait_for_connections(0).await;
+    let received = tokio::time::timeout(WAIT, async {
+        let mut received = 0;
+        let mut buf = vec![0; 64 * 1024];
+        // What the kernel already holds, then EOF (or a reset).
+        while let Ok(n @ 1..) = stalled.read(&mut buf).await {
+            received += n;
+        }
+        received
+    })
+    .await
+    .expect("the connection ends");
+    assert!(received < site.size, "the whole file came through");
 }

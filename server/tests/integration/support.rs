@@ -50,6 +50,7 @@ pub fn connection_config() -> ConnectionConfig {
 pub struct Builder {
     connection: ConnectionConfig,
     http: HttpConfig,
+    site_root: String,
 }
 
 impl Builder {
@@ -58,12 +59,18 @@ impl Builder {
         self
     }
 
+    /// Where static files are served from (`target/site` by default).
+    pub fn site_root(mut self, site_root: &str) -> Self {
+        self.site_root = site_root.to_owned();
+        self
+    }
+
     pub async fn start(self) -> TestServer {
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let options = LeptosOptions::builder()
             .output_name("parley")
-            .site_root("target/site")
+            .site_root(self.site_root)
             .site_addr(addr)
             .build();
         let state = AppState::new(options, self.connection, self.http);
@@ -103,6 +110,7 @@ impl TestServer {
         Builder {
             connection: connection_config(),
             http: HttpConfig::default(),
+            site_root: "target/site".to_owned(),
         }
     }
 
