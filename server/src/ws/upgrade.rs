@@ -487,4 +487,133 @@ mod tests {
             StatusCode::BAD_REQUEST
         );
     }
+
+    mod handshake_inputs {
+        use std::{
+            future::Future,
+            pin::pin,
+            task::{Context, Poll, Waker},
+        };
+
+        use axum::http::Request;
+        use proptest::{prelude::*, sample::select};
+
+        use super::*;
+
+        /// Mostly `valid`, else another plausible value, an arbitrary one,
+        /// or none at all: each rule is met often enough for whole valid
+        /// handshakes to come up, and broken often enough to be tested.
+        fn header_value(
+            valid: &'static str,
+            others: &'static [&'static str],
+        ) -> impl Strategy<Value = Option<HeaderValue>> {
+            prop_oneof![
+                8 => Just(Some(HeaderValue::from_static(valid))),
+                1 => Just(None),
+                1 => select(others).prop_map(|v| Some(HeaderValue::from_static(v))),
+                1 => prop::collection::vec(any::<u8>(), 0..40)
+                    .prop_filter_map("a header value", |b| HeaderValue::from_bytes(&b).ok())
+                    .prop_map(Some),
+            ]
+        }
+
+        fn key() -> impl Strategy<Value = Option<HeaderValue>> {
+            prop_oneof![
+                3 => header_value("dGhlIHNhbXBsZSBub25jZQ==", &["abc", "", "dGhlIHNhbXBsZSBub25jZQ"]),
+                1 => prop::collection::vec(any::<u8>(), 14..19).prop_map(|nonce| {
+                    Some(HeaderValue::try_from(STANDARD.encode(nonce)).unwrap())
+                }),
+            ]
+        }
+
+        fn method() -> impl Strategy<Value = Method> {
+            prop_oneof![
+                8 => Just(Method::GET),
+                1 => Just(Method::POST),
+                1 => "[A-Za-z]{1,10}".prop_map(|m| Method::from_bytes(m.as_bytes()).unwrap()),
+            ]
+        }
+
+        fn version() -> impl Strategy<Value = Version> {
+            prop_oneof![
+                8 => Just(Version::HTTP_11),
+                1 => select(&[Version::HTTP_09, Version::HTTP_10, Version::HTTP_2][..]),
+            ]
+        }
+
+        fn policy() -> impl Strategy<Value = OriginPolicy> {
+            select(&["", "*", "https://chat.example.com", "http://localhost:3000"][..])
+                .prop_map(|list| OriginPolicy::parse(list).unwrap())
+        }
+
+        proptest! {
+            /// Whatever arrives, the extractor answers at once without
+            /// panicking, with the same verdict as `accept_key`; an accepted
+            /// handshake really meets every rule, and a refusal is an HTTP
+            /// client error (bar the 500 for a connection hyper cannot
+            /// upgrade, which is all a valid handshake can get here: a
+            /// request built in a test has no connection behind it).
+            #[test]
+            fn any_handshake_gets_a_typed_verdict(
+                method in method(),
+                version in version(),
+                connection in header_value("keep-alive, Upgrade", &["upgrade", "close", "upgrade2"]),
+                upgrade in header_value("websocket", &["WebSocket", "h2c", "websocket/2"]),
+                ws_version in header_value("13", &["8", "13, 8", " 13"]),
+                key in key(),
+                host in header_value("localhost:3000", &["LocalHost:3000", "chat.example.com", ""]),
+                origin in header_value("http://localhost:3000", &[
+                    "https://LOCALHOST:3000",
+                    "https://chat.example.com",
+                    "https://evil.example",
+                    "null",
+                ]),
+                policy in policy(),
+            ) {
+                let mut request = Request::builder().method(method.clone()).version(version).uri("/ws");
+                for (name, value) in [
+                    (header::CONNECTION, &connection),
+                    (header::UPGRADE, &upgrade),
+                    (header::SEC_WEBSOCKET_VERSION, &ws_version),
+                    (header::SEC_WEBSOCKET_KEY, &key),
+                    (header::HOST, &host),
+                    (header::ORIGIN, &origin),
+                ] {
+                    if let Some(value) = value {
+                        request = request.header(name, value);
+                    }
+                }
+                let (mut parts, ()) = request.body(()).unwrap().into_parts();
+
+                let verdict = accept_key(&parts.method, parts.version, &parts.headers, &policy);
+                if verdict.is_ok() {
+                    prop_assert_eq!(&method, Method::GET);
+                    prop_assert_eq!(version, Version::HTTP_11);
+                    let nonce = STANDARD.decode(key.as_ref().unwrap().as_bytes()).unwrap();
+                    prop_assert_eq!(nonce.len(), 16);
+                    if let Some(origin) = &origin {
+                        let host = host.as_ref().and_then(|h| h.to_str().ok());
+                        prop_assert!(policy.allows(origin.to_str().unwrap(), host));
+                    }
+                }
+
+                let state = Arc::new(HttpConfig {
+                    allowed_origins: policy.clone(),
+                    ..HttpConfig::DEFAULT
+                });
+                let extracted = pin!(WebSocketUpgrade::from_request_parts(&mut parts, &state));
+                let Poll::Ready(extracted) = extracted.poll(&mut Context::from_waker(Waker::noop())) else {
+                    panic!("the extractor never waits");
+                };
+                let error = extracted.err().expect("no OnUpgrade, so no upgrade");
+                prop_assert_eq!(&error, verdict.as_ref().err().unwrap_or(&UpgradeError::NotUpgradable));
+                let status = error.into_response().status();
+                if error == UpgradeError::NotUpgradable {
+                    prop_assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+                } else {
+                    prop_assert!(status.is_client_error(), "{error:?}: {status}");
+                }
+            }
+        }
+    }
 }
