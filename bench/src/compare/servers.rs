@@ -32,6 +32,17 @@ const POLL: Duration = Duration::from_millis(50);
 const LOG_TAIL_BYTES: u64 = 2_000;
 
 pub const PARLEY_BINARY: &str = "target/release/server";
+/// Parley's flags besides `--addr`: quiet logs, and connection caps out of
+/// the way, since every load-generator client comes from one address (past
+/// the default 256 per address) and the Node peer has no caps at all.
+pub const PARLEY_ARGS: [&str; 6] = [
+    "--log",
+    "warn",
+    "--max-connections",
+    "1000000",
+    "--max-connections-per-ip",
+    "1000000",
+];
 pub const NODE_DIR: &str = "bench/peers/node-ws";
 pub const NODE_SCRIPT: &str = "bench/peers/node-ws/server.js";
 
@@ -57,7 +68,9 @@ impl ServerKind {
         let mut command = match self {
             Self::Parley => {
                 let mut command = Command::new(repo.join(PARLEY_BINARY));
-                command.args(["--addr", &addr.to_string(), "--log", "warn"]);
+                command
+                    .args(["--addr", &addr.to_string()])
+                    .args(PARLEY_ARGS);
                 command
             }
             Self::Node => {
