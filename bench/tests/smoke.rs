@@ -11,7 +11,7 @@ use parley_bench::{
     report::{FanoutReport, IdleReport, Report, StormReport},
 };
 use server::{
-    config::{ChatConfig, ConnectionConfig},
+    config::{ChatConfig, ConnectionConfig, HttpConfig},
     AppState,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -45,7 +45,12 @@ impl TestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(
             listener,
-            AppState::new(options, ConnectionConfig::default(), bench_chat()),
+            AppState::new(
+                options,
+                ConnectionConfig::default(),
+                bench_chat(),
+                HttpConfig::default(),
+            ),
             async {
                 let _ = stopped.await;
             },

@@ -36,8 +36,12 @@ async fn unknown_paths_are_404() {
 #[tokio::test]
 async fn ws_without_an_upgrade_is_a_client_error_not_a_crash() {
     let server = TestServer::start().await;
-    let (status, _) = get(&server.url("/ws")).await;
-    assert!((400..500).contains(&status), "got {status}");
+    let response = reqwest::get(server.url("/ws"))
+        .await
+        .expect("HTTP response");
+    assert_eq!(response.status().as_u16(), 426);
+    // RFC 6455, 4.4: the answer names the version the server speaks.
+    assert_eq!(response.headers()["sec-websocket-version"], "13");
     // The server still serves.
     let (status, _) = get(&server.url("/")).await;
     assert_eq!(status, 200);

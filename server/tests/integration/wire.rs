@@ -10,11 +10,7 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
 
-use crate::support::{unlimited_chat, TestServer, WAIT};
-
-const HANDSHAKE: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
-    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+use crate::support::{read_head, unlimited_chat, TestServer, HANDSHAKE, WAIT};
 
 /// A client frame of up to 125 bytes, masked as RFC 6455 requires of
 /// clients unless `masked` is false.
@@ -41,13 +37,7 @@ async fn raw_client(server: &TestServer, extra: &[u8]) -> TcpStream {
     let mut request = HANDSHAKE.as_bytes().to_vec();
     request.extend_from_slice(extra);
     socket.write_all(&request).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0];
-        socket.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = read_head(&mut socket).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // RFC 6455, section 1.3: the answer to the sample key.
     assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
