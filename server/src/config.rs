@@ -5,6 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use clap::{builder::RangedU64ValueParser, Parser};
 
 use crate::session::RateLimit;
+use crate::ws::upgrade::OriginPolicy;
 
 /// Parley: a real-time chat server (HTTP page and WebSocket on one port).
 #[derive(Debug, Clone, Parser)]
@@ -24,6 +25,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub chat: ChatConfig,
+
+    #[command(flatten)]
+    pub http: HttpConfig,
 }
 
 /// Per-connection tuning; the defaults favour many mostly idle chat clients.
@@ -38,12 +42,15 @@ pub struct ConnectionConfig {
 
     /// Seconds between the server's pings. A client that has sent nothing,
     /// not even a pong, for two intervals is dropped as dead.
-    #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = ConnectionConfig::DEFAULT.ping_interval_secs, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "PARLEY_PING_INTERVAL_SECS", default_value_t = ConnectionConfig::DEFAULT.ping_interval_secs,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ping_interval_secs: u64,
 
     /// Bytes read from a socket at a time (tungstenite's read buffer). Small,
     /// because it is allocated and zeroed per connection; larger frames grow it.
-    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = ConnectionConfig::DEFAULT.read_buffer)]
+    /// 64 to 65536: tungstenite cannot read with an empty buffer.
+    #[arg(long, env = "PARLEY_READ_BUFFER", default_value_t = ConnectionConfig::DEFAULT.read_buffer,
+          value_parser = RangedU64ValueParser::<usize>::new().range(64..=65536))]
     pub read_buffer: usize,
 }
 
@@ -119,6 +126,55 @@ impl Default for ChatConfig {
     }
 }
 
+/// Who may connect, how many at once, and how long they may stall.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpConfig {
+    /// Origins, besides the page's own, whose pages may open `/ws`: a
+    /// comma-separated list such as `https://chat.example.com`, or `*` for
+    /// any. Clients that send no `Origin` (non-browsers) are always allowed.
+    #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", default_value = "", hide_default_value = true,
+          value_parser = OriginPolicy::parse)]
+    pub allowed_origins: OriginPolicy,
+
+    /// Open connections (HTTP and WebSocket) beyond which a new one is
+    /// answered `503 Service Unavailable` and closed.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = HttpConfig::DEFAULT.max_connections,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+
+    /// Open connections from one client address beyond which a new one is
+    /// answered `429 Too Many Requests` and closed.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_IP", default_value_t = HttpConfig::DEFAULT.max_connections_per_ip,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds an HTTP response may wait for a client that reads nothing
+    /// before the connection is dropped.
+    #[arg(long, env = "PARLEY_HTTP_WRITE_TIMEOUT_SECS", default_value_t = HttpConfig::DEFAULT.http_write_timeout_secs,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub http_write_timeout_secs: u64,
+}
+
+impl HttpConfig {
+    /// The defaults of the flags (see [`ConnectionConfig::DEFAULT`]).
+    pub const DEFAULT: Self = Self {
+        allowed_origins: OriginPolicy::SAME_ORIGIN,
+        max_connections: 16384,
+        max_connections_per_ip: 256,
+        http_write_timeout_secs: 30,
+    };
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_write_timeout_secs)
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,10 +200,84 @@ mod tests {
         assert_eq!(config.addr.port(), 0);
         assert_eq!(config.connection.client_buffer_bytes, 8192);
         assert_eq!(config.chat.rate_limit().per_second, 500);
-        assert!(Config::try_parse_from(["parley", "--ping-interval-secs", "0"]).is_err());
-        assert!(Config::try_parse_from(["parley", "--client-buffer-bytes", "0"]).is_err());
-        assert!(Config::try_parse_from(["parley", "--rate-limit-burst", "0"]).is_err());
-        assert!(Config::try_parse_from(["parley", "--presence-interval-ms", "1"]).is_err());
-        assert!(Config::try_parse_from(["parley", "--addr", "nowhere"]).is_err());
+        assert_eq!(config.http.allowed_origins, OriginPolicy::SAME_ORIGIN);
+        for nonsense in [
+            &["--ping-interval-secs", "0"][..],
+            &["--ping-interval-secs", "3601"],
+            &["--read-buffer", "0"],
+            &["--read-buffer", "63"],
+            &["--read-buffer", "65537"],
+            &["--client-buffer-bytes", "0"],
+            &["--rate-limit-burst", "0"],
+            &["--presence-interval-ms", "1"],
+            &["--addr", "nowhere"],
+            &["--max-connections", "0"],
+            &["--max-connections-per-ip", "0"],
+            &["--http-write-timeout-secs", "0"],
+            &["--allowed-origins", "chat.example.com"],
+            &["--allowed-origins", "https://chat.example.com/"],
+        ] {
+            let args = std::iter::once("parley").chain(nonsense.iter().copied());
+            let err = Config::try_parse_from(args).expect_err(&format!("{nonsense:?}"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
+        }
+        let edges = Config::try_parse_from([
+            "parley",
+            "--ping-interval-secs",
+            "3600",
+            "--read-buffer",
+            "64",
+        ])
+        .unwrap();
+        assert_eq!(edges.connection.ping_interval_secs, 3600);
+        assert_eq!(edges.connection.read_buffer, 64);
+    }
+
+    #[test]
+    fn the_caps_the_write_timeout_and_the_allowed_origins_are_taken() {
+        let config = Config::try_parse_from([
+            "parley",
+            "--max-connections",
+            "3",
+            "--max-connections-per-ip",
+            "2",
+            "--http-write-timeout-secs",
+            "1",
+            "--allowed-origins",
+            "https://chat.example.com,http://localhost:8080",
+        ])
+        .unwrap();
+        assert_eq!(config.http.max_connections, 3);
+        assert_eq!(config.http.max_connections_per_ip, 2);
+        assert_eq!(config.http.write_timeout(), Duration::from_secs(1));
+        assert_eq!(
+            config.http.allowed_origins,
+            OriginPolicy::SameOriginOr(vec![
+                "https://chat.example.com".into(),
+                "http://localhost:8080".into()
+            ])
+        );
+        let any = Config::try_parse_from(["parley", "--allowed-origins", "*"]).unwrap();
+        assert_eq!(any.http.allowed_origins, OriginPolicy::Any);
+    }
+
+    #[test]
+    fn the_defaults_of_the_flags_are_the_defaults_in_code() {
+        let config = Config::try_parse_from(["parley"]).unwrap();
+        let http = HttpConfig::DEFAULT;
+        assert_eq!(config.http.allowed_origins, http.allowed_origins);
+        assert_eq!(config.http.max_connections, http.max_connections);
+        assert_eq!(
+            config.http.max_connections_per_ip,
+            http.max_connections_per_ip
+        );
+        assert_eq!(
+            config.http.http_write_timeout_secs,
+            http.http_write_timeout_secs
+        );
+        assert_eq!(
+            config.connection.read_buffer,
+            ConnectionConfig::DEFAULT.read_buffer
+        );
     }
 }

@@ -12,13 +12,16 @@
 //! - room: [`hub`], who is connected and who gets what, with [`presence`]
 //!   (who is online under which nickname, announced in coalesced diffs).
 //!
-//! Beside them: [`config`] (flags and environment variables), [`metrics`]
-//! (Prometheus), [`client_id`] (the id every layer knows a client by).
+//! Beside them: [`config`] (flags and environment variables), [`limits`]
+//! (caps on open connections), [`metrics`] (Prometheus), [`client_id`]
+//! (the id every layer knows a client by).
 
+mod accepted;
 pub mod client_id;
 pub mod config;
 pub mod flush;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod presence;
 mod serve;
@@ -45,8 +48,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{services::ServeDir, trace::TraceLayer};
 
 use crate::{
-    config::{ChatConfig, ConnectionConfig},
+    config::{ChatConfig, ConnectionConfig, HttpConfig},
     hub::Hub,
+    limits::ConnectionLimits,
     metrics::Metrics,
 };
 
@@ -59,6 +63,9 @@ pub struct AppState {
     pub chat: Arc<ChatConfig>,
     pub metrics: Arc<Metrics>,
     pub prometheus: PrometheusHandle,
+    pub http: Arc<HttpConfig>,
+    /// Every open connection holds a slot here, from accept to close.
+    pub limits: ConnectionLimits,
     /// Cancelled when the server shuts down; connections then close with 1001.
     pub shutdown: CancellationToken,
     /// The connection tasks, so shutdown can wait for them.
@@ -70,6 +77,7 @@ impl AppState {
         leptos_options: LeptosOptions,
         connection: ConnectionConfig,
         chat: ChatConfig,
+        http: HttpConfig,
     ) -> Self {
         let prometheus = metrics::install();
         let metrics = Arc::new(Metrics::default());
@@ -84,6 +92,8 @@ impl AppState {
             chat: Arc::new(chat),
             metrics,
             prometheus,
+            limits: ConnectionLimits::new(http.max_connections, http.max_connections_per_ip),
+            http: Arc::new(http),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }

@@ -16,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = server::bind(config.addr)?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let state = AppState::new(leptos_options, config.connection, config.chat);
+    let state = AppState::new(leptos_options, config.connection, config.chat, config.http);
     server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shut down");
     Ok(())

@@ -14,10 +14,13 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpSocket, TcpStream},
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::AppState;
+use crate::{accepted::Accepted, limits::Refusal, AppState};
 
 /// How long shutdown waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -30,6 +33,12 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// A client gets this long to send its request headers; without a limit,
 /// a client trickling bytes could hold a connection open for ever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a refused connection may take to receive its answer.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// What a refused client may send before we stop reading it (see [`refuse`]).
+const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;
 
 /// Binds the listening socket, with a backlog that survives reconnect storms.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -52,15 +61,17 @@ pub async fn serve(
 ) -> io::Result<()> {
     let token = state.shutdown.clone();
     let tasks = state.tasks.clone();
+    let limits = state.limits.clone();
+    let write_timeout = state.http.write_timeout();
     let router = crate::router(state);
     // HTTP connections, apart from the WebSocket tasks in `state.tasks`.
     let http = TaskTracker::new();
     tokio::pin!(shutdown);
 
     loop {
-        let socket = tokio::select! {
+        let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     backoff_after(err).await;
                     continue;
@@ -68,7 +79,19 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        http.spawn(http1_connection(socket, router.clone(), token.clone()));
+        match limits.try_acquire(peer.ip()) {
+            Ok(slot) => {
+                let io = Accepted::new(socket, slot, write_timeout);
+                http.spawn(http1_connection(io, router.clone(), token.clone()));
+            }
+            Err(refusal) => {
+                match refusal {
+                    Refusal::ServerFull => tracing::warn!(%peer, "{refusal}; connection refused"),
+                    Refusal::AddressFull => tracing::debug!(%peer, "{refusal}; connection refused"),
+                }
+                http.spawn(refuse(socket, refusal));
+            }
+        }
     }
 
     drop(listener);
@@ -90,15 +113,15 @@ pub async fn serve(
 
 /// Serves one HTTP/1.1 connection, which may become a WebSocket. On
 /// shutdown, a request in progress is finished; an idle connection closes.
-async fn http1_connection(socket: TcpStream, router: Router, shutdown: CancellationToken) {
+async fn http1_connection(io: Accepted, router: Router, shutdown: CancellationToken) {
     // Chat frames are small and latency-sensitive: don't let Nagle hold them.
-    if let Err(err) = socket.set_nodelay(true) {
+    if let Err(err) = io.stream().set_nodelay(true) {
         tracing::warn!(%err, "could not set TCP_NODELAY");
     }
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(socket), TowerToHyperService::new(router))
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -110,6 +133,30 @@ async fn http1_connection(socket: TcpStream, router: Router, shutdown: Cancellat
     };
     if let Err(err) = result {
         tracing::debug!(%err, "HTTP connection ended with an error");
+    }
+}
+
+/// Answers a connection over the limits and closes it, without parsing
+/// anything: the answer is the same whatever was asked.
+async fn refuse(mut socket: TcpStream, refusal: Refusal) {
+    let answer = async {
+        socket.write_all(refusal.response()).await?;
+        socket.shutdown().await?;
+        // Closing with the request still unread would make the kernel reset
+        // the connection, and the client could lose the answer before reading
+        // it: read what it sends until it closes too, for a moment at most.
+        let mut sink = [0; 1024];
+        let mut drained = 0;
+        while drained < REFUSAL_DRAIN_BYTES {
+            match socket.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, io::Error>(())
+    };
+    if let Ok(Err(err)) = tokio::time::timeout(REFUSAL_LINGER, answer).await {
+        tracing::debug!(%err, "could not answer a refused connection");
     }
 }
 

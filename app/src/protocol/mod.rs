@@ -653,3 +653,102 @@ mod tests {
         );
     }
 }
+
+/// No input makes a decoder panic: whatever a client (or a server) sends,
+/// the answer is a value or a typed refusal.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// JSON-shaped text around the frame types, so inputs get past the
+    /// parser and into the per-type code, not only random bytes.
+    fn framelike() -> impl Strategy<Value = String> {
+        let kind = prop_oneof![
+            prop::sample::select(vec![
+                "nickname", "message", "typing", "welcome", "ack", "presence", "error",
+            ])
+            .prop_map(str::to_owned),
+            ".*",
+        ];
+        let value = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| n.to_string()),
+            ".*".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            Just("[]".to_owned()),
+            Just(r#"[{"id":1,"nickname":"a"}]"#.to_owned()),
+        ];
+        let fields = proptest::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "text",
+                    "client_id",
+                    "id",
+                    "nickname",
+                    "online",
+                    "people",
+                    "joined",
+                    "left",
+                    "renamed",
+                    "sent_at",
+                    "from",
+                    "code",
+                    "message",
+                    "active",
+                    "previous",
+                ]),
+                value.clone(),
+            ),
+            0..6,
+        );
+        (
+            kind,
+            prop_oneof![
+                value,
+                fields.prop_map(|fields| {
+                    let body: Vec<_> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                    format!("{{{}}}", body.join(","))
+                })
+            ],
+        )
+            .prop_map(|(kind, payload)| {
+                format!(
+                    r#"{{"type":{},"payload":{payload}}}"#,
+                    serde_json::to_string(&kind).unwrap()
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn client_frame_decoding_never_panics(text in prop_oneof![framelike(), ".*"]) {
+            if let Ok(frame) = ClientFrame::decode(&text) {
+                prop_assert_eq!(ClientFrame::decode(&frame.encode()), Ok(frame));
+            }
+        }
+
+        #[test]
+        fn server_frame_decoding_never_panics(text in prop_oneof![framelike(), ".*"]) {
+            if let Some(frame) = ServerFrame::decode(&text) {
+                prop_assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
+            }
+        }
+
+        #[test]
+        fn validation_never_panics_and_what_passes_is_clean(raw in ".*") {
+            if let Ok(nickname) = Nickname::parse(&raw) {
+                prop_assert_eq!(Nickname::parse(nickname.as_str()), Ok(nickname.clone()));
+                prop_assert!(!nickname.as_str().chars().any(char::is_control));
+            }
+            if let Ok(text) = MessageText::parse(&raw) {
+                prop_assert!(text.as_str().chars().count() <= MESSAGE_MAX_CHARS);
+            }
+            let _ = ClientMessageId::parse(&raw);
+        }
+    }
+}

@@ -8,6 +8,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use super::servers::{PARLEY_ARGS, PARLEY_BINARY};
+
 /// The header lines, as (name, value) pairs.
 pub fn header(
     repo: &Path,
@@ -128,13 +130,14 @@ fn commit(repo: &Path) -> String {
 }
 
 fn parley_binary(repo: &Path) -> String {
-    let path = repo.join("target/release/server");
+    let path = repo.join(PARLEY_BINARY);
     match fs::metadata(&path).and_then(|meta| meta.modified()) {
         Ok(modified) => format!(
-            "`target/release/server --log warn`, built {}",
+            "`{PARLEY_BINARY} {}`, built {}",
+            PARLEY_ARGS.join(" "),
             utc(modified)
         ),
-        Err(_) => "`target/release/server` not found".to_owned(),
+        Err(_) => format!("`{PARLEY_BINARY}` not found"),
     }
 }
 

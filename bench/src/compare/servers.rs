@@ -32,6 +32,21 @@ const POLL: Duration = Duration::from_millis(50);
 const LOG_TAIL_BYTES: u64 = 2_000;
 
 pub const PARLEY_BINARY: &str = "target/release/server";
+/// Parley's flags besides `--addr`: quiet logs, and connection caps out of
+/// the way, since every load-generator client comes from one address (past
+/// the default 256 per address) and the Node peer has no caps at all.
+pub const PARLEY_ARGS: [&str; 10] = [
+    "--log",
+    "warn",
+    "--max-connections",
+    "1000000",
+    "--max-connections-per-ip",
+    "1000000",
+    "--rate-limit-burst",
+    "1000000",
+    "--rate-limit-per-sec",
+    "1000000",
+];
 pub const NODE_DIR: &str = "bench/peers/node-ws";
 pub const NODE_SCRIPT: &str = "bench/peers/node-ws/server.js";
 
@@ -57,15 +72,9 @@ impl ServerKind {
         let mut command = match self {
             Self::Parley => {
                 let mut command = Command::new(repo.join(PARLEY_BINARY));
-                // Load senders go far beyond the per-person rate limit,
-                // which guards a chat of people, not a load test.
-                command.args(["--addr", &addr.to_string(), "--log", "warn"]);
-                command.args([
-                    "--rate-limit-burst",
-                    "1000000",
-                    "--rate-limit-per-sec",
-                    "1000000",
-                ]);
+                command
+                    .args(["--addr", &addr.to_string()])
+                    .args(PARLEY_ARGS);
                 command
             }
             Self::Node => {

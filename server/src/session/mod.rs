@@ -413,4 +413,56 @@ mod tests {
         drop(alice);
         assert_eq!(room.log(), ["join #1", "leave #1"]);
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn frame() -> impl Strategy<Value = Result<ClientFrame, ErrorPayload>> {
+            let text = prop_oneof![".*", "[a-z ]{0,8}", Just("Alice".to_owned())];
+            prop_oneof![
+                text.clone().prop_map(|raw| Ok(ClientFrame::Nickname(raw))),
+                (text.clone(), proptest::option::of("[a-z0-9-]{0,70}|.*")).prop_map(
+                    |(text, client_id)| Ok(ClientFrame::Message(OutgoingMessage {
+                        text,
+                        client_id
+                    }))
+                ),
+                any::<bool>().prop_map(|active| Ok(ClientFrame::Typing(active))),
+                Just(Err(ErrorPayload::new(ErrorCode::MalformedJson, "no"))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            /// Any sequence of frames, at any pace, from two clients: no
+            /// panic, and never more posts than the rate limit allows.
+            #[test]
+            fn sessions_never_panic_and_keep_to_the_rate_limit(
+                steps in proptest::collection::vec((0..2usize, frame(), 0..400u64), 0..80)
+            ) {
+                let room = Arc::new(FakeRoom::default());
+                let start = Instant::now();
+                let mut sessions = [session(&room, 1, start), session(&room, 2, start)];
+                let mut now = start;
+                for (who, frame, gap_ms) in steps {
+                    now += Duration::from_millis(gap_ms);
+                    let reply = sessions[who].handle(frame, now);
+                    prop_assert!(matches!(reply, None | Some(ServerFrame::Error(_))));
+                }
+                let elapsed = now.duration_since(start).as_secs_f64();
+                let allowed = f64::from(LIMIT.burst) + elapsed * f64::from(LIMIT.per_second);
+                let log = room.log();
+                for id in ["#1", "#2"] {
+                    let posts = log
+                        .iter()
+                        .filter(|line| line.starts_with(&format!("post {id} ")))
+                        .count();
+                    prop_assert!(posts as f64 <= allowed + 1e-9);
+                }
+            }
+        }
+    }
 }

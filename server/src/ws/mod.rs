@@ -46,6 +46,8 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
             .read_buffer_size(config.read_buffer)
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
+        // The connection counts against the limits until this task ends.
+        let _slot = upgraded.slot;
         let writer = Arc::new(ClientWriter::new(
             id,
             upgraded.socket,

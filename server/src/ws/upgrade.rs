@@ -3,20 +3,25 @@
 //! `TcpStream` the server accepted: fan-out writes to it directly (see
 //! [`crate::peer`]), which axum's wrapper has no way to allow.
 
+use std::sync::Arc;
+
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRef, FromRequestParts},
     http::{
         header::{self, HeaderMap, HeaderName, HeaderValue},
         request::Parts,
-        Method, StatusCode,
+        Method, StatusCode, Version,
     },
     response::{IntoResponse, Response},
 };
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tungstenite::handshake::derive_accept_key;
+
+use crate::{accepted::Accepted, config::HttpConfig, limits::ConnectionSlot};
 
 /// A valid WebSocket upgrade request, ready to be accepted.
 pub struct WebSocketUpgrade {
@@ -29,10 +34,12 @@ pub struct Upgraded {
     pub socket: TcpStream,
     /// Bytes the client sent right behind its request, already read.
     pub read_ahead: Bytes,
+    /// The connection's place under the limits: keep it as long as the socket.
+    pub slot: ConnectionSlot,
 }
 
 /// Why a request to `/ws` is not a WebSocket handshake.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum UpgradeError {
     #[error("a WebSocket handshake must be a GET request")]
     MethodNotGet,
@@ -40,10 +47,16 @@ pub enum UpgradeError {
         "this endpoint only speaks WebSocket: send `Connection: upgrade` and `Upgrade: websocket`"
     )]
     NotAnUpgrade,
+    #[error("a WebSocket handshake needs HTTP/1.1")]
+    HttpTooOld,
     #[error("only WebSocket version 13 is supported")]
     UnsupportedVersion,
     #[error("the `Sec-WebSocket-Key` header is missing")]
     MissingKey,
+    #[error("the `Sec-WebSocket-Key` header must be 16 bytes in base64")]
+    InvalidKey,
+    #[error("WebSocket connections from this page's origin are not allowed")]
+    ForeignOrigin,
     #[error("this connection cannot be upgraded")]
     NotUpgradable,
 }
@@ -52,12 +65,18 @@ impl IntoResponse for UpgradeError {
     fn into_response(self) -> Response {
         let status = match self {
             Self::MethodNotGet => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotAnUpgrade => StatusCode::UPGRADE_REQUIRED,
-            Self::UnsupportedVersion | Self::MissingKey => StatusCode::BAD_REQUEST,
+            Self::NotAnUpgrade | Self::HttpTooOld => StatusCode::UPGRADE_REQUIRED,
+            Self::UnsupportedVersion | Self::MissingKey | Self::InvalidKey => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::ForeignOrigin => StatusCode::FORBIDDEN,
             Self::NotUpgradable => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut response = (status, self.to_string()).into_response();
-        if matches!(self, Self::NotAnUpgrade | Self::UnsupportedVersion) {
+        if matches!(
+            self,
+            Self::NotAnUpgrade | Self::HttpTooOld | Self::UnsupportedVersion
+        ) {
             // RFC 6455, 4.4: tell the client which version we speak.
             let headers = response.headers_mut();
             headers.insert(
@@ -70,11 +89,21 @@ impl IntoResponse for UpgradeError {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
+impl<S> FromRequestParts<S> for WebSocketUpgrade
+where
+    S: Send + Sync,
+    Arc<HttpConfig>: FromRef<S>,
+{
     type Rejection = UpgradeError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let accept_key = accept_key(&parts.method, &parts.headers)?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let http = Arc::<HttpConfig>::from_ref(state);
+        let accept_key = accept_key(
+            &parts.method,
+            parts.version,
+            &parts.headers,
+            &http.allowed_origins,
+        )?;
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -91,9 +120,9 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
 pub enum UpgradeFailed {
     #[error("the client went away during the upgrade: {0}")]
     Hyper(#[from] hyper::Error),
-    /// `crate::serve` hands hyper a `TokioIo<TcpStream>`, so anything else
+    /// `crate::serve` hands hyper a `TokioIo<Accepted>`, so anything else
     /// coming back is a wiring mistake.
-    #[error("the upgraded connection is not a TcpStream")]
+    #[error("the upgraded connection is not an accepted TcpStream")]
     NotTcp,
 }
 
@@ -120,21 +149,33 @@ impl WebSocketUpgrade {
         let upgraded = async move {
             let parts = on_upgrade
                 .await?
-                .downcast::<TokioIo<TcpStream>>()
+                .downcast::<TokioIo<Accepted>>()
                 .map_err(|_| UpgradeFailed::NotTcp)?;
+            let (socket, slot) = parts.io.into_inner().into_parts();
             Ok(Upgraded {
-                socket: parts.io.into_inner(),
+                socket,
                 read_ahead: parts.read_buf,
+                slot,
             })
         };
         (response, upgraded)
     }
 }
 
-/// Checks the handshake headers and derives `Sec-WebSocket-Accept`.
-fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, UpgradeError> {
+/// Checks the handshake and derives `Sec-WebSocket-Accept`.
+fn accept_key(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+    origins: &OriginPolicy,
+) -> Result<HeaderValue, UpgradeError> {
     if method != Method::GET {
         return Err(UpgradeError::MethodNotGet);
+    }
+    // hyper cannot upgrade an HTTP/1.0 connection (it has no `OnUpgrade`):
+    // say so as the client's problem, before anything else is checked.
+    if version != Version::HTTP_11 {
+        return Err(UpgradeError::HttpTooOld);
     }
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "websocket")
@@ -151,8 +192,99 @@ fn accept_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, Upgra
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or(UpgradeError::MissingKey)?;
+    // RFC 6455, 4.2.1: a random 16-byte nonce, base64-encoded.
+    if !STANDARD
+        .decode(key.as_bytes())
+        .is_ok_and(|nonce| nonce.len() == 16)
+    {
+        return Err(UpgradeError::InvalidKey);
+    }
+    check_origin(headers, origins)?;
     Ok(HeaderValue::try_from(derive_accept_key(key.as_bytes()))
         .expect("base64 is a valid header value"))
+}
+
+/// Browsers send `Origin` with every WebSocket handshake and apply no
+/// same-origin rule to WebSockets themselves, so without this check any
+/// page the user visits could chat in their name (cross-site WebSocket
+/// hijacking). Clients that send no `Origin` are not browsers, and pass.
+fn check_origin(headers: &HeaderMap, origins: &OriginPolicy) -> Result<(), UpgradeError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok());
+    let allowed = headers.get_all(header::ORIGIN).iter().all(|origin| {
+        origin
+            .to_str()
+            .is_ok_and(|origin| origins.allows(origin, host))
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(UpgradeError::ForeignOrigin)
+    }
+}
+
+/// Which `Origin`s may open a WebSocket, parsed from `--allowed-origins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginPolicy {
+    /// `*`: no check at all.
+    Any,
+    /// The page's own origin, and these full origins (lowercase).
+    SameOriginOr(Vec<String>),
+}
+
+impl OriginPolicy {
+    /// Only the page's own origin.
+    pub const SAME_ORIGIN: Self = Self::SameOriginOr(Vec::new());
+
+    /// Parses a comma-separated list of origins such as
+    /// `https://chat.example.com`, or `*` to allow any.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut allowed = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                return Ok(Self::Any);
+            }
+            let valid = entry.split_once("://").is_some_and(|(scheme, authority)| {
+                (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+                    && !authority.is_empty()
+                    && !authority.contains(['/', '?', '#', '@', ' '])
+            });
+            if !valid {
+                return Err(format!(
+                    "`{entry}` is not an origin: write `https://host` or `https://host:port`, \
+                     with no path"
+                ));
+            }
+            allowed.push(entry.to_ascii_lowercase());
+        }
+        Ok(Self::SameOriginOr(allowed))
+    }
+
+    /// Whether a handshake with this `Origin` header, sent to this `Host`,
+    /// may proceed. The page's own origin is `http://` or `https://` and the
+    /// `Host` (a TLS proxy in front changes the scheme, not the host).
+    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        let Self::SameOriginOr(allowed) = self else {
+            return true;
+        };
+        let same_origin =
+            origin
+                .split_once("://")
+                .zip(host)
+                .is_some_and(|((scheme, authority), host)| {
+                    (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+                        && !host.is_empty()
+                        && authority.eq_ignore_ascii_case(host)
+                });
+        same_origin || allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+    }
+}
+
+impl Default for OriginPolicy {
+    fn default() -> Self {
+        Self::SAME_ORIGIN
+    }
 }
 
 /// Whether a comma-separated header (any of its occurrences) lists `token`,
@@ -186,9 +318,18 @@ mod tests {
         headers
     }
 
+    fn check(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, UpgradeError> {
+        accept_key(
+            method,
+            Version::HTTP_11,
+            headers,
+            &OriginPolicy::SAME_ORIGIN,
+        )
+    }
+
     #[test]
     fn accepts_a_valid_handshake_with_the_rfc_sample_key() {
-        let key = accept_key(&Method::GET, &handshake(&[])).unwrap();
+        let key = check(&Method::GET, &handshake(&[])).unwrap();
         // The worked example of RFC 6455, section 1.3.
         assert_eq!(key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
@@ -214,13 +355,125 @@ mod tests {
             ),
         ];
         for (method, headers, expected) in cases {
-            assert_eq!(accept_key(&method, &headers), Err(expected));
+            assert_eq!(check(&method, &headers), Err(expected));
         }
         let mut keyless = handshake(&[]);
         keyless.remove("sec-websocket-key");
+        assert_eq!(check(&Method::GET, &keyless), Err(UpgradeError::MissingKey));
+    }
+
+    #[test]
+    fn the_key_must_be_16_bytes_of_base64() {
+        for key in [
+            "abc",
+            "",
+            "not base64 at all!!",
+            // 15 and 17 bytes.
+            "AAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+            // 16 bytes, but unpadded.
+            "dGhlIHNhbXBsZSBub25jZQ",
+        ] {
+            let headers = {
+                let mut headers = handshake(&[]);
+                headers.insert("sec-websocket-key", HeaderValue::from_str(key).unwrap());
+                headers
+            };
+            assert_eq!(
+                check(&Method::GET, &headers),
+                Err(UpgradeError::InvalidKey),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_1_0_is_told_to_upgrade() {
+        let result = accept_key(
+            &Method::GET,
+            Version::HTTP_10,
+            &handshake(&[]),
+            &OriginPolicy::SAME_ORIGIN,
+        );
+        assert_eq!(result, Err(UpgradeError::HttpTooOld));
+        let response = UpgradeError::HttpTooOld.into_response();
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(response.headers()[header::SEC_WEBSOCKET_VERSION], "13");
+    }
+
+    #[test]
+    fn only_the_pages_own_origin_and_listed_ones_are_allowed() {
+        let policy =
+            OriginPolicy::parse("https://chat.example.com, http://LOCALHOST:8080").unwrap();
+        let host = Some("parley.example.org:3000");
+        for origin in [
+            "http://parley.example.org:3000",
+            "https://Parley.Example.org:3000",
+            "https://chat.example.com",
+            "HTTPS://CHAT.example.com",
+            "http://localhost:8080",
+        ] {
+            assert!(policy.allows(origin, host), "{origin}");
+        }
+        for origin in [
+            "https://evil.example",
+            "http://parley.example.org",
+            "http://parley.example.org:3000.evil.example",
+            "ftp://parley.example.org:3000",
+            "null",
+            "",
+            "https://chat.example.com:443",
+            "http://localhost:8081",
+        ] {
+            assert!(!policy.allows(origin, host), "{origin}");
+        }
+        assert!(!policy.allows("http://", Some("")));
+        assert!(!OriginPolicy::SAME_ORIGIN.allows("http://a.example", None));
+        assert!(OriginPolicy::parse("*").unwrap().allows("null", None));
+    }
+
+    #[test]
+    fn allowed_origins_are_parsed_strictly() {
+        assert_eq!(OriginPolicy::parse("").unwrap(), OriginPolicy::SAME_ORIGIN);
+        assert_eq!(OriginPolicy::parse(" * ").unwrap(), OriginPolicy::Any);
         assert_eq!(
-            accept_key(&Method::GET, &keyless),
-            Err(UpgradeError::MissingKey)
+            OriginPolicy::parse("https://A.example,http://b.example:81").unwrap(),
+            OriginPolicy::SameOriginOr(vec![
+                "https://a.example".into(),
+                "http://b.example:81".into()
+            ])
+        );
+        for bad in [
+            "chat.example.com",
+            "https://",
+            "https://chat.example.com/",
+            "https://chat.example.com/path",
+            "ws://chat.example.com",
+            "https://user@chat.example.com",
+        ] {
+            assert!(OriginPolicy::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_origin_is_checked_last_and_refused_with_403() {
+        let foreign = handshake(&[("origin", "https://evil.example"), ("host", "localhost")]);
+        assert_eq!(
+            check(&Method::GET, &foreign),
+            Err(UpgradeError::ForeignOrigin)
+        );
+        let own = handshake(&[("origin", "http://localhost"), ("host", "localhost")]);
+        assert!(check(&Method::GET, &own).is_ok());
+        assert!(accept_key(&Method::GET, Version::HTTP_11, &foreign, &OriginPolicy::Any).is_ok());
+        let mut twice = own.clone();
+        twice.append("origin", HeaderValue::from_static("https://evil.example"));
+        assert_eq!(
+            check(&Method::GET, &twice),
+            Err(UpgradeError::ForeignOrigin)
+        );
+        assert_eq!(
+            UpgradeError::ForeignOrigin.into_response().status(),
+            StatusCode::FORBIDDEN
         );
     }
 
@@ -233,5 +486,134 @@ mod tests {
             UpgradeError::MissingKey.into_response().status(),
             StatusCode::BAD_REQUEST
         );
+    }
+
+    mod handshake_inputs {
+        use std::{
+            future::Future,
+            pin::pin,
+            task::{Context, Poll, Waker},
+        };
+
+        use axum::http::Request;
+        use proptest::{prelude::*, sample::select};
+
+        use super::*;
+
+        /// Mostly `valid`, else another plausible value, an arbitrary one,
+        /// or none at all: each rule is met often enough for whole valid
+        /// handshakes to come up, and broken often enough to be tested.
+        fn header_value(
+            valid: &'static str,
+            others: &'static [&'static str],
+        ) -> impl Strategy<Value = Option<HeaderValue>> {
+            prop_oneof![
+                8 => Just(Some(HeaderValue::from_static(valid))),
+                1 => Just(None),
+                1 => select(others).prop_map(|v| Some(HeaderValue::from_static(v))),
+                1 => prop::collection::vec(any::<u8>(), 0..40)
+                    .prop_filter_map("a header value", |b| HeaderValue::from_bytes(&b).ok())
+                    .prop_map(Some),
+            ]
+        }
+
+        fn key() -> impl Strategy<Value = Option<HeaderValue>> {
+            prop_oneof![
+                3 => header_value("dGhlIHNhbXBsZSBub25jZQ==", &["abc", "", "dGhlIHNhbXBsZSBub25jZQ"]),
+                1 => prop::collection::vec(any::<u8>(), 14..19).prop_map(|nonce| {
+                    Some(HeaderValue::try_from(STANDARD.encode(nonce)).unwrap())
+                }),
+            ]
+        }
+
+        fn method() -> impl Strategy<Value = Method> {
+            prop_oneof![
+                8 => Just(Method::GET),
+                1 => Just(Method::POST),
+                1 => "[A-Za-z]{1,10}".prop_map(|m| Method::from_bytes(m.as_bytes()).unwrap()),
+            ]
+        }
+
+        fn version() -> impl Strategy<Value = Version> {
+            prop_oneof![
+                8 => Just(Version::HTTP_11),
+                1 => select(&[Version::HTTP_09, Version::HTTP_10, Version::HTTP_2][..]),
+            ]
+        }
+
+        fn policy() -> impl Strategy<Value = OriginPolicy> {
+            select(&["", "*", "https://chat.example.com", "http://localhost:3000"][..])
+                .prop_map(|list| OriginPolicy::parse(list).unwrap())
+        }
+
+        proptest! {
+            /// Whatever arrives, the extractor answers at once without
+            /// panicking, with the same verdict as `accept_key`; an accepted
+            /// handshake really meets every rule, and a refusal is an HTTP
+            /// client error (bar the 500 for a connection hyper cannot
+            /// upgrade, which is all a valid handshake can get here: a
+            /// request built in a test has no connection behind it).
+            #[test]
+            fn any_handshake_gets_a_typed_verdict(
+                method in method(),
+                version in version(),
+                connection in header_value("keep-alive, Upgrade", &["upgrade", "close", "upgrade2"]),
+                upgrade in header_value("websocket", &["WebSocket", "h2c", "websocket/2"]),
+                ws_version in header_value("13", &["8", "13, 8", " 13"]),
+                key in key(),
+                host in header_value("localhost:3000", &["LocalHost:3000", "chat.example.com", ""]),
+                origin in header_value("http://localhost:3000", &[
+                    "https://LOCALHOST:3000",
+                    "https://chat.example.com",
+                    "https://evil.example",
+                    "null",
+                ]),
+                policy in policy(),
+            ) {
+                let mut request = Request::builder().method(method.clone()).version(version).uri("/ws");
+                for (name, value) in [
+                    (header::CONNECTION, &connection),
+                    (header::UPGRADE, &upgrade),
+                    (header::SEC_WEBSOCKET_VERSION, &ws_version),
+                    (header::SEC_WEBSOCKET_KEY, &key),
+                    (header::HOST, &host),
+                    (header::ORIGIN, &origin),
+                ] {
+                    if let Some(value) = value {
+                        request = request.header(name, value);
+                    }
+                }
+                let (mut parts, ()) = request.body(()).unwrap().into_parts();
+
+                let verdict = accept_key(&parts.method, parts.version, &parts.headers, &policy);
+                if verdict.is_ok() {
+                    prop_assert_eq!(&method, Method::GET);
+                    prop_assert_eq!(version, Version::HTTP_11);
+                    let nonce = STANDARD.decode(key.as_ref().unwrap().as_bytes()).unwrap();
+                    prop_assert_eq!(nonce.len(), 16);
+                    if let Some(origin) = &origin {
+                        let host = host.as_ref().and_then(|h| h.to_str().ok());
+                        prop_assert!(policy.allows(origin.to_str().unwrap(), host));
+                    }
+                }
+
+                let state = Arc::new(HttpConfig {
+                    allowed_origins: policy.clone(),
+                    ..HttpConfig::DEFAULT
+                });
+                let extracted = pin!(WebSocketUpgrade::from_request_parts(&mut parts, &state));
+                let Poll::Ready(extracted) = extracted.poll(&mut Context::from_waker(Waker::noop())) else {
+                    panic!("the extractor never waits");
+                };
+                let error = extracted.err().expect("no OnUpgrade, so no upgrade");
+                prop_assert_eq!(&error, verdict.as_ref().err().unwrap_or(&UpgradeError::NotUpgradable));
+                let status = error.into_response().status();
+                if error == UpgradeError::NotUpgradable {
+                    prop_assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+                } else {
+                    prop_assert!(status.is_client_error(), "{error:?}: {status}");
+                }
+            }
+        }
     }
 }

@@ -36,9 +36,58 @@ async fn unknown_paths_are_404() {
 #[tokio::test]
 async fn ws_without_an_upgrade_is_a_client_error_not_a_crash() {
     let server = TestServer::start().await;
-    let (status, _) = get(&server.url("/ws")).await;
-    assert!((400..500).contains(&status), "got {status}");
+    let response = reqwest::get(server.url("/ws"))
+        .await
+        .expect("HTTP response");
+    assert_eq!(response.status().as_u16(), 426);
+    // RFC 6455, 4.4: the answer names the version the server speaks.
+    assert_eq!(response.headers()["sec-websocket-version"], "13");
     // The server still serves.
     let (status, _) = get(&server.url("/")).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn healthz_answers_while_the_server_serves() {
+    let server = TestServer::start().await;
+    let (status, body) = get(&server.url("/healthz")).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+}
+
+/// The value of the sample `name` (with its labels) in Prometheus text.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_connections_messages_errors_and_rate_limits() {
+    let server = TestServer::start().await;
+    let mut alice = server.client().await;
+    let mut bob = server.client().await;
+    server.wait_for_clients(2).await;
+    alice.say("counted").await;
+    bob.expect_message("Anonymous", "counted").await;
+    alice.send_text("{not json").await;
+    alice.expect_error("malformed_json").await;
+    for _ in 0..30 {
+        bob.say("flood").await;
+    }
+    bob.expect_error("rate_limited").await;
+
+    // Other tests' servers share this process's recorder: counts are at
+    // least what this test did.
+    let (status, metrics) = get(&server.url("/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(sample(&metrics, "parley_connections_open") >= 2.0);
+    assert!(sample(&metrics, "parley_messages_relayed_total") >= 1.0);
+    assert!(sample(&metrics, "parley_frames_in_total") >= 32.0);
+    assert!(sample(&metrics, "parley_frames_out_total") >= 3.0);
+    assert!(sample(&metrics, r#"parley_errors_total{code="malformed_json"}"#) >= 1.0);
+    assert!(sample(&metrics, r#"parley_errors_total{code="rate_limited"}"#) >= 1.0);
+    assert!(sample(&metrics, "parley_rate_limited_total") >= 1.0);
 }

@@ -5,5 +5,7 @@ mod bad_input;
 mod chat;
 mod http;
 mod lifecycle;
+mod limits;
+mod session;
 mod support;
 mod wire;

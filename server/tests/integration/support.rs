@@ -1,16 +1,27 @@
-//! A server on 127.0.0.1 with an ephemeral port, and a small JSON client.
+//! A server on 127.0.0.1 with an ephemeral port, a small JSON client, and
+//! helpers for raw TCP clients that send what no library would.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use leptos::config::LeptosOptions;
 use serde_json::{json, Value};
 use server::{
-    config::{ChatConfig, ConnectionConfig},
+    config::{ChatConfig, ConnectionConfig, HttpConfig},
     hub::Hub,
+    limits::ConnectionLimits,
     AppState,
 };
-use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+};
 use tokio_tungstenite::{
     tungstenite::{protocol::CloseFrame, Message},
     MaybeTlsStream, WebSocketStream,
@@ -25,6 +36,8 @@ pub struct TestServer {
     pub hub: Arc<Hub>,
     /// The server's connection tasks, to check none outlives its client.
     pub tasks: TaskTracker,
+    /// Open connections, HTTP and WebSocket alike.
+    pub limits: ConnectionLimits,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -42,46 +55,92 @@ pub fn unlimited_chat() -> ChatConfig {
     }
 }
 
+/// A server to start, defaults unless told otherwise.
+pub struct Builder {
+    connection: ConnectionConfig,
+    chat: ChatConfig,
+    http: HttpConfig,
+    site_root: String,
+}
+
+impl Builder {
+    pub fn connection(mut self, connection: ConnectionConfig) -> Self {
+        self.connection = connection;
+        self
+    }
+
+    pub fn chat(mut self, chat: ChatConfig) -> Self {
+        self.chat = chat;
+        self
+    }
+
+    pub fn http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Where static files are served from (`target/site` by default).
+    pub fn site_root(mut self, site_root: &str) -> Self {
+        self.site_root = site_root.to_owned();
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let options = LeptosOptions::builder()
+            .output_name("parley")
+            .site_root(self.site_root)
+            .site_addr(addr)
+            .build();
+        let state = AppState::new(options, self.connection, self.chat, self.http);
+        let hub = Arc::clone(&state.hub);
+        let tasks = state.tasks.clone();
+        let limits = state.limits.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            hub,
+            tasks,
+            limits,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
 impl TestServer {
     pub async fn start() -> Self {
-        Self::start_with(connection_config()).await
+        Self::builder().start().await
     }
 
     pub async fn start_with(connection: ConnectionConfig) -> Self {
-        Self::start_configured(connection, ChatConfig::default()).await
-    }
-
-    pub async fn start_with_chat(chat: ChatConfig) -> Self {
-        Self::start_configured(connection_config(), chat).await
+        Self::builder().connection(connection).start().await
     }
 
     /// A server whose rate limit does not get in the way of tests that send
     /// many messages at once.
     pub async fn start_unlimited() -> Self {
-        Self::start_with_chat(unlimited_chat()).await
+        Self::builder().chat(unlimited_chat()).start().await
     }
 
     pub async fn start_configured(connection: ConnectionConfig, chat: ChatConfig) -> Self {
-        let listener = server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let options = LeptosOptions::builder()
-            .output_name("parley")
-            .site_root("target/site")
-            .site_addr(addr)
-            .build();
-        let state = AppState::new(options, connection, chat);
-        let hub = Arc::clone(&state.hub);
-        let tasks = state.tasks.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            hub,
-            tasks,
-            stop: Some(stop),
-            task,
+        Self::builder()
+            .connection(connection)
+            .chat(chat)
+            .start()
+            .await
+    }
+
+    pub fn builder() -> Builder {
+        Builder {
+            connection: connection_config(),
+            chat: ChatConfig::default(),
+            http: HttpConfig::default(),
+            site_root: "target/site".to_owned(),
         }
     }
 
@@ -94,16 +153,7 @@ impl TestServer {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
             .await
             .expect("WebSocket handshake");
-        let mut client = Client {
-            socket,
-            id: 0,
-            nickname: String::new(),
-            welcome: Value::Null,
-        };
-        let welcome = client.next_of("welcome").await;
-        client.id = welcome["payload"]["id"].as_u64().expect("an id");
-        client.nickname = welcome["payload"]["nickname"].as_str().unwrap().to_owned();
-        client.welcome = welcome;
+        let client = Client::welcomed(socket).await;
         self.wait_for_clients_at_least(1).await;
         client
     }
@@ -120,6 +170,12 @@ impl TestServer {
             .await;
     }
 
+    /// Waits until exactly `n` connections are open, as the limits count them.
+    pub async fn wait_for_connections(&self, n: usize) {
+        self.wait_until(|| self.limits.open() == n, &format!("{n} open connections"))
+            .await;
+    }
+
     /// Waits until exactly `n` connection tasks are still running.
     pub async fn wait_for_tasks(&self, n: usize) {
         self.wait_until(|| self.tasks.len() == n, &format!("{n} connection tasks"))
@@ -131,9 +187,10 @@ impl TestServer {
         while !check() {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; hub has {} clients, {} tasks run",
+                "timed out waiting for {what}; hub has {} clients, {} tasks run, {} connections open",
                 self.hub.len(),
-                self.tasks.len()
+                self.tasks.len(),
+                self.limits.open()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -154,11 +211,24 @@ pub struct Client {
     pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// This connection's id, from its `welcome`.
     pub id: u64,
-    pub nickname: String,
     pub welcome: Value,
 }
 
 impl Client {
+    /// Reads the `welcome` every connection starts with.
+    pub async fn welcomed(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        let mut client = Client {
+            socket,
+            id: 0,
+            welcome: Value::Null,
+        };
+        let welcome = client.next_frame().await;
+        assert_eq!(welcome["type"], "welcome", "the first frame: {welcome}");
+        client.id = welcome["payload"]["id"].as_u64().expect("an id");
+        client.welcome = welcome;
+        client
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }
@@ -266,4 +336,81 @@ impl Client {
             .expect("the connection is open")
             .expect("a valid frame")
     }
+}
+
+/// A valid WebSocket handshake with the RFC 6455 sample key, and no `Origin`.
+pub const HANDSHAKE: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+/// [`HANDSHAKE`] with these headers replacing those of the same name, or
+/// added.
+pub fn handshake_with(headers: &[(&str, &str)]) -> String {
+    let mut lines: Vec<String> = HANDSHAKE
+        .trim_end()
+        .split("\r\n")
+        .map(str::to_owned)
+        .collect();
+    for (name, value) in headers {
+        let line = format!("{name}: {value}");
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        match lines
+            .iter_mut()
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        {
+            Some(existing) => *existing = line,
+            None => lines.push(line),
+        }
+    }
+    lines.join("\r\n") + "\r\n\r\n"
+}
+
+/// A TCP connection to `addr` from the local address `from` (any address
+/// in 127.0.0.0/8 is this machine).
+pub async fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Reads a response head, up to and including the blank line.
+pub async fn read_head(socket: &mut TcpStream) -> String {
+    tokio::time::timeout(WAIT, async {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0];
+            socket.read_exact(&mut byte).await.expect("a response head");
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    })
+    .await
+    .expect("a response head in time")
+}
+
+/// The status code of a response head.
+pub fn status(head: &str) -> u16 {
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The value of a header in a response head, if present.
+pub fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.split("\r\n").find_map(|line| {
+        let (n, value) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// Sends `request` on a new connection and reads the response's head and
+/// its `Content-Length` body.
+pub async fn exchange(mut socket: TcpStream, request: &str) -> (String, String) {
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut socket).await;
+    let length = header(&head, "content-length").map_or(0, |l| l.parse().unwrap());
+    let mut body = vec![0; length];
+    tokio::time::timeout(WAIT, socket.read_exact(&mut body))
+        .await
+        .expect("a body in time")
+        .unwrap();
+    (head, String::from_utf8(body).unwrap())
 }

@@ -10,11 +10,7 @@ use tokio::{
 };
 use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
 
-use crate::support::{unlimited_chat, TestServer, WAIT};
-
-const HANDSHAKE: &str = "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
-    Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+use crate::support::{read_head, unlimited_chat, TestServer, HANDSHAKE, WAIT};
 
 /// A client frame of up to 125 bytes, masked as RFC 6455 requires of
 /// clients unless `masked` is false.
@@ -41,13 +37,7 @@ async fn raw_client(server: &TestServer, extra: &[u8]) -> TcpStream {
     let mut request = HANDSHAKE.as_bytes().to_vec();
     request.extend_from_slice(extra);
     socket.write_all(&request).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0];
-        socket.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = read_head(&mut socket).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     // RFC 6455, section 1.3: the answer to the sample key.
     assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
@@ -173,4 +163,120 @@ async fn a_client_that_stops_reading_is_closed_with_1008_and_the_chat_goes_on() 
     .expect("a close frame with a code");
     assert_eq!(close.code, CloseCode::Policy);
     server.wait_for_tasks(2).await;
+}
+
+/// Reads whole server frames until the connection ends; returns each
+/// frame's opcode and payload, in order.
+async fn frames_until_eof(socket: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    tokio::time::timeout(3 * WAIT, async {
+        let mut buf = [0; 64 * 1024];
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server ends the connection in time");
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while rest.len() >= 2 {
+        let (len, header) = match rest[1] & 0x7f {
+            126 => (usize::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
+            127 => (
+                usize::try_from(u64::from_be_bytes(rest[2..10].try_into().unwrap())).unwrap(),
+                10,
+            ),
+            len => (usize::from(len), 2),
+        };
+        assert!(rest.len() >= header + len, "a torn frame at the end");
+        frames.push((rest[0] & 0x0f, rest[header..header + len].to_vec()));
+        rest = &rest[header + len..];
+    }
+    frames
+}
+
+/// A raw client whose receive window is small, so the server's buffers for
+/// it fill quickly.
+async fn stalling_client(server: &TestServer) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    stream.write_all(HANDSHAKE.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+#[tokio::test]
+async fn a_client_that_pings_and_never_reads_is_dropped_even_in_a_quiet_room() {
+    let server = TestServer::start_with(ConnectionConfig {
+        client_buffer_bytes: 64 * 1024,
+        ..ConnectionConfig::default()
+    })
+    .await;
+    let _bystander = server.client().await;
+    let mut pinger = stalling_client(&server).await;
+    server.wait_for_clients(2).await;
+
+    // Every ping asks for a pong the client never reads. The pongs count
+    // against its budget, so it is dropped long before this loop ends.
+    let pinging = tokio::spawn(async move {
+        let ping = client_frame(0x9, &[b'p'; 125], true);
+        for _ in 0..1_000_000 {
+            if pinger.write_all(&ping).await.is_err() {
+                return;
+            }
+        }
+        panic!("the server took 125 MB of pings without dropping the client");
+    });
+    server.wait_for_clients(1).await;
+    pinging.abort();
+}
+
+#[tokio::test]
+async fn the_reply_to_a_clients_close_gets_out_even_when_its_socket_was_full() {
+    let server = TestServer::start_configured(
+        ConnectionConfig {
+            client_buffer_bytes: 64 << 20,
+            ..ConnectionConfig::default()
+        },
+        unlimited_chat(),
+    )
+    .await;
+    let mut stalled = stalling_client(&server).await;
+    let mut sender = server.client().await;
+    server.wait_for_clients(2).await;
+
+    // 4 MB the stalled client does not read yet: most of it waits on the
+    // server, behind a full socket.
+    let text = "🦀".repeat(2000);
+    for _ in 0..500 {
+        sender.say(&text).await;
+    }
+    sender.say("last").await;
+    sender.say_with_id("sync", "s1").await;
+    sender.next_of("ack").await;
+
+    stalled
+        .write_all(&client_frame(0x8, &1000u16.to_be_bytes(), true))
+        .await
+        .unwrap();
+    let frames = frames_until_eof(&mut stalled).await;
+    let (opcode, payload) = frames.last().expect("some frames");
+    assert_eq!(*opcode, 0x8, "the close reply comes last");
+    assert_eq!(payload[..2], 1000u16.to_be_bytes());
+    let messages = frames
+        .iter()
+        .filter(|(opcode, payload)| *opcode == 0x1 && payload.starts_with(br#"{"type":"message""#))
+        .count();
+    assert_eq!(
+        messages, 502,
+        "everything queued before the close went out first"
+    );
 }
