@@ -1,4 +1,4 @@
-//! The few questions the frame decoder asks of parsed JSON.
+//! The few questions the frame codec asks of JSON.
 //!
 //! [`ServerFrame::decode_with`](super::ServerFrame::decode_with) is written
 //! once against [`Json`]; the server and the tests run it over
@@ -9,6 +9,8 @@
 /// A parsed JSON value, as far as decoding frames needs one.
 pub trait Json: Sized {
     fn parse(text: &str) -> Option<Self>;
+    /// `text` as a JSON string literal, quotes and escapes included.
+    fn quote(text: &str) -> String;
     /// The member `key` of an object; `None` for anything else.
     fn get(&self, key: &str) -> Option<Self>;
     fn string(&self) -> Option<String>;
@@ -32,6 +34,10 @@ pub trait Json: Sized {
 impl Json for serde_json::Value {
     fn parse(text: &str) -> Option<Self> {
         serde_json::from_str(text).ok()
+    }
+
+    fn quote(text: &str) -> String {
+        serde_json::to_string(text).expect("a string always serializes")
     }
 
     fn get(&self, key: &str) -> Option<Self> {

@@ -51,11 +51,10 @@ pub enum ClientFrame {
 }
 
 /// A chat message as its sender sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
     pub text: String,
     /// Chosen by the client; asks for an `ack` and makes resending safe.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
 }
 
@@ -193,18 +192,6 @@ impl ProtocolError for FrameError {
 /// How much of an unknown `type` is echoed back in the error message.
 const ECHO_MAX_CHARS: usize = 64;
 
-/// The `{type, payload}` envelope both directions share when encoding.
-#[derive(Serialize)]
-struct Envelope<'a, P> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    payload: P,
-}
-
-fn encode<P: Serialize>(kind: &str, payload: P) -> String {
-    serde_json::to_string(&Envelope { kind, payload }).expect("frames always serialize")
-}
-
 impl ClientFrame {
     /// Decodes a text frame, telling apart broken JSON, a wrong envelope, an
     /// unknown type and a payload of the wrong JSON type.
@@ -262,15 +249,35 @@ impl ClientFrame {
         }
     }
 
+    /// Encodes the frame with serde_json's string quoting.
     pub fn encode(&self) -> String {
-        match self {
-            Self::Nickname(nickname) => encode("nickname", nickname),
-            Self::Message(message) if message.client_id.is_none() => {
-                encode("message", &message.text)
-            }
-            Self::Message(message) => encode("message", message),
-            Self::Typing(typing) => encode("typing", typing),
-        }
+        self.encode_with::<serde_json::Value>()
+    }
+
+    /// Encodes the frame, quoting strings with `J` (the browser uses its own
+    /// `JSON.stringify`, which keeps serde_json's serializer out of the
+    /// page). Client frames are few and flat enough to write out by hand.
+    pub fn encode_with<J: Json>(&self) -> String {
+        let (kind, payload) = match self {
+            Self::Nickname(nickname) => ("nickname", J::quote(nickname)),
+            Self::Message(OutgoingMessage {
+                text,
+                client_id: None,
+            }) => ("message", J::quote(text)),
+            Self::Message(OutgoingMessage {
+                text,
+                client_id: Some(client_id),
+            }) => (
+                "message",
+                format!(
+                    r#"{{"text":{},"client_id":{}}}"#,
+                    J::quote(text),
+                    J::quote(client_id)
+                ),
+            ),
+            Self::Typing(typing) => ("typing", typing.to_string()),
+        };
+        format!(r#"{{"type":"{kind}","payload":{payload}}}"#)
     }
 }
 

@@ -18,6 +18,13 @@ impl Json for JsJson {
         JSON::parse(text).ok().map(Self)
     }
 
+    fn quote(text: &str) -> String {
+        JSON::stringify(&JsValue::from_str(text))
+            .ok()
+            .and_then(|quoted| quoted.as_string())
+            .unwrap_or_else(|| "\"\"".to_owned())
+    }
+
     fn get(&self, key: &str) -> Option<Self> {
         if !self.0.is_object() || Array::is_array(&self.0) {
             return None;

@@ -146,7 +146,11 @@ async fn session(
             Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
             Either::Left((Some(Err(_)) | None, _)) => return ControlFlow::Continue(()),
             Either::Right((Some(frame), _)) => {
-                if sink.send(Message::Text(frame.encode())).await.is_err() {
+                if sink
+                    .send(Message::Text(frame.encode_with::<JsJson>()))
+                    .await
+                    .is_err()
+                {
                     return ControlFlow::Continue(());
                 }
             }
