@@ -17,3 +17,15 @@ for (const file of ['/pkg/parley.wasm', '/pkg/parley.js']) {
     );
   });
 }
+
+// Everything the browser downloads to run the page ships in these two files.
+test('the page, wasm and js after brotli, stays within its 80 KiB budget', async ({ request }) => {
+  let total = 0;
+  for (const file of ['/pkg/parley.wasm', '/pkg/parley.js']) {
+    const response = await request.get(file, { headers: { 'Accept-Encoding': 'br' } });
+    expect(response.headers()['content-encoding']).toBe('br');
+    total += Number(response.headers()['content-length']);
+  }
+  expect(total).toBeGreaterThan(0);
+  expect(total, `${total} bytes`).toBeLessThanOrEqual(80 * 1024);
+});
