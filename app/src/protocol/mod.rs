@@ -103,7 +103,7 @@ pub struct Welcome {
     /// How many people are online, this connection included.
     pub online: u64,
     /// Who they are, this connection included. Complete when its length is
-    /// `online`; a server leaves it out for rooms too big to list.
+    /// `online`; empty in rooms too big to list.
     pub people: Vec<Person>,
 }
 
