@@ -5,6 +5,9 @@
 #   - Rust's wasm32-unknown-unknown target
 #   - cargo-leptos (pinned), and wasm-bindgen-cli at the exact version in Cargo.lock
 #   - Debian's Chromium, for the end-to-end tests (skip with PARLEY_SKIP_BROWSER=1)
+#   - Debian's PostgreSQL binaries, which scripts/with-postgres.sh runs for the
+#     store's tests (skip with PARLEY_SKIP_POSTGRES=1; the server itself needs no
+#     database server, SQLite is the default)
 #   - the npm packages in end2end/: Playwright, and binaryen's wasm-opt, which
 #     release builds need (Debian's binaryen produces wasm that fails to hydrate)
 set -euo pipefail
@@ -39,6 +42,14 @@ if [[ "${PARLEY_SKIP_BROWSER:-0}" != 1 ]] && [[ ! -x /usr/bin/chromium ]]; then
   [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+fi
+
+if [[ "${PARLEY_SKIP_POSTGRES:-0}" != 1 ]] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  say "Installing Debian's PostgreSQL"
+  sudo=""
+  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q postgresql
 fi
 
 lock="$root/end2end/package-lock.json"

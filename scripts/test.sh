@@ -4,7 +4,8 @@
 # `hydrate` features of `app` in one build.
 #
 #   1. formatting and clippy (server and browser builds), warnings are errors
-#   2. unit and integration tests (cargo test)
+#   2. unit and integration tests (cargo test), beside a throwaway PostgreSQL
+#      server (scripts/with-postgres.sh) so the store is tested on it too
 #   3. a release build with cargo leptos, then the Playwright end-to-end tests
 #      against it in Debian's Chromium
 set -euo pipefail
@@ -26,8 +27,8 @@ cargo clippy -p app -p server -p parley-bench --all-targets --locked -- -D warni
 step "cargo clippy (browser side, wasm32)"
 cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown --locked -- -D warnings
 
-step "Unit and integration tests"
-cargo test -p app -p server -p parley-bench --locked
+step "Unit and integration tests (with PostgreSQL)"
+"$root/scripts/with-postgres.sh" cargo test -p app -p server -p parley-bench --locked
 
 step "Release build (cargo leptos build --release --precompress)"
 cargo leptos build --release --precompress
