@@ -14,7 +14,8 @@
 //!
 //! Beside them: [`config`] (flags and environment variables), [`limits`]
 //! (caps on open connections), [`metrics`] (Prometheus), [`client_id`]
-//! (the id every layer knows a client by).
+//! (the id every layer knows a client by), [`store`] (the messages, in
+//! SQLite or PostgreSQL).
 
 mod accepted;
 pub mod client_id;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod presence;
 mod serve;
 pub mod session;
+pub mod store;
 pub mod writer;
 pub mod ws;
 

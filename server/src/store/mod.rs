@@ -1,0 +1,313 @@
+//! The message store: every chat message, durably, in a SQLite file (the
+//! default, no setup) or a PostgreSQL database.
+//!
+//! Ids come from the database and strictly increase in commit order, so a
+//! client that knows the last id it saw can ask for exactly what it missed.
+//! Messages are appended in batches, one transaction each, so a caller that
+//! gathers whatever arrived while the previous commit was running (group
+//! commit) pays one disk flush for many messages.
+
+mod postgres;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+use sqlx::{PgPool, SqlitePool};
+
+/// A message to store, as the session accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub from: u64,
+    pub nickname: String,
+    pub text: String,
+    pub client_id: Option<String>,
+}
+
+/// A message as stored: `id` assigned by the database, strictly increasing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: u64,
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:03:07.250Z`.
+    pub sent_at: String,
+    pub from: u64,
+    pub nickname: String,
+    pub text: String,
+    pub client_id: Option<String>,
+}
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    New(StoredMessage),
+    /// Its `client_id` was stored before: the earlier row.
+    Duplicate(StoredMessage),
+}
+
+impl Appended {
+    /// The stored row, new or earlier.
+    pub fn message(&self) -> &StoredMessage {
+        match self {
+            Appended::New(message) | Appended::Duplicate(message) => message,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or written: down, dropped, disk full,
+    /// read-only, or the store was closed. Nothing of the batch was stored.
+    #[error("the message store is unavailable: {0}")]
+    Unavailable(String),
+    /// `DATABASE_URL` is neither a SQLite nor a PostgreSQL URL, or malformed.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// The embedded migrations could not be applied (e.g. the database was
+    /// migrated by a newer Parley).
+    #[error("the message store could not be migrated: {0}")]
+    Migration(String),
+    /// The database returned rows that contradict the schema.
+    #[error("the message store returned unexpected data: {0}")]
+    Unexpected(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migration(error.to_string())
+    }
+}
+
+/// The message store; cheap to clone (clones share one connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Rows per INSERT or lookup statement: 5 bound parameters a row stays under
+/// SQLite's 32766 and PostgreSQL's 65535, however big a batch gets.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+impl Store {
+    /// Opens the store and runs the embedded migrations. `url` is
+    /// `sqlite://path/to/file.db` (the file and its directory are created if
+    /// missing), `sqlite::memory:`, or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let db = if url.starts_with("sqlite:") {
+            Db::Sqlite(sqlite::open(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::Postgres(postgres::open(url).await?)
+        } else {
+            return Err(StoreError::InvalidUrl(format!(
+                "{url:?} starts with neither sqlite: nor postgres://"
+            )));
+        };
+        Ok(Store { db })
+    }
+
+    /// Stores the batch in one transaction, in order, and returns one result
+    /// per message in the same order. A message whose `client_id` is already
+    /// stored (in an earlier batch or earlier in this one) is not inserted
+    /// again: it gets [`Appended::Duplicate`] with the earlier row. On error
+    /// nothing of the batch is stored.
+    pub async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.db {
+            Db::Sqlite(pool) => sqlite::append(pool, batch).await,
+            Db::Postgres(pool) => postgres::append(pool, batch).await,
+        }
+    }
+
+    /// The newest `limit` messages, oldest first.
+    pub async fn latest(&self, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut newest_first = match &self.db {
+            Db::Sqlite(pool) => sqlite::latest(pool, limit).await?,
+            Db::Postgres(pool) => postgres::latest(pool, limit).await?,
+        };
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    /// Up to `limit` messages with id > `after`, oldest first.
+    pub async fn after(&self, after: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        match &self.db {
+            Db::Sqlite(pool) => sqlite::after(pool, after, limit).await,
+            Db::Postgres(pool) => postgres::after(pool, after, limit).await,
+        }
+    }
+
+    /// Up to `limit` messages with id < `before`, the newest of those,
+    /// oldest first.
+    pub async fn before(&self, before: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let mut newest_first = match &self.db {
+            Db::Sqlite(pool) => sqlite::before(pool, before, limit).await?,
+            Db::Postgres(pool) => postgres::before(pool, before, limit).await?,
+        };
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    /// Closes every connection, waiting for those in use; later calls fail
+    /// with [`StoreError::Unavailable`]. For a clean shutdown (SQLite then
+    /// folds its write-ahead log back into the database file).
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A row of `messages` as both backends select it (`sent_at` as text).
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    sent_at: String,
+    sender: i64,
+    nickname: String,
+    text: String,
+    client_id: Option<String>,
+}
+
+impl TryFrom<Row> for StoredMessage {
+    type Error = StoreError;
+
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        Ok(StoredMessage {
+            id: stored_id(row.id)?,
+            sent_at: row.sent_at,
+            from: from_sql(row.sender),
+            nickname: row.nickname,
+            text: row.text,
+            client_id: row.client_id,
+        })
+    }
+}
+
+fn rows(rows: Vec<Row>) -> Result<Vec<StoredMessage>, StoreError> {
+    rows.into_iter().map(StoredMessage::try_from).collect()
+}
+
+fn stored_id(id: i64) -> Result<u64, StoreError> {
+    u64::try_from(id).map_err(|_| StoreError::Unexpected(format!("negative message id {id}")))
+}
+
+/// Both databases only have signed 64-bit integers: a sender is stored as
+/// the i64 with the same bits, so every u64 survives the round trip.
+fn to_sql(sender: u64) -> i64 {
+    sender as i64
+}
+
+fn from_sql(sender: i64) -> u64 {
+    sender as u64
+}
+
+fn sql_limit(limit: u32) -> i64 {
+    i64::from(limit)
+}
+
+/// The time a batch is stored at, as clients see it.
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// The messages of a batch to insert, in order: all those without a
+/// `client_id`, and the first with each `client_id` (a later one is a
+/// duplicate of it whatever the database holds).
+fn candidates(batch: &[NewMessage]) -> Vec<&NewMessage> {
+    let mut seen = HashSet::new();
+    batch
+        .iter()
+        .filter(|message| match &message.client_id {
+            Some(client_id) => seen.insert(client_id.as_str()),
+            None => true,
+        })
+        .collect()
+}
+
+/// The `client_id`s of candidates that the insert skipped because they
+/// were already stored: their earlier rows must be looked up.
+fn already_stored(candidates: &[&NewMessage], inserted: &[(i64, Option<String>)]) -> Vec<String> {
+    let inserted: HashSet<&str> = inserted.iter().filter_map(|(_, c)| c.as_deref()).collect();
+    candidates
+        .iter()
+        .filter_map(|message| message.client_id.as_deref())
+        .filter(|client_id| !inserted.contains(client_id))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Matches what the database did to the batch: `inserted` are the
+/// `(id, client_id)` the INSERTs returned, `earlier` the rows found for
+/// [`already_stored`].
+///
+/// RETURNING promises no order, but ids are handed out in the order the
+/// rows are inserted (one writer at a time holds the batch's ids), so the
+/// inserted messages, in batch order, get the returned ids sorted.
+fn assemble(
+    batch: Vec<NewMessage>,
+    sent_at: &str,
+    mut inserted: Vec<(i64, Option<String>)>,
+    earlier: Vec<StoredMessage>,
+) -> Result<Vec<Appended>, StoreError> {
+    inserted.sort_unstable_by_key(|(id, _)| *id);
+    let inserted_client_ids: HashSet<String> =
+        inserted.iter().filter_map(|(_, c)| c.clone()).collect();
+    let mut ids = inserted.into_iter().map(|(id, _)| id);
+    let mut by_client_id: HashMap<String, StoredMessage> = earlier
+        .into_iter()
+        .filter_map(|row| Some((row.client_id.clone()?, row)))
+        .collect();
+    let mut appended = Vec::with_capacity(batch.len());
+    for message in batch {
+        if let Some(client_id) = &message.client_id {
+            if let Some(earlier) = by_client_id.get(client_id) {
+                appended.push(Appended::Duplicate(earlier.clone()));
+                continue;
+            }
+            if !inserted_client_ids.contains(client_id) {
+                return Err(StoreError::Unexpected(format!(
+                    "client_id {client_id:?} was neither inserted nor found"
+                )));
+            }
+        }
+        let id = ids
+            .next()
+            .ok_or_else(|| StoreError::Unexpected("fewer ids than inserted messages".into()))?;
+        let stored = StoredMessage {
+            id: stored_id(id)?,
+            sent_at: sent_at.to_owned(),
+            from: message.from,
+            nickname: message.nickname,
+            text: message.text,
+            client_id: message.client_id,
+        };
+        if let Some(client_id) = &stored.client_id {
+            by_client_id.insert(client_id.clone(), stored.clone());
+        }
+        appended.push(Appended::New(stored));
+    }
+    if ids.next().is_some() {
+        return Err(StoreError::Unexpected(
+            "more ids than inserted messages".into(),
+        ));
+    }
+    Ok(appended)
+}

@@ -1,0 +1,131 @@
+//! PostgreSQL: for several server processes sharing one database.
+
+use std::time::Duration;
+
+use sqlx::{postgres::PgPoolOptions, PgPool, Postgres, QueryBuilder};
+
+use super::{
+    already_stored, assemble, candidates, now, rows, sql_limit, to_sql, Appended, NewMessage, Row,
+    StoreError, StoredMessage, ROWS_PER_STATEMENT,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// `sent_at` is a TIMESTAMPTZ; clients get it as RFC 3339 UTC, milliseconds.
+const COLUMNS: &str = "id, \
+    to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS sent_at, \
+    sender, nickname, text, client_id";
+
+/// The advisory lock every append transaction holds ("parley" in ASCII).
+const APPEND_LOCK: i64 = 0x7061_726c_6579;
+
+pub(super) async fn open(url: &str) -> Result<PgPool, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        // A database that is down fails the call soon, as unavailable.
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|error| match error {
+            sqlx::Error::Configuration(error) => StoreError::InvalidUrl(error.to_string()),
+            error => error.into(),
+        })?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+pub(super) async fn append(
+    pool: &PgPool,
+    batch: Vec<NewMessage>,
+) -> Result<Vec<Appended>, StoreError> {
+    let mut tx = pool.begin().await?;
+    // Identity values are taken at insert time but become visible at
+    // commit, so two concurrent transactions (from this process or another)
+    // could commit ids out of order, and a reader asking for "after N"
+    // could skip one for good. Holding this lock until commit serializes
+    // appends: ids appear strictly increasing in commit order.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(APPEND_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let sent_at = now();
+    let candidates = candidates(&batch);
+    let mut inserted = Vec::with_capacity(candidates.len());
+    for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO messages (sent_at, sender, nickname, text, client_id) ",
+        );
+        insert.push_values(chunk, |mut row, message| {
+            row.push_bind(sent_at.as_str())
+                .push_unseparated("::timestamptz")
+                .push_bind(to_sql(message.from))
+                .push_bind(message.nickname.as_str())
+                .push_bind(message.text.as_str())
+                .push_bind(message.client_id.as_deref());
+        });
+        insert.push(" ON CONFLICT (client_id) DO NOTHING RETURNING id, client_id");
+        inserted.extend(
+            insert
+                .build_query_as::<(i64, Option<String>)>()
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    let mut earlier = Vec::new();
+    for chunk in already_stored(&candidates, &inserted).chunks(ROWS_PER_STATEMENT) {
+        let mut select = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {COLUMNS} FROM messages WHERE client_id IN ("
+        ));
+        let mut list = select.separated(", ");
+        for client_id in chunk {
+            list.push_bind(client_id.as_str());
+        }
+        select.push(")");
+        earlier.extend(rows(
+            select.build_query_as::<Row>().fetch_all(&mut *tx).await?,
+        )?);
+    }
+    tx.commit().await?;
+    assemble(batch, &sent_at, inserted, earlier)
+}
+
+pub(super) async fn latest(pool: &PgPool, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+    let query = format!("SELECT {COLUMNS} FROM messages ORDER BY id DESC LIMIT $1");
+    rows(
+        sqlx::query_as::<_, Row>(&query)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub(super) async fn after(
+    pool: &PgPool,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let query = format!("SELECT {COLUMNS} FROM messages WHERE id > $1 ORDER BY id ASC LIMIT $2");
+    rows(
+        sqlx::query_as::<_, Row>(&query)
+            .bind(after)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Newest first.
+pub(super) async fn before(
+    pool: &PgPool,
+    before: i64,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let query = format!("SELECT {COLUMNS} FROM messages WHERE id < $1 ORDER BY id DESC LIMIT $2");
+    rows(
+        sqlx::query_as::<_, Row>(&query)
+            .bind(before)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?,
+    )
+}

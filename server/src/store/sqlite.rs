@@ -1,0 +1,147 @@
+//! SQLite: one file, in WAL mode so readers never wait for the writer.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    QueryBuilder, Sqlite, SqlitePool,
+};
+
+use super::{
+    already_stored, assemble, candidates, now, rows, sql_limit, to_sql, Appended, NewMessage, Row,
+    StoreError, StoredMessage, ROWS_PER_STATEMENT,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+const COLUMNS: &str = "id, sent_at, sender, nickname, text, client_id";
+
+pub(super) async fn open(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|error| StoreError::InvalidUrl(error.to_string()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on
+        // a power cut, and a message is acked once its commit returns. With
+        // batched appends the flush per commit is affordable.
+        .synchronous(SqliteSynchronous::Full)
+        // Writers queue on SQLite's lock (another pool, another process);
+        // past this they fail as unavailable rather than hang.
+        .busy_timeout(Duration::from_secs(5));
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory {
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(dir).await.map_err(|error| {
+                    StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
+                })?;
+            }
+        }
+    }
+    let pool = if in_memory {
+        // An in-memory database lives as long as its one connection.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        SqlitePoolOptions::new().max_connections(4)
+    }
+    .acquire_timeout(Duration::from_secs(5))
+    .connect_with(options)
+    .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+pub(super) async fn append(
+    pool: &SqlitePool,
+    batch: Vec<NewMessage>,
+) -> Result<Vec<Appended>, StoreError> {
+    let sent_at = now();
+    // The first statement writes, so the transaction takes SQLite's write
+    // lock at once (waiting up to the busy timeout) and holds it to commit:
+    // ids are handed out one batch at a time, in batch order.
+    let mut tx = pool.begin().await?;
+    let candidates = candidates(&batch);
+    let mut inserted = Vec::with_capacity(candidates.len());
+    for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (sent_at, sender, nickname, text, client_id) ",
+        );
+        insert.push_values(chunk, |mut row, message| {
+            row.push_bind(sent_at.as_str())
+                .push_bind(to_sql(message.from))
+                .push_bind(message.nickname.as_str())
+                .push_bind(message.text.as_str())
+                .push_bind(message.client_id.as_deref());
+        });
+        insert.push(" ON CONFLICT (client_id) DO NOTHING RETURNING id, client_id");
+        inserted.extend(
+            insert
+                .build_query_as::<(i64, Option<String>)>()
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    let mut earlier = Vec::new();
+    for chunk in already_stored(&candidates, &inserted).chunks(ROWS_PER_STATEMENT) {
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {COLUMNS} FROM messages WHERE client_id IN ("
+        ));
+        let mut list = select.separated(", ");
+        for client_id in chunk {
+            list.push_bind(client_id.as_str());
+        }
+        select.push(")");
+        earlier.extend(rows(
+            select.build_query_as::<Row>().fetch_all(&mut *tx).await?,
+        )?);
+    }
+    tx.commit().await?;
+    assemble(batch, &sent_at, inserted, earlier)
+}
+
+pub(super) async fn latest(
+    pool: &SqlitePool,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let query = format!("SELECT {COLUMNS} FROM messages ORDER BY id DESC LIMIT ?");
+    rows(
+        sqlx::query_as::<_, Row>(&query)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub(super) async fn after(
+    pool: &SqlitePool,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let query = format!("SELECT {COLUMNS} FROM messages WHERE id > ? ORDER BY id ASC LIMIT ?");
+    rows(
+        sqlx::query_as::<_, Row>(&query)
+            .bind(after)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Newest first.
+pub(super) async fn before(
+    pool: &SqlitePool,
+    before: i64,
+    limit: u32,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let query = format!("SELECT {COLUMNS} FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?");
+    rows(
+        sqlx::query_as::<_, Row>(&query)
+            .bind(before)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?,
+    )
+}
