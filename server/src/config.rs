@@ -28,6 +28,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub http: HttpConfig,
+
+    #[command(flatten)]
+    pub store: StoreConfig,
 }
 
 /// Per-connection tuning; the defaults favour many mostly idle chat clients.
@@ -175,6 +178,30 @@ impl Default for HttpConfig {
     }
 }
 
+/// Where the messages are stored.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (created with its directory if missing)
+    /// or `postgres://user@host/database`.
+    #[arg(long, env = "DATABASE_URL", default_value_t = StoreConfig::default_url())]
+    pub database_url: String,
+}
+
+impl StoreConfig {
+    /// A file beside the working directory, so the server runs with no setup.
+    pub fn default_url() -> String {
+        "sqlite://data/parley.db".into()
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: Self::default_url(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +306,22 @@ mod tests {
             config.connection.read_buffer,
             ConnectionConfig::DEFAULT.read_buffer
         );
+    }
+
+    #[test]
+    fn the_database_url_defaults_to_a_sqlite_file_and_is_taken() {
+        // Unless the environment sets it, the default is the default in code.
+        if std::env::var_os("DATABASE_URL").is_none() {
+            let config = Config::try_parse_from(["parley"]).unwrap();
+            assert_eq!(
+                config.store.database_url,
+                StoreConfig::default().database_url
+            );
+            assert_eq!(config.store.database_url, "sqlite://data/parley.db");
+        }
+        let config =
+            Config::try_parse_from(["parley", "--database-url", "postgres://me@db/parley"])
+                .unwrap();
+        assert_eq!(config.store.database_url, "postgres://me@db/parley");
     }
 }
