@@ -20,6 +20,7 @@ use parley_bench::{
 use server::{
     config::{ChatConfig, ConnectionConfig, HttpConfig},
     hub::Hub,
+    store::Store,
     AppState,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -52,11 +53,13 @@ impl TestServer {
             .site_addr(addr)
             .build();
         let (stop, stopped) = oneshot::channel::<()>();
+        let store = Store::open("sqlite::memory:").await.unwrap();
         let state = AppState::new(
             options,
             ConnectionConfig::default(),
             bench_chat(),
             HttpConfig::default(),
+            store,
         );
         let hub = Arc::clone(&state.hub);
         let task = tokio::spawn(server::serve(listener, state, async {

@@ -1,8 +1,9 @@
 //! The hub: who is connected, and who gets what.
 //!
 //! It is the chat's one room (rooms come later): a registry of connected
-//! clients' writers, the [roster](crate::presence) of who is online under
-//! which nickname, and the sequencer that numbers messages. A message is
+//! clients' writers and the [roster](crate::presence) of who is online under
+//! which nickname. Messages go to the [group commit](crate::commit) first and
+//! come back numbered and durable, in id order; only then is a message
 //! framed once and queued for every recipient as the same shared bytes;
 //! the [flusher pool](crate::flush) writes the queues out. Broadcasts walk
 //! an immutable snapshot of the members, rebuilt lazily at most once per
@@ -14,33 +15,32 @@
 //! meanwhile.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, Weak,
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use app::protocol::{
-    Ack, ChatMessage, ClientMessageId, MessageText, Nickname, ServerFrame, Typing, Welcome,
+    Ack, ChatMessage, ClientMessageId, ErrorCode, ErrorPayload, MessageText, Nickname, ServerFrame,
+    Typing, Welcome,
 };
 use bytes::Bytes;
 
 use crate::{
     client_id::ClientId,
+    commit::{Committer, Outcome, Pending},
     flush::{FlushPool, Recipients},
     lock,
     metrics::Metrics,
     presence::{NicknameTaken, Roster},
     session::Room,
+    store::{NewMessage, Store, StoredMessage},
     writer::{ClientWriter, Push},
     ws::frame,
 };
-
-/// How many recent `client_id`s are remembered, so a message resent after a
-/// lost ack is acked again instead of relayed twice.
-const REMEMBERED_CLIENT_IDS: usize = 4096;
 
 #[derive(Debug)]
 pub struct Hub {
@@ -49,22 +49,12 @@ pub struct Hub {
     /// The members as broadcasts see them; `None` after a change.
     snapshot: Mutex<Option<Recipients>>,
     roster: Mutex<Roster>,
-    /// Held while a message is numbered and queued for everyone, so every
-    /// client receives messages in id order.
-    sequencer: Mutex<Sequencer>,
+    committer: Committer,
     flush: Arc<FlushPool>,
     presence_interval: Duration,
     /// A presence announcement is scheduled.
     presence_due: AtomicBool,
     metrics: Metrics,
-}
-
-#[derive(Debug)]
-struct Sequencer {
-    next_id: u64,
-    /// Recent `client_id`s and the ack each got, oldest first.
-    recent: HashMap<ClientMessageId, Ack>,
-    order: VecDeque<ClientMessageId>,
 }
 
 /// What became of one broadcast.
@@ -79,18 +69,27 @@ pub struct Fanout {
 impl Hub {
     /// `list_limit`: the largest room whose members are listed by name in
     /// presence; `presence_interval`: how long changes gather before they
-    /// are announced.
-    pub fn new(list_limit: usize, presence_interval: Duration, metrics: Metrics) -> Arc<Self> {
-        Arc::new_cyclic(|me| Self {
+    /// are announced; `store`: where messages are kept. Starts the group
+    /// commit task, so it must be called within a tokio runtime.
+    pub fn new(
+        list_limit: usize,
+        presence_interval: Duration,
+        metrics: Metrics,
+        store: Store,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me: &Weak<Hub>| Self {
             me: me.clone(),
             members: Mutex::default(),
             snapshot: Mutex::default(),
             roster: Mutex::new(Roster::new(list_limit)),
-            sequencer: Mutex::new(Sequencer {
-                next_id: 1,
-                recent: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            committer: {
+                let hub = me.clone();
+                Committer::spawn(store, metrics.clone(), move |pending, outcome| {
+                    if let Some(hub) = hub.upgrade() {
+                        hub.deliver(pending, outcome);
+                    }
+                })
+            },
             flush: FlushPool::new(),
             presence_interval,
             presence_due: AtomicBool::new(false),
@@ -241,36 +240,17 @@ impl Room for Hub {
         text: MessageText,
         client_id: Option<ClientMessageId>,
     ) {
-        let mut sequencer = lock(&self.sequencer);
-        if let Some(ack) = client_id.as_ref().and_then(|id| sequencer.recent.get(id)) {
-            let again = ServerFrame::Ack(ack.clone());
-            drop(sequencer);
-            self.send_to(from, &again);
-            return;
-        }
-        let id = sequencer.next_id;
-        sequencer.next_id += 1;
-        let sent_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let message = ServerFrame::Message(ChatMessage {
-            id,
-            sent_at: sent_at.clone(),
+        let message = NewMessage {
             from: from.get(),
             nickname: nickname.to_string(),
             text: text.into_string(),
-        });
-        self.broadcast_except(Some(from), &frame::text(&message.encode()));
-        self.metrics.message_relayed();
-        let Some(client_id) = client_id else {
-            return;
+            client_id: client_id.as_ref().map(ToString::to_string),
         };
-        let ack = Ack {
-            client_id: client_id.to_string(),
-            id,
-            sent_at,
-        };
-        sequencer.remember(client_id, ack.clone());
-        drop(sequencer);
-        self.send_to(from, &ServerFrame::Ack(ack));
+        let pending = Pending { from, client_id };
+        if let Err(backlogged) = self.committer.submit(pending.clone(), message) {
+            tracing::warn!(client = %from, "{backlogged}: message refused");
+            self.deliver(pending, Outcome::Failed);
+        }
     }
 
     fn typing(&self, from: ClientId, nickname: &Nickname, active: bool) {
@@ -283,15 +263,48 @@ impl Room for Hub {
     }
 }
 
-impl Sequencer {
-    fn remember(&mut self, client_id: ClientMessageId, ack: Ack) {
-        if self.order.len() == REMEMBERED_CLIENT_IDS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.recent.remove(&oldest);
+impl Hub {
+    /// Tells the sender, and for a new message everyone else, what the
+    /// store made of it. Called by the group commit, in id order.
+    fn deliver(&self, pending: Pending, outcome: Outcome) {
+        let Pending { from, client_id } = pending;
+        let stored = match outcome {
+            Outcome::Stored(message) => {
+                let relayed = ServerFrame::Message(chat_message(&message));
+                self.broadcast_except(Some(from), &frame::text(&relayed.encode()));
+                self.metrics.message_relayed();
+                message
             }
+            Outcome::Duplicate(message) => message,
+            Outcome::Failed => {
+                let error = ErrorPayload::new(
+                    ErrorCode::Unavailable,
+                    "the message could not be stored; it was not sent, try again",
+                )
+                .about(client_id.as_ref().map(ClientMessageId::as_str));
+                self.metrics.error(ErrorCode::Unavailable);
+                self.send_to(from, &ServerFrame::Error(error));
+                return;
+            }
+        };
+        if let Some(client_id) = client_id {
+            let ack = Ack {
+                client_id: client_id.to_string(),
+                id: stored.id,
+                sent_at: stored.sent_at,
+            };
+            self.send_to(from, &ServerFrame::Ack(ack));
         }
-        self.order.push_back(client_id.clone());
-        self.recent.insert(client_id, ack);
+    }
+}
+
+fn chat_message(message: &StoredMessage) -> ChatMessage {
+    ChatMessage {
+        id: message.id,
+        sent_at: message.sent_at.clone(),
+        from: message.from,
+        nickname: message.nickname.clone(),
+        text: message.text.clone(),
     }
 }
 
@@ -307,9 +320,15 @@ mod tests {
 
     const BUDGET: usize = 1 << 20;
 
-    /// A hub that announces presence only when a test says so.
-    fn hub() -> Arc<Hub> {
-        Hub::new(100, Duration::from_secs(3600), Metrics::default())
+    /// A hub that announces presence only when a test says so, over a
+    /// store in memory.
+    async fn hub_listing(list_limit: usize, presence_interval: Duration) -> Arc<Hub> {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        Hub::new(list_limit, presence_interval, Metrics::default(), store)
+    }
+
+    async fn hub() -> Arc<Hub> {
+        hub_listing(100, Duration::from_secs(3600)).await
     }
 
     /// A client of `hub`, past its welcome: its id and its end of the socket.
@@ -359,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_reaches_everyone_but_its_sender_who_gets_an_ack() {
-        let hub = hub();
+        let hub = hub().await;
         let (alice, mut alice_client) = join(&hub).await;
         let (_bob, mut bob_client) = join(&hub).await;
         let (_carol, mut carol_client) = join(&hub).await;
@@ -382,7 +401,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_resent_client_id_is_acked_again_and_not_relayed() {
-        let hub = hub();
+        let hub = hub().await;
         let (alice, mut alice_client) = join(&hub).await;
         let (_bob, mut bob_client) = join(&hub).await;
         say(&hub, alice, "once", Some("c1"));
@@ -405,7 +424,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_senders_reach_a_room_bigger_than_a_chunk_in_one_id_order() {
-        let hub = hub();
+        let hub = hub().await;
         let mut senders = Vec::new();
         for _ in 0..4 {
             senders.push(join(&hub).await);
@@ -454,7 +473,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_huge_room_is_written_by_every_flusher_and_reaches_everyone() {
-        let hub = Hub::new(0, Duration::from_secs(3600), Metrics::default());
+        let hub = hub_listing(0, Duration::from_secs(3600)).await;
         let (sender, _sender_client) = join(&hub).await;
         let mut clients = Vec::new();
         for _ in 0..SHARED_FLUSH_CHUNKS * CHUNK {
@@ -468,7 +487,7 @@ mod tests {
 
     #[tokio::test]
     async fn presence_changes_between_announcements_are_coalesced() {
-        let hub = hub();
+        let hub = hub().await;
         let (watcher, mut watcher_client) = join(&hub).await;
         hub.announce_presence();
         let first = next_frame(&mut watcher_client).await;
@@ -493,7 +512,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_is_announced_by_itself_after_the_interval() {
-        let hub = Hub::new(100, Duration::from_millis(20), Metrics::default());
+        let hub = hub_listing(100, Duration::from_millis(20)).await;
         let (alice, mut alice_client) = join(&hub).await;
         let diff = next_frame(&mut alice_client).await;
         assert_eq!(diff["type"], "presence");
@@ -502,7 +521,7 @@ mod tests {
 
     #[tokio::test]
     async fn leaving_the_hub_is_seen_by_the_next_broadcast() {
-        let hub = hub();
+        let hub = hub().await;
         let (alice, _alice_client) = join(&hub).await;
         let (bob, _bob_client) = join(&hub).await;
         let frame = Bytes::from_static(b"x");
@@ -518,7 +537,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_departed_clients_socket_is_closed_at_once() {
-        let hub = hub();
+        let hub = hub().await;
         let (alice, _alice_client) = join(&hub).await;
         let (bob, mut bob_client) = join(&hub).await;
         // The broadcast builds the snapshot that still lists bob.

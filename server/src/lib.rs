@@ -10,7 +10,9 @@
 //! - session: [`session`], what a client's frame means (validation, rate
 //!   limits, acks, typing), testable without sockets;
 //! - room: [`hub`], who is connected and who gets what, with [`presence`]
-//!   (who is online under which nickname, announced in coalesced diffs).
+//!   (who is online under which nickname, announced in coalesced diffs) and
+//!   [`commit`] (messages stored in batches before anyone hears of them);
+//! - store: [`store`], where messages are kept (SQLite or PostgreSQL).
 //!
 //! Beside them: [`config`] (flags and environment variables), [`limits`]
 //! (caps on open connections), [`metrics`] (Prometheus), [`client_id`]
@@ -19,6 +21,7 @@
 
 mod accepted;
 pub mod client_id;
+pub mod commit;
 pub mod config;
 pub mod flush;
 pub mod hub;
@@ -54,6 +57,7 @@ use crate::{
     hub::Hub,
     limits::ConnectionLimits,
     metrics::Metrics,
+    store::Store,
 };
 
 /// Everything a request handler may need, passed explicitly as axum state.
@@ -64,6 +68,8 @@ pub struct AppState {
     pub connection: Arc<ConnectionConfig>,
     pub chat: Arc<ChatConfig>,
     pub metrics: Arc<Metrics>,
+    /// Where messages are kept.
+    pub store: Store,
     pub prometheus: PrometheusHandle,
     pub http: Arc<HttpConfig>,
     /// Every open connection holds a slot here, from accept to close.
@@ -80,6 +86,7 @@ impl AppState {
         connection: ConnectionConfig,
         chat: ChatConfig,
         http: HttpConfig,
+        store: Store,
     ) -> Self {
         let prometheus = metrics::install();
         let metrics = Arc::new(Metrics::default());
@@ -89,10 +96,12 @@ impl AppState {
                 chat.presence_list_limit,
                 chat.presence_interval(),
                 Metrics::clone(&metrics),
+                store.clone(),
             ),
             connection: Arc::new(connection),
             chat: Arc::new(chat),
             metrics,
+            store,
             prometheus,
             limits: ConnectionLimits::new(http.max_connections, http.max_connections_per_ip),
             http: Arc::new(http),

@@ -1,5 +1,5 @@
 use clap::Parser;
-use server::{config::Config, AppState};
+use server::{config::Config, store::Store, AppState};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -14,10 +14,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut leptos_options = leptos::config::get_configuration(None)?.leptos_options;
     leptos_options.site_addr = config.addr;
 
+    let store = Store::open(&config.store.database_url).await?;
     let listener = server::bind(config.addr)?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let state = AppState::new(leptos_options, config.connection, config.chat, config.http);
+    let state = AppState::new(
+        leptos_options,
+        config.connection,
+        config.chat,
+        config.http,
+        store.clone(),
+    );
     server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
     tracing::info!("shut down");
     Ok(())
 }

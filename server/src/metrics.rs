@@ -7,7 +7,10 @@
 use std::sync::OnceLock;
 
 use app::protocol::ErrorCode;
-use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Installs the process-wide Prometheus recorder (once; later calls return
@@ -47,6 +50,14 @@ fn describe() {
         "parley_rate_limited_total",
         "Client frames dropped by the rate limit"
     );
+    describe_histogram!(
+        "parley_store_batch_size",
+        "Messages stored per transaction (group commit)"
+    );
+    describe_counter!(
+        "parley_store_errors_total",
+        "Transactions the message store failed"
+    );
 }
 
 #[derive(Clone)]
@@ -57,6 +68,8 @@ pub struct Metrics {
     messages: Counter,
     dropped_slow: Counter,
     rate_limited: Counter,
+    batch_size: Histogram,
+    store_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -68,6 +81,8 @@ impl Default for Metrics {
             messages: counter!("parley_messages_relayed_total"),
             dropped_slow: counter!("parley_clients_dropped_slow_total"),
             rate_limited: counter!("parley_rate_limited_total"),
+            batch_size: histogram!("parley_store_batch_size"),
+            store_errors: counter!("parley_store_errors_total"),
         }
     }
 }
@@ -100,6 +115,15 @@ impl Metrics {
 
     pub fn message_relayed(&self) {
         self.messages.increment(1);
+    }
+
+    /// One transaction of the group commit stored `messages`.
+    pub fn commit_batch(&self, messages: usize) {
+        self.batch_size.record(messages as f64);
+    }
+
+    pub fn store_error(&self) {
+        self.store_errors.increment(1);
     }
 
     pub fn error(&self, code: ErrorCode) {

@@ -61,6 +61,9 @@ error_codes! {
     /// The client sends faster than its rate limit allows; the frame was
     /// dropped.
     RateLimited => "rate_limited",
+    /// The server could not store the message (its database failed or is
+    /// falling behind); it was not relayed. Sending it again is safe.
+    Unavailable => "unavailable",
 }
 
 impl fmt::Display for ErrorCode {

@@ -541,7 +541,7 @@ mod tests {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
             assert_eq!(ErrorCode::from_wire(code.as_str()), code);
         }
-        assert_eq!(ErrorCode::KNOWN.len(), 9);
+        assert_eq!(ErrorCode::KNOWN.len(), 10);
         assert_eq!(ErrorCode::from_wire("from_the_future"), ErrorCode::Unknown);
     }
 

@@ -7,9 +7,9 @@
 //! ([`crate::ws::connection`]) feeds it frames and writes its answers, and
 //! the tests below drive it with a fake room.
 //!
-//! Nothing here waits. What the room does with a message may later involve
-//! I/O (a store write before the relay): the room then answers the sender
-//! (`ack`, or an error) when that is done, through the client's writer,
+//! Nothing here waits. What the room does with a message involves I/O (the
+//! store write before the relay): the room answers the sender (`ack`, or an
+//! `unavailable` error) when that is done, through the client's writer,
 //! while this session and its read loop go on.
 
 mod rate;
@@ -36,9 +36,9 @@ pub trait Room: Send + Sync + 'static {
     fn leave(&self, id: ClientId);
     /// Gives the client a nickname, unless someone else online holds it.
     fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken>;
-    /// Numbers the message and relays it to everyone else; acks it to its
-    /// sender if it has a `client_id`. A `client_id` seen before is acked
-    /// again and not relayed.
+    /// Stores the message, then relays it to everyone else and acks it to
+    /// its sender if it has a `client_id`; returns at once, before any of
+    /// that. A `client_id` stored before is acked again and not relayed.
     fn post(
         &self,
         from: ClientId,

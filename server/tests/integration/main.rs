@@ -7,5 +7,6 @@ mod http;
 mod lifecycle;
 mod limits;
 mod session;
+mod storage;
 mod support;
 mod wire;

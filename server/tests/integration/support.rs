@@ -14,8 +14,10 @@ use server::{
     config::{ChatConfig, ConnectionConfig, HttpConfig},
     hub::Hub,
     limits::ConnectionLimits,
+    store::Store,
     AppState,
 };
+use tempfile::TempDir;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
@@ -38,12 +40,21 @@ pub struct TestServer {
     pub tasks: TaskTracker,
     /// Open connections, HTTP and WebSocket alike.
     pub limits: ConnectionLimits,
+    /// The server's message store.
+    pub store: Store,
+    /// Holds the store's file, when the server made its own.
+    _data: Option<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 pub fn connection_config() -> ConnectionConfig {
     ConnectionConfig::default()
+}
+
+/// A SQLite store in `dir`.
+pub fn sqlite_url(dir: &TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("parley.db").display())
 }
 
 /// Chat settings with a rate limit too high to matter.
@@ -61,6 +72,7 @@ pub struct Builder {
     chat: ChatConfig,
     http: HttpConfig,
     site_root: String,
+    database_url: Option<String>,
 }
 
 impl Builder {
@@ -79,6 +91,12 @@ impl Builder {
         self
     }
 
+    /// The store to use; by default a fresh SQLite file of the server's own.
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
     /// Where static files are served from (`target/site` by default).
     pub fn site_root(mut self, site_root: &str) -> Self {
         self.site_root = site_root.to_owned();
@@ -93,7 +111,22 @@ impl Builder {
             .site_root(self.site_root)
             .site_addr(addr)
             .build();
-        let state = AppState::new(options, self.connection, self.chat, self.http);
+        let (url, data) = match self.database_url {
+            Some(url) => (url, None),
+            None => {
+                let data = TempDir::new().unwrap();
+                let url = sqlite_url(&data);
+                (url, Some(data))
+            }
+        };
+        let store = Store::open(&url).await.expect("the test store opens");
+        let state = AppState::new(
+            options,
+            self.connection,
+            self.chat,
+            self.http,
+            store.clone(),
+        );
         let hub = Arc::clone(&state.hub);
         let tasks = state.tasks.clone();
         let limits = state.limits.clone();
@@ -106,6 +139,8 @@ impl Builder {
             hub,
             tasks,
             limits,
+            store,
+            _data: data,
             stop: Some(stop),
             task,
         }
@@ -141,6 +176,7 @@ impl TestServer {
             chat: ChatConfig::default(),
             http: HttpConfig::default(),
             site_root: "target/site".to_owned(),
+            database_url: None,
         }
     }
 

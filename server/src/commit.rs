@@ -1,0 +1,103 @@
+//! Group commit: the one task that stores messages, in batches, and hands
+//! each to the hub once it is durable, in id order.
+//!
+//! A message is stored before anyone hears of it: its sender's ack and
+//! everyone else's copy wait for the commit. One transaction per message
+//! would cap the chat at the disk's fsync rate, so the task commits
+//! whatever arrived while the previous transaction was committing, in one
+//! transaction: under load, batches grow and the cost per message falls.
+//! Being the only task that stores, it also sees each batch's ids in order
+//! and delivers them in that order, which is what keeps every client's
+//! stream in id order.
+
+use app::protocol::ClientMessageId;
+use tokio::sync::mpsc;
+
+use crate::{
+    client_id::ClientId,
+    metrics::Metrics,
+    store::{Appended, NewMessage, Store, StoredMessage},
+};
+
+/// Who to answer about a message once its fate is known.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub from: ClientId,
+    pub client_id: Option<ClientMessageId>,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored now: relay it and ack it.
+    Stored(StoredMessage),
+    /// Its `client_id` was stored before: ack it again, relay nothing.
+    Duplicate(StoredMessage),
+    /// The store failed: nothing was stored.
+    Failed,
+}
+
+/// The queue is full: the store is falling far behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the message store is falling behind")]
+pub struct Backlogged;
+
+/// The handle that sessions (through the hub) submit messages to.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    queue: mpsc::Sender<(Pending, NewMessage)>,
+}
+
+/// Most messages committed in one transaction.
+pub const MAX_BATCH: usize = 1024;
+
+/// Messages that may wait for the store before new ones are refused.
+pub const MAX_QUEUED: usize = 65_536;
+
+impl Committer {
+    /// Starts the commit task; `deliver` is called from it, once per
+    /// message, in commit order.
+    pub fn spawn(
+        store: Store,
+        metrics: Metrics,
+        deliver: impl Fn(Pending, Outcome) + Send + Sync + 'static,
+    ) -> Self {
+        let (queue, mut submitted) = mpsc::channel(MAX_QUEUED);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while submitted.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                metrics.commit_batch(batch.len());
+                let (pending, messages): (Vec<Pending>, Vec<NewMessage>) =
+                    std::mem::take(&mut batch).into_iter().unzip();
+                match store.append(messages).await {
+                    Ok(appended) => {
+                        for (pending, appended) in pending.into_iter().zip(appended) {
+                            deliver(
+                                pending,
+                                match appended {
+                                    Appended::New(message) => Outcome::Stored(message),
+                                    Appended::Duplicate(message) => Outcome::Duplicate(message),
+                                },
+                            );
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, messages = pending.len(), "storing messages failed");
+                        metrics.store_error();
+                        for pending in pending {
+                            deliver(pending, Outcome::Failed);
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Queues a message for the next commit, without waiting.
+    pub fn submit(&self, pending: Pending, message: NewMessage) -> Result<(), Backlogged> {
+        self.queue
+            .try_send((pending, message))
+            .map_err(|_| Backlogged)
+    }
+}
