@@ -59,6 +59,21 @@ impl fmt::Display for Errors {
     }
 }
 
+/// A frame from the server that the modes act on, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A relayed load-test message, with the id the server gave it.
+    Message { stamp: Stamp, id: Option<u64> },
+    /// One of our messages was accepted as `id`.
+    Ack { client_id: &'a str, id: u64 },
+    /// The server refused something we sent (also counted in
+    /// [`Errors::error_frames`]).
+    Refused {
+        code: &'a str,
+        client_id: Option<&'a str>,
+    },
+}
+
 /// Reads frames until `stop` is cancelled or the connection ends, handing
 /// each load-test message to `on_message` with the time it arrived (Unix
 /// nanoseconds from `clock`).
@@ -75,6 +90,24 @@ pub async fn receive<S>(
 where
     S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
+    receive_events(stream, stop, clock, |event, received| {
+        if let Event::Message { stamp, .. } = event {
+            on_message(stamp, received);
+        }
+    })
+    .await
+}
+
+/// [`receive`], handing on acks and refusals too.
+pub async fn receive_events<S>(
+    stream: &mut S,
+    stop: &CancellationToken,
+    clock: &Clock,
+    mut on_event: impl FnMut(Event<'_>, u64),
+) -> Errors
+where
+    S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
     let mut errors = Errors::default();
     loop {
         let frame = tokio::select! {
@@ -86,11 +119,27 @@ where
             Some(Ok(Message::Text(text))) => {
                 let received = clock.now();
                 match ServerFrame::decode(&text) {
-                    Ok(ServerFrame::Message(body)) => match Stamp::parse(&body) {
-                        Some(stamp) => on_message(stamp, received),
+                    Ok(ServerFrame::Message { text, id }) => match Stamp::parse(&text) {
+                        Some(stamp) => on_event(Event::Message { stamp, id }, received),
                         None => errors.malformed += 1,
                     },
-                    Ok(ServerFrame::Error) => errors.error_frames += 1,
+                    Ok(ServerFrame::Ack { client_id, id }) => on_event(
+                        Event::Ack {
+                            client_id: &client_id,
+                            id,
+                        },
+                        received,
+                    ),
+                    Ok(ServerFrame::Error { code, client_id }) => {
+                        errors.error_frames += 1;
+                        on_event(
+                            Event::Refused {
+                                code: &code,
+                                client_id: client_id.as_deref(),
+                            },
+                            received,
+                        );
+                    }
                     Ok(ServerFrame::Unknown) => {}
                     Err(_) => errors.malformed += 1,
                 }

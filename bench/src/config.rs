@@ -34,6 +34,10 @@ pub enum Mode {
     /// One client sends a single message to everyone, a few times; measures
     /// how long until the last client has it.
     Storm(StormArgs),
+    /// Every client sends messages with a `client_id` on a fixed schedule and
+    /// receives everyone else's; measures ack and delivery latency of a
+    /// server that stores each message, and checks acks, losses and ids.
+    Writes(WritesArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -119,6 +123,37 @@ pub struct FanoutArgs {
     pub duration: Duration,
 
     /// Seconds receivers keep listening after the last send.
+    #[arg(long, default_value = "2", value_parser = seconds)]
+    pub drain: Duration,
+
+    /// Pad each message text to this many bytes (at most 2,000).
+    #[arg(long, default_value_t = 0,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=MESSAGE_MAX_CHARS as u64))]
+    pub payload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WritesArgs {
+    /// Client connections, each sending and receiving.
+    #[arg(long, default_value_t = 20,
+          value_parser = RangedU64ValueParser::<usize>::new().range(2..))]
+    pub clients: usize,
+
+    /// Messages per second from each client; fractions allowed. A server's
+    /// per-client rate limit must allow it.
+    #[arg(long, default_value_t = 500.0, value_parser = rate)]
+    pub rate: f64,
+
+    /// Seconds of sending before the measured window.
+    #[arg(long, default_value = "3", value_parser = seconds)]
+    pub warmup: Duration,
+
+    /// Seconds in the measured window.
+    #[arg(long, default_value = "15", value_parser = seconds)]
+    pub duration: Duration,
+
+    /// Seconds clients keep listening (for acks and messages) after the
+    /// last send.
     #[arg(long, default_value = "2", value_parser = seconds)]
     pub drain: Duration,
 
@@ -219,6 +254,15 @@ mod tests {
     }
 
     #[test]
+    fn writes_defaults_to_20_clients_at_500_per_second() {
+        let cli = Cli::try_parse_from(["loadgen", "writes"]).unwrap();
+        let Mode::Writes(writes) = cli.mode else {
+            panic!("parsed {:?}", cli.mode)
+        };
+        assert_eq!((writes.clients, writes.rate), (20, 500.0));
+    }
+
+    #[test]
     fn nonsense_is_refused() {
         for args in [
             &["loadgen", "fanout", "--rate", "0"][..],
@@ -228,6 +272,8 @@ mod tests {
             &["loadgen", "fanout", "--payload-bytes", "2001"],
             &["loadgen", "idle", "--source-addrs", "0"],
             &["loadgen", "storm", "--repeat", "0"],
+            &["loadgen", "writes", "--clients", "1"],
+            &["loadgen", "writes", "--rate", "0"],
             &["loadgen", "--addr", "localhost:3000", "idle"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");

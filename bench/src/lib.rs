@@ -1,11 +1,13 @@
 //! `loadgen`, Parley's load generator, as a library so tests can drive it.
 //!
 //! It loads any server that speaks wire protocol v1 (`PROTOCOL.md`) over
-//! plain `ws://`, in one of three modes (see [`config::Mode`]):
+//! plain `ws://`, in one of four modes (see [`config::Mode`]):
 //!
 //! - [`fanout`]: steady traffic; end-to-end latency and lost messages.
 //! - [`idle`]: open connections only; server memory per connection.
 //! - [`storm`]: one message to everyone; time until the last has it.
+//! - [`writes`]: everyone sends acked messages; ack and delivery latency of
+//!   a server that stores them, lost messages, ids in order.
 //!
 //! [`floor`] is the storm without a server: the least time the machine
 //! itself needs, a yardstick for the storm's numbers (the `floor` binary).
@@ -13,8 +15,8 @@
 //! [`compare`] runs those modes against Parley and the Node peer in one go
 //! and reports medians, ratios and targets (the `compare` binary).
 //!
-//! Supporting modules: [`connect`] opens the connections, [`client`] reads
-//! them, [`protocol`] and [`stamp`] are what goes over the wire,
+//! Supporting modules: [`connect`] opens the connections, [`schedule`]
+//! times the senders, [`client`] reads them, [`protocol`] and [`stamp`] are what goes over the wire,
 //! [`tracker`] and [`histogram`] turn arrivals into numbers, [`procstat`]
 //! watches the server process, and [`report`] presents the results.
 
@@ -29,9 +31,11 @@ pub mod idle;
 pub mod procstat;
 pub mod protocol;
 pub mod report;
+pub mod schedule;
 pub mod stamp;
 pub mod storm;
 pub mod tracker;
+pub mod writes;
 
 use anyhow::{anyhow, Result};
 
@@ -50,6 +54,7 @@ pub async fn run(cli: &Cli) -> Result<Report> {
             Mode::Fanout(args) => Report::Fanout(fanout::run(common, args).await?),
             Mode::Idle(args) => Report::Idle(idle::run(common, args).await?),
             Mode::Storm(args) => Report::Storm(storm::run(common, args).await?),
+            Mode::Writes(args) => Report::Writes(writes::run(common, args).await?),
         })
     };
     tokio::time::timeout(common.deadline, work)

@@ -23,6 +23,10 @@ pub enum ClientFrame<'a> {
     Nickname(&'a str),
     /// `{"type":"message","payload":"..."}`
     Message(&'a str),
+    /// `{"type":"message","payload":{"text":"...","client_id":"..."}}`: the
+    /// sender gets an `ack` (or an `error` naming the `client_id`).
+    #[serde(rename = "message")]
+    TrackedMessage { text: &'a str, client_id: &'a str },
 }
 
 impl ClientFrame<'_> {
@@ -34,10 +38,16 @@ impl ClientFrame<'_> {
 /// A frame from the server, reduced to what the generator acts on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ServerFrame<'a> {
-    /// A relayed chat message: only its text matters here.
-    Message(Cow<'a, str>),
-    /// The server refused something we sent.
-    Error,
+    /// A relayed chat message: its text, and the id the server gave it.
+    Message { text: Cow<'a, str>, id: Option<u64> },
+    /// Our message with this `client_id` was accepted (stored) as `id`.
+    Ack { client_id: Cow<'a, str>, id: u64 },
+    /// The server refused something we sent; `client_id` names the message
+    /// when the refused frame was a message with one.
+    Error {
+        code: Cow<'a, str>,
+        client_id: Option<Cow<'a, str>>,
+    },
     /// A frame type from a later protocol version; clients ignore those.
     Unknown,
 }
@@ -58,6 +68,25 @@ struct Envelope<'a> {
 struct ChatMessage<'a> {
     #[serde(borrow)]
     text: Cow<'a, str>,
+    #[serde(default)]
+    id: Option<u64>,
+}
+
+/// The payload of an `ack` frame (`sent_at` is skipped).
+#[derive(Deserialize)]
+struct Ack<'a> {
+    #[serde(borrow)]
+    client_id: Cow<'a, str>,
+    id: u64,
+}
+
+/// The payload of an `error` frame (`message` is for people, skipped).
+#[derive(Deserialize)]
+struct Refusal<'a> {
+    #[serde(borrow)]
+    code: Cow<'a, str>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
 }
 
 impl<'a> ServerFrame<'a> {
@@ -65,13 +94,29 @@ impl<'a> ServerFrame<'a> {
     /// escapes (always, for the generator's own texts).
     pub fn decode(frame: &'a str) -> Result<Self, serde_json::Error> {
         let envelope: Envelope<'a> = serde_json::from_str(frame)?;
+        let payload = envelope.payload.map_or("null", RawValue::get);
         Ok(match &*envelope.kind {
             "message" => {
-                let payload = envelope.payload.map_or("null", RawValue::get);
                 let message: ChatMessage<'a> = serde_json::from_str(payload)?;
-                Self::Message(message.text)
+                Self::Message {
+                    text: message.text,
+                    id: message.id,
+                }
             }
-            "error" => Self::Error,
+            "ack" => {
+                let ack: Ack<'a> = serde_json::from_str(payload)?;
+                Self::Ack {
+                    client_id: ack.client_id,
+                    id: ack.id,
+                }
+            }
+            "error" => {
+                let refusal: Refusal<'a> = serde_json::from_str(payload)?;
+                Self::Error {
+                    code: refusal.code,
+                    client_id: refusal.client_id,
+                }
+            }
             _ => Self::Unknown,
         })
     }
@@ -91,6 +136,45 @@ mod tests {
             ClientFrame::Message("1:2:3").encode(),
             r#"{"type":"message","payload":"1:2:3"}"#
         );
+        assert_eq!(
+            ClientFrame::TrackedMessage {
+                text: "1:2:3",
+                client_id: "1-2"
+            }
+            .encode(),
+            r#"{"type":"message","payload":{"text":"1:2:3","client_id":"1-2"}}"#
+        );
+    }
+
+    #[test]
+    fn acks_and_relayed_ids_are_read() {
+        let frame =
+            r#"{"type":"message","payload":{"id":42,"sent_at":"x","from":3,"text":"1:2:3"}}"#;
+        assert_eq!(
+            ServerFrame::decode(frame).unwrap(),
+            ServerFrame::Message {
+                text: "1:2:3".into(),
+                id: Some(42)
+            }
+        );
+        let ack = r#"{"type":"ack","payload":{"client_id":"1-2","id":42,"sent_at":"x"}}"#;
+        assert_eq!(
+            ServerFrame::decode(ack).unwrap(),
+            ServerFrame::Ack {
+                client_id: "1-2".into(),
+                id: 42
+            }
+        );
+        let refused =
+            r#"{"type":"error","payload":{"code":"unavailable","message":"no","client_id":"1-2"}}"#;
+        assert_eq!(
+            ServerFrame::decode(refused).unwrap(),
+            ServerFrame::Error {
+                code: "unavailable".into(),
+                client_id: Some("1-2".into())
+            }
+        );
+        assert!(ServerFrame::decode(r#"{"type":"ack","payload":{"id":1}}"#).is_err());
     }
 
     #[test]
@@ -98,19 +182,31 @@ mod tests {
         let frame = r#"{"type":"message","payload":{"nickname":"c1","text":"1:2:3"}}"#;
         assert_eq!(
             ServerFrame::decode(frame).unwrap(),
-            ServerFrame::Message("1:2:3".into())
+            ServerFrame::Message {
+                text: "1:2:3".into(),
+                id: None
+            }
         );
         let frame = r#"{"payload":{"text":"a\"b","nickname":"c1","extra":1},"type":"message"}"#;
         assert_eq!(
             ServerFrame::decode(frame).unwrap(),
-            ServerFrame::Message("a\"b".into())
+            ServerFrame::Message {
+                text: "a\"b".into(),
+                id: None
+            }
         );
     }
 
     #[test]
     fn errors_and_unknown_types_are_told_apart_from_garbage() {
         let error = r#"{"type":"error","payload":{"code":"invalid_message","message":"no"}}"#;
-        assert_eq!(ServerFrame::decode(error).unwrap(), ServerFrame::Error);
+        assert_eq!(
+            ServerFrame::decode(error).unwrap(),
+            ServerFrame::Error {
+                code: "invalid_message".into(),
+                client_id: None
+            }
+        );
         let later = r#"{"type":"presence","payload":{"online":[1,2]}}"#;
         assert_eq!(ServerFrame::decode(later).unwrap(), ServerFrame::Unknown);
         assert!(ServerFrame::decode("not json").is_err());

@@ -1,7 +1,7 @@
 //! What a run found: one report type per mode, printed for people and
 //! serialized as JSON for scripts.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use serde::Serialize;
 
@@ -13,6 +13,7 @@ pub enum Report {
     Fanout(FanoutReport),
     Idle(IdleReport),
     Storm(StormReport),
+    Writes(WritesReport),
 }
 
 impl Report {
@@ -26,6 +27,7 @@ impl Report {
                     && report.errors == 0
             }
             Self::Idle(report) => report.errors == 0,
+            Self::Writes(report) => report.is_clean(),
             Self::Storm(report) => {
                 report.errors == 0
                     && report
@@ -43,6 +45,7 @@ impl fmt::Display for Report {
             Self::Fanout(report) => report.fmt(f),
             Self::Idle(report) => report.fmt(f),
             Self::Storm(report) => report.fmt(f),
+            Self::Writes(report) => report.fmt(f),
         }
     }
 }
@@ -144,6 +147,144 @@ impl fmt::Display for Quantiles {
             "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
             self.p50, self.p90, self.p99, self.p999, self.max
         )
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WritesReport {
+    pub clients: usize,
+    /// Messages per second from each client.
+    pub rate: f64,
+    pub warmup_secs: f64,
+    pub duration_secs: f64,
+    pub payload_bytes: usize,
+    /// Time to open every connection.
+    pub connect_secs: f64,
+    /// Messages sent that were scheduled inside the measured window.
+    pub sent: u64,
+    /// Of those, the ones acked (stored).
+    pub acked: u64,
+    /// `acked` per second of the window.
+    pub stored_per_sec: f64,
+    /// Messages sent, warm-up included.
+    pub sent_total: u64,
+    /// Of those, the ones acked.
+    pub acked_total: u64,
+    /// Messages sent (warm-up included) never acked by the end of the drain.
+    pub unacked: u64,
+    /// Acks of a message already acked, or out of order.
+    pub duplicate_acks: u64,
+    /// Messages refused with an `error` frame naming their `client_id`.
+    pub refused: u64,
+    pub refused_by_code: BTreeMap<String, u64>,
+    /// From each message's scheduled send time to its ack.
+    pub ack_latency_ms: Quantiles,
+    /// `sent × (clients - 1)`: a message goes to everyone but its sender.
+    pub expected: u64,
+    /// Messages scheduled inside the window that arrived (once).
+    pub delivered: u64,
+    /// `delivered` per second of the window.
+    pub deliveries_per_sec: f64,
+    /// From each message's scheduled send time to its arrival.
+    pub latency_ms: Quantiles,
+    /// How late senders started sending, against their schedule.
+    pub send_lag_ms: Quantiles,
+    /// Sequence numbers a receiver skipped over (warm-up included).
+    pub gaps: u64,
+    /// Messages a receiver saw again, or out of order.
+    pub duplicates: u64,
+    /// Messages never received by the end of the drain.
+    pub missing: u64,
+    /// Acks whose id was not above the same sender's previous ack's.
+    pub ack_id_regressions: u64,
+    /// Relayed messages whose id was not above the previous one the same
+    /// receiver saw.
+    pub relay_id_regressions: u64,
+    pub errors: u64,
+    pub error_kinds: Errors,
+    pub server: Option<ServerUsage>,
+    /// Server CPU per acked (stored) message.
+    pub server_us_per_message: Option<PerDelivery>,
+    pub server_us_per_delivery: Option<PerDelivery>,
+}
+
+impl WritesReport {
+    /// Every message acked once and delivered once to everyone else, ids in
+    /// order, nothing refused or failed.
+    pub fn is_clean(&self) -> bool {
+        self.acked == self.sent
+            && self.acked_total == self.sent_total
+            && self.unacked == 0
+            && self.duplicate_acks == 0
+            && self.refused == 0
+            && self.gaps == 0
+            && self.duplicates == 0
+            && self.missing == 0
+            && self.ack_id_regressions == 0
+            && self.relay_id_regressions == 0
+            && self.errors == 0
+    }
+}
+
+impl fmt::Display for WritesReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "writes: {} clients × {} msg/s, {} s measured after {} s warm-up",
+            self.clients, self.rate, self.duration_secs, self.warmup_secs
+        )?;
+        writeln!(f, "  connect       {:.2} s", self.connect_secs)?;
+        writeln!(
+            f,
+            "  stored        {} of {} sent acked ({:.0}/s); all runs: {} of {}, {} unacked, {} acked twice",
+            self.acked,
+            self.sent,
+            self.stored_per_sec,
+            self.acked_total,
+            self.sent_total,
+            self.unacked,
+            self.duplicate_acks
+        )?;
+        write!(f, "  refused       {}", self.refused)?;
+        for (code, count) in &self.refused_by_code {
+            write!(f, " ({code}: {count})")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "  ack ms        {}", self.ack_latency_ms)?;
+        writeln!(
+            f,
+            "  deliveries    {} of {} expected ({:.0}/s)",
+            self.delivered, self.expected, self.deliveries_per_sec
+        )?;
+        writeln!(f, "  latency ms    {}", self.latency_ms)?;
+        writeln!(f, "  send lag ms   {}", self.send_lag_ms)?;
+        writeln!(
+            f,
+            "  correctness   {} gaps, {} duplicates, {} missing",
+            self.gaps, self.duplicates, self.missing
+        )?;
+        writeln!(
+            f,
+            "  ids           {} acks and {} relayed messages not above the previous one",
+            self.ack_id_regressions, self.relay_id_regressions
+        )?;
+        writeln!(f, "  errors        {}", self.error_kinds)?;
+        if let Some(server) = &self.server {
+            server.fmt(f)?;
+        }
+        for (what, per) in [
+            ("per message ", &self.server_us_per_message),
+            ("per delivery", &self.server_us_per_delivery),
+        ] {
+            if let Some(per) = per {
+                writeln!(
+                    f,
+                    "  {what}  {:.3} µs server CPU ({:.3} user, {:.3} system)",
+                    per.total, per.user, per.system
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
