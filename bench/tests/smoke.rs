@@ -15,7 +15,7 @@ use clap::Parser;
 use leptos::config::LeptosOptions;
 use parley_bench::{
     config::Cli,
-    report::{FanoutReport, IdleReport, Report, StormReport},
+    report::{FanoutReport, IdleReport, Report, StormReport, WritesReport},
 };
 use server::{
     config::{ChatConfig, ConnectionConfig, HttpConfig},
@@ -213,6 +213,70 @@ async fn idle_connections_stay_open_and_are_measured() {
     };
     assert_eq!(errors, 0);
     assert_eq!(peak, 10, "the server held all ten connections at once");
+    assert!(
+        usage.is_some(),
+        "server usage, since --server-pid was given"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_acks_stores_and_delivers_every_message() {
+    let server = TestServer::start().await;
+    let args = [
+        "writes",
+        "--clients",
+        "4",
+        "--rate",
+        "50",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+    ];
+    let (report, peak) = server.loadgen_watched(&args).await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(peak, 4, "the server saw every client connected at once");
+    let Report::Writes(WritesReport {
+        sent,
+        acked,
+        sent_total,
+        acked_total,
+        unacked,
+        refused,
+        expected,
+        delivered,
+        gaps,
+        duplicates,
+        missing,
+        ack_id_regressions,
+        relay_id_regressions,
+        errors,
+        ack_latency_ms,
+        latency_ms,
+        server: usage,
+        ..
+    }) = report
+    else {
+        panic!("not a writes report: {report:?}");
+    };
+    // 4 clients × 50 msg/s × 2 s, each to the 3 other clients.
+    assert_eq!(sent, 400);
+    assert_eq!(acked, sent, "every message in the window acked");
+    // Plus 4 × 50 × 0.5 in the warm-up.
+    assert_eq!(sent_total, 500);
+    assert_eq!(acked_total, sent_total, "every message acked");
+    assert_eq!(expected, 1_200);
+    assert_eq!(delivered, expected);
+    assert_eq!((unacked, refused, errors), (0, 0, 0));
+    assert_eq!((gaps, duplicates, missing), (0, 0, 0));
+    assert_eq!(
+        (ack_id_regressions, relay_id_regressions),
+        (0, 0),
+        "acks and relayed messages come with increasing ids"
+    );
+    assert!(ack_latency_ms.max > 0.0);
+    assert!(latency_ms.max > 0.0);
     assert!(
         usage.is_some(),
         "server usage, since --server-pid was given"
