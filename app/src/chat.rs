@@ -239,7 +239,10 @@ impl State {
         // The server clears the typing indicator when the message arrives.
         self.typing_sent_at = None;
         self.notice = None;
-        transmit(client_id, text, 1, fx);
+        // Offline, it waits as pending and goes out after the next welcome.
+        if self.is_online() {
+            transmit(client_id, text, 1, fx);
+        }
     }
 
     fn retry(&mut self, client_id: &str, fx: &mut Effects) {
@@ -315,10 +318,16 @@ impl State {
                         self.nickname.as_str().to_owned(),
                     )));
                 }
-                for entry in &self.entries {
-                    if let Line::Mine(own) = &entry.line {
-                        if let Delivery::Pending { .. } = own.delivery {
-                            fx.push(Effect::Send(message_frame(&own.client_id, &own.text)));
+                // Pending messages (typed offline, or unacked when the last
+                // connection dropped) go out again under their own ids, so
+                // none is stored twice, with a fresh ack timer each.
+                for entry in &mut self.entries {
+                    if let Line::Mine(own) = &mut entry.line {
+                        if let Delivery::Pending { attempt } = own.delivery {
+                            own.delivery = Delivery::Pending {
+                                attempt: attempt + 1,
+                            };
+                            transmit(own.client_id.clone(), own.text.clone(), attempt + 1, fx);
                         }
                     }
                 }
@@ -619,15 +628,13 @@ impl Chat {
     }
 
     /// Sends the text in `raw` as a message with a fresh `client_id` and shows
-    /// it at once as pending. `true` when the draft can be cleared; blank
+    /// it at once as pending; while offline it waits, pending, for the next
+    /// connection. `true` when the draft can be cleared; blank
     /// text is ignored, text breaking the rules gets a notice.
     pub fn send(&self, raw: &str) -> bool {
         let Some(env) = self.env() else {
             return false;
         };
-        if !self.state.with_untracked(State::is_online) {
-            return false;
-        }
         match MessageText::parse(raw) {
             Ok(text) => {
                 let client_id = env.new_client_id();
@@ -818,16 +825,22 @@ mod tests {
             let env = Arc::new(TestEnv::default());
             let chat = Chat::new(Some(env.clone() as Arc<dyn Env>));
             assert_eq!(chat.status(), ConnectionStatus::Connecting);
-            assert!(
-                !chat.send("too early"),
-                "nothing is sent before the welcome"
-            );
+            assert!(chat.send("early"), "taken, to wait for the welcome");
+            assert_eq!(env.take_sent(), [], "nothing is sent before the welcome");
             chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
             assert_eq!(chat.status(), ConnectionStatus::Online);
             assert_eq!(chat.me(), Some(1));
             assert_eq!(chat.online(), 1);
-            assert_eq!(env.take_sent(), [], "Anonymous needs no nickname frame");
-            assert!(lines(&chat).is_empty(), "no line for joining oneself");
+            assert_eq!(
+                env.take_sent(),
+                [message_frame("early", "c-1")],
+                "no nickname frame for Anonymous; the waiting message"
+            );
+            assert_eq!(
+                lines(&chat),
+                ["Anonymous: early [pending]"],
+                "no line for joining oneself"
+            );
         });
     }
 
@@ -1063,6 +1076,31 @@ mod tests {
             assert_eq!(chat.notice().as_deref(), Some("nickname must not be blank"));
             assert_eq!(chat.nickname().as_str(), "Anonymous");
             assert_eq!(env.take_sent(), []);
+        });
+    }
+
+    #[test]
+    fn a_message_typed_offline_waits_as_pending_and_goes_out_after_the_welcome() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.disconnected();
+            env.take_sent();
+            assert!(chat.send("typed offline"), "the draft is taken");
+            assert_eq!(env.take_sent(), [], "nothing goes to a dead socket");
+            assert_eq!(lines(&chat), ["Anonymous: typed offline [pending]"]);
+            // No ack timer ran out while offline.
+            env.fire(ACK_TIMEOUT);
+            assert_eq!(lines(&chat), ["Anonymous: typed offline [pending]"]);
+
+            chat.connecting();
+            chat.receive(welcome(9, "Anonymous", vec![person(9, "Anonymous")]));
+            assert_eq!(env.take_sent(), [message_frame("typed offline", "c-1")]);
+            chat.receive(ServerFrame::Ack(Ack {
+                client_id: "c-1".into(),
+                id: 1,
+                sent_at: "2026-11-25T14:00:00.000Z".into(),
+            }));
+            assert_eq!(lines(&chat), ["Anonymous: typed offline [sent]"]);
         });
     }
 

@@ -33,7 +33,7 @@ async function stopServer(server: ChildProcess) {
   await exited;
 }
 
-test('the indicator shows offline while the server is gone, and the chat resumes', async ({
+test('the indicator shows offline while the server is gone, a message typed meanwhile waits, and the chat resumes', async ({
   browser,
 }) => {
   let server = await startServer();
@@ -45,16 +45,23 @@ test('the indicator shows offline while the server is gone, and the chat resumes
     await stopServer(server);
     await expect(a.status).toHaveText('Offline');
     await expect(a.page.locator('main')).toHaveAttribute('data-connection', 'offline');
-    await expect(a.page.getByRole('button', { name: 'Send' })).toBeDisabled();
+
+    // Typed while offline: shown at once as pending, and still pending.
+    await a.say('typed while offline');
+    const queued = a.messages.filter({ hasText: 'typed while offline' });
+    await expect(queued).toHaveAttribute('data-state', 'pending');
 
     server = await startServer();
     await a.waitOnline();
     await b.waitOnline();
     await expect(a.status).toHaveText('Online');
+    // Sent by itself after the reconnect, and acknowledged: stored once.
+    await expect(queued).toHaveAttribute('data-state', 'sent');
+    await expect(a.said).toHaveText(['alice: typed while offline']);
 
     // The nickname survives the reconnect: the page tells the new connection.
     await a.say('back again');
-    await expect(b.said).toHaveText(['alice: back again']);
+    await expect(b.said.last()).toHaveText('alice: back again');
 
     // Chromium logs the failed reconnection attempts; they are expected
     // here, and nothing else is.

@@ -3,7 +3,8 @@ use leptos::{ev::SubmitEvent, prelude::*};
 use crate::chat::Chat;
 
 /// The message box: Enter sends, the box then clears; blank text is ignored.
-/// Sending waits for a live connection rather than pretending to send.
+/// Usable once the page has been welcomed; while offline after that, messages
+/// wait as pending and go out on reconnect.
 #[component]
 pub fn Composer(chat: Chat) -> impl IntoView {
     let draft = RwSignal::new(String::new());
@@ -24,7 +25,7 @@ pub fn Composer(chat: Chat) -> impl IntoView {
                 bind:value=draft
                 on:input=move |ev| chat.typing(&event_target_value(&ev))
             />
-            <button type="submit" disabled=move || !chat.is_online()>
+            <button type="submit" disabled=move || chat.me().is_none()>
                 "Send"
             </button>
         </form>
