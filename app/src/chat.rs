@@ -348,6 +348,8 @@ impl State {
             ServerFrame::Presence(presence) => self.apply_presence(presence),
             ServerFrame::Typing(typing) => self.someone_typing(typing, fx),
             ServerFrame::Error(error) => self.refused(error),
+            // Not asked for by this page yet.
+            ServerFrame::History(_) => {}
         }
     }
 
@@ -756,6 +758,7 @@ mod tests {
             nickname: nickname.into(),
             online: people.len() as u64,
             people,
+            token: format!("token-{id}"),
         })
     }
 

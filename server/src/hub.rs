@@ -24,8 +24,8 @@ use std::{
 };
 
 use app::protocol::{
-    Ack, ChatMessage, ClientMessageId, ErrorCode, ErrorPayload, MessageText, Nickname, ServerFrame,
-    Typing, Welcome,
+    Ack, ChatMessage, ClientMessageId, ErrorCode, ErrorPayload, HistoryPage, MessageText, Nickname,
+    ServerFrame, Typing, Welcome,
 };
 use bytes::Bytes;
 
@@ -37,7 +37,7 @@ use crate::{
     metrics::Metrics,
     presence::{NicknameTaken, Roster},
     session::Room,
-    store::{NewMessage, Store, StoredMessage},
+    store::{NewMessage, Store, StoreError, StoredMessage},
     writer::{ClientWriter, Push},
     ws::frame,
 };
@@ -50,6 +50,8 @@ pub struct Hub {
     snapshot: Mutex<Option<Recipients>>,
     roster: Mutex<Roster>,
     committer: Committer,
+    /// For reads: history pages and catching up.
+    store: Store,
     flush: Arc<FlushPool>,
     presence_interval: Duration,
     /// A presence announcement is scheduled.
@@ -84,12 +86,13 @@ impl Hub {
             roster: Mutex::new(Roster::new(list_limit)),
             committer: {
                 let hub = me.clone();
-                Committer::spawn(store, metrics.clone(), move |pending, outcome| {
+                Committer::spawn(store.clone(), metrics.clone(), move |pending, outcome| {
                     if let Some(hub) = hub.upgrade() {
                         hub.deliver(pending, outcome);
                     }
                 })
             },
+            store,
             flush: FlushPool::new(),
             presence_interval,
             presence_due: AtomicBool::new(false),
@@ -205,6 +208,7 @@ impl Room for Hub {
                 nickname: Nickname::default().to_string(),
                 online: roster.len() as u64,
                 people: roster.listing(),
+                token: crate::identity::ResumeToken::generate().as_str().to_owned(),
             });
             // Written before the client is a member: nothing can precede it.
             writer.send(&frame::text(&welcome.encode()));
@@ -261,6 +265,48 @@ impl Room for Hub {
         });
         self.broadcast_except(Some(from), &frame::text(&typing.encode()));
     }
+
+    fn history(&self, to: ClientId, before: u64) {
+        let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            let frame = match history_page(&hub.store, Some(before)).await {
+                Ok(page) => ServerFrame::History(page),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read history");
+                    hub.metrics.error(ErrorCode::Unavailable);
+                    ServerFrame::Error(ErrorPayload::new(
+                        ErrorCode::Unavailable,
+                        "older messages cannot be read right now; try again",
+                    ))
+                }
+            };
+            hub.send_to(to, &frame);
+        });
+    }
+}
+
+/// Messages per `history` page, and in the server-rendered page.
+pub const HISTORY_PAGE: u32 = 50;
+
+/// The page of stored messages just older than `before`, or the latest
+/// ones for `None`.
+pub async fn history_page(store: &Store, before: Option<u64>) -> Result<HistoryPage, StoreError> {
+    // One more than a page tells whether anything older remains.
+    let mut messages = match before {
+        Some(before) => store.before(before, HISTORY_PAGE + 1).await?,
+        None => store.latest(HISTORY_PAGE + 1).await?,
+    };
+    let beginning = messages.len() <= HISTORY_PAGE as usize;
+    if !beginning {
+        messages.remove(0);
+    }
+    Ok(HistoryPage {
+        messages: messages.iter().map(chat_message).collect(),
+        beginning,
+    })
 }
 
 impl Hub {

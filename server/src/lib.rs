@@ -25,6 +25,7 @@ pub mod commit;
 pub mod config;
 pub mod flush;
 pub mod hub;
+pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod presence;

@@ -64,6 +64,9 @@ error_codes! {
     /// The server could not store the message (its database failed or is
     /// falling behind); it was not relayed. Sending it again is safe.
     Unavailable => "unavailable",
+    /// A frame that is only valid at another point of the conversation:
+    /// `resume` anywhere but first on a `/ws?resume` connection.
+    OutOfOrder => "out_of_order",
 }
 
 impl fmt::Display for ErrorCode {

@@ -48,6 +48,22 @@ pub enum ClientFrame {
     Message(OutgoingMessage),
     /// `{"type":"typing","payload":true}`: the user is typing (`false`: stopped).
     Typing(bool),
+    /// `{"type":"resume","payload":{"token":"…","after":41}}`: the first
+    /// frame on a `/ws?resume` connection: who this client was, and the last
+    /// message id it has.
+    Resume(Resume),
+    /// `{"type":"history","payload":{"before":120}}`: the page of messages
+    /// just older than id `before`.
+    History { before: u64 },
+}
+
+/// The payload of `resume`; both fields may be `null`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The token from an earlier `welcome`: the same identity back.
+    pub token: Option<String>,
+    /// Every stored message with a greater id is sent before live traffic.
+    pub after: Option<u64>,
 }
 
 /// A chat message as its sender sends it.
@@ -84,6 +100,9 @@ pub enum ServerFrame {
     Typing(Typing),
     /// Something the client sent was refused; the connection stays usable.
     Error(ErrorPayload),
+    /// Stored messages older than those the client has, answering `history`
+    /// (and embedded in the server-rendered page as its first page).
+    History(HistoryPage),
 }
 
 /// Someone online.
@@ -105,6 +124,17 @@ pub struct Welcome {
     /// Who they are, this connection included. Complete when its length is
     /// `online`; empty in rooms too big to list.
     pub people: Vec<Person>,
+    /// Sent back in `resume` after a drop or a reload to be this person
+    /// again. Secret: never shown to anyone else.
+    pub token: String,
+}
+
+/// The payload of `history`: stored messages, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryPage {
+    pub messages: Vec<ChatMessage>,
+    /// Nothing older is stored: this page starts the conversation.
+    pub beginning: bool,
 }
 
 /// The payload of a relayed chat message.
@@ -205,6 +235,19 @@ impl ClientFrame {
         }
 
         #[derive(Deserialize)]
+        struct ResumePayload {
+            #[serde(default)]
+            token: Option<String>,
+            #[serde(default)]
+            after: Option<u64>,
+        }
+
+        #[derive(Deserialize)]
+        struct HistoryPayload {
+            before: u64,
+        }
+
+        #[derive(Deserialize)]
         #[serde(untagged)]
         enum MessagePayload {
             Text(String),
@@ -243,6 +286,13 @@ impl ClientFrame {
                 }))
             }
             "typing" => payload(raw, "typing", "true or false").map(Self::Typing),
+            "resume" => {
+                let expected = r#"{"token": string or null, "after": id or null}"#;
+                payload(raw, "resume", expected)
+                    .map(|ResumePayload { token, after }| Self::Resume(Resume { token, after }))
+            }
+            "history" => payload(raw, "history", r#"{"before": id}"#)
+                .map(|HistoryPayload { before }| Self::History { before }),
             other => Err(FrameError::UnknownType(
                 other.chars().take(ECHO_MAX_CHARS).collect(),
             )),
@@ -276,6 +326,15 @@ impl ClientFrame {
                 ),
             ),
             Self::Typing(typing) => ("typing", typing.to_string()),
+            Self::Resume(Resume { token, after }) => (
+                "resume",
+                format!(
+                    r#"{{"token":{},"after":{}}}"#,
+                    token.as_deref().map_or_else(|| "null".to_owned(), J::quote),
+                    after.map_or_else(|| "null".to_owned(), |after| after.to_string())
+                ),
+            ),
+            Self::History { before } => ("history", format!(r#"{{"before":{before}}}"#)),
         };
         format!(r#"{{"type":"{kind}","payload":{payload}}}"#)
     }
@@ -304,13 +363,17 @@ impl ServerFrame {
                 nickname: p.string_at("nickname")?,
                 online: p.uint_at("online")?,
                 people: people(&p.get("people")?)?,
+                token: p.string_at("token")?,
             }),
-            "message" => Self::Message(ChatMessage {
-                id: p.uint_at("id")?,
-                sent_at: p.string_at("sent_at")?,
-                from: p.uint_at("from")?,
-                nickname: p.string_at("nickname")?,
-                text: p.string_at("text")?,
+            "message" => Self::Message(chat_message(p)?),
+            "history" => Self::History(HistoryPage {
+                messages: p
+                    .get("messages")?
+                    .array()?
+                    .iter()
+                    .map(chat_message)
+                    .collect::<Option<_>>()?,
+                beginning: p.get("beginning")?.boolean()?,
             }),
             "ack" => Self::Ack(Ack {
                 client_id: p.string_at("client_id")?,
@@ -351,6 +414,16 @@ impl ServerFrame {
             _ => return None,
         })
     }
+}
+
+fn chat_message<J: Json>(p: &J) -> Option<ChatMessage> {
+    Some(ChatMessage {
+        id: p.uint_at("id")?,
+        sent_at: p.string_at("sent_at")?,
+        from: p.uint_at("from")?,
+        nickname: p.string_at("nickname")?,
+        text: p.string_at("text")?,
+    })
 }
 
 fn people<J: Json>(list: &J) -> Option<Vec<Person>> {
@@ -413,6 +486,21 @@ mod tests {
                 ClientFrame::Typing(true),
                 json!({"type": "typing", "payload": true}),
             ),
+            (
+                ClientFrame::Resume(Resume {
+                    token: Some("9f86d081884c7d65".into()),
+                    after: Some(41),
+                }),
+                json!({"type": "resume", "payload": {"token": "9f86d081884c7d65", "after": 41}}),
+            ),
+            (
+                ClientFrame::Resume(Resume::default()),
+                json!({"type": "resume", "payload": {"token": null, "after": null}}),
+            ),
+            (
+                ClientFrame::History { before: 120 },
+                json!({"type": "history", "payload": {"before": 120}}),
+            ),
         ];
         for (frame, shape) in cases {
             assert_eq!(json_of(&frame.encode()), shape);
@@ -446,9 +534,20 @@ mod tests {
                         id: 7,
                         nickname: "Anonymous".into(),
                     }],
+                    token: "9f86d081884c7d65".into(),
                 }),
                 json!({"type": "welcome", "payload": {"id": 7, "nickname": "Anonymous",
-                    "online": 1, "people": [{"id": 7, "nickname": "Anonymous"}]}}),
+                    "online": 1, "people": [{"id": 7, "nickname": "Anonymous"}],
+                    "token": "9f86d081884c7d65"}}),
+            ),
+            (
+                ServerFrame::History(HistoryPage {
+                    messages: vec![message()],
+                    beginning: true,
+                }),
+                json!({"type": "history", "payload": {"messages": [{"id": 42,
+                    "sent_at": "2026-11-25T14:03:07.250Z", "from": 7,
+                    "nickname": "alice", "text": "hello"}], "beginning": true}}),
             ),
             (
                 ServerFrame::Message(message()),
@@ -541,7 +640,7 @@ mod tests {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
             assert_eq!(ErrorCode::from_wire(code.as_str()), code);
         }
-        assert_eq!(ErrorCode::KNOWN.len(), 10);
+        assert_eq!(ErrorCode::KNOWN.len(), 11);
         assert_eq!(ErrorCode::from_wire("from_the_future"), ErrorCode::Unknown);
     }
 
@@ -575,6 +674,9 @@ mod tests {
             r#"{"type":"message","payload":"hello"}"#,
             r#"{"type":"ack","payload":{"client_id":"c","id":-1,"sent_at":"t"}}"#,
             r#"{"type":"welcome","payload":{"id":1,"nickname":"a","online":1}}"#,
+            r#"{"type":"welcome","payload":{"id":1,"nickname":"a","online":1,"people":[]}}"#,
+            r#"{"type":"history","payload":{"messages":[{"id":1}],"beginning":true}}"#,
+            r#"{"type":"history","payload":{"messages":[]}}"#,
             r#"{"type":"presence","payload":{"online":1,"joined":[{"id":1}],"left":[],"renamed":[]}}"#,
             r#"{"payload":{}}"#,
         ] {
@@ -636,6 +738,11 @@ mod tests {
             r#"{"type":"nickname","payload":["alice"]}"#,
             r#"{"type":"typing","payload":"yes"}"#,
             r#"{"type":"typing"}"#,
+            r#"{"type":"resume","payload":{"token":7}}"#,
+            r#"{"type":"resume","payload":{"after":-1}}"#,
+            r#"{"type":"resume"}"#,
+            r#"{"type":"history","payload":{}}"#,
+            r#"{"type":"history","payload":{"before":"7"}}"#,
         ] {
             assert_eq!(
                 ClientFrame::decode(text).unwrap_err().code(),
@@ -674,7 +781,8 @@ mod fuzz {
     fn framelike() -> impl Strategy<Value = String> {
         let kind = prop_oneof![
             prop::sample::select(vec![
-                "nickname", "message", "typing", "welcome", "ack", "presence", "error",
+                "nickname", "message", "typing", "welcome", "ack", "presence", "error", "resume",
+                "history",
             ])
             .prop_map(str::to_owned),
             ".*",
@@ -706,6 +814,11 @@ mod fuzz {
                     "message",
                     "active",
                     "previous",
+                    "token",
+                    "after",
+                    "before",
+                    "messages",
+                    "beginning",
                 ]),
                 value.clone(),
             ),

@@ -48,6 +48,9 @@ pub trait Room: Send + Sync + 'static {
     );
     /// Tells everyone else that the client is (or stopped) typing.
     fn typing(&self, from: ClientId, nickname: &Nickname, active: bool);
+    /// Sends the client a `history` page: the stored messages just older
+    /// than id `before`. Returns at once; the page follows.
+    fn history(&self, to: ClientId, before: u64);
 }
 
 /// How fast one client may send, from the configuration.
@@ -123,6 +126,14 @@ impl<R: Room> Session<R> {
             Ok(ClientFrame::Nickname(raw)) => self.rename(&raw),
             Ok(ClientFrame::Message(message)) => self.post(message),
             Ok(ClientFrame::Typing(_)) => Ok(()),
+            Ok(ClientFrame::History { before }) => {
+                self.room.history(self.id, before);
+                Ok(())
+            }
+            Ok(ClientFrame::Resume(_)) => Err(ErrorPayload::new(
+                ErrorCode::OutOfOrder,
+                "resume must be the first frame of a connection to /ws?resume",
+            )),
             Err(refused) => Err(refused),
         };
         result
@@ -242,6 +253,13 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("typing {from} {nickname} {active}"));
+        }
+
+        fn history(&self, to: ClientId, before: u64) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("history {to} before {before}"));
         }
     }
 
