@@ -101,6 +101,13 @@ pub struct ChatConfig {
     /// it, only the count is announced.
     #[arg(long, env = "PARLEY_PRESENCE_LIST_LIMIT", default_value_t = ChatConfig::DEFAULT.presence_list_limit)]
     pub presence_list_limit: usize,
+
+    /// Seconds a dropped person (one whose client can resume) stays online
+    /// with their nickname reserved, waiting for them to come back with
+    /// their resume token; 0 lets them go at once.
+    #[arg(long, env = "PARLEY_RESUME_GRACE_SECS", default_value_t = ChatConfig::DEFAULT.resume_grace_secs,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub resume_grace_secs: u64,
 }
 
 impl ChatConfig {
@@ -109,6 +116,7 @@ impl ChatConfig {
         rate_limit_per_sec: 10,
         presence_interval_ms: 200,
         presence_list_limit: 1000,
+        resume_grace_secs: 60,
     };
 
     pub fn rate_limit(&self) -> RateLimit {
@@ -120,6 +128,10 @@ impl ChatConfig {
 
     pub fn presence_interval(&self) -> Duration {
         Duration::from_millis(self.presence_interval_ms)
+    }
+
+    pub fn resume_grace(&self) -> Duration {
+        Duration::from_secs(self.resume_grace_secs)
     }
 }
 

@@ -25,7 +25,7 @@ use std::{
 
 use app::protocol::{
     Ack, ChatMessage, ClientMessageId, ErrorCode, ErrorPayload, HistoryPage, MessageText, Nickname,
-    ServerFrame, Typing, Welcome,
+    Resume, ServerFrame, Typing, Welcome,
 };
 use bytes::Bytes;
 
@@ -33,12 +33,13 @@ use crate::{
     client_id::ClientId,
     commit::{Committer, Outcome, Pending},
     flush::{FlushPool, Recipients},
+    identity::{Claim, Identities, ResumeToken, Seat},
     lock,
     metrics::Metrics,
     presence::{NicknameTaken, Roster},
-    session::Room,
+    session::{Joined, Room},
     store::{NewMessage, Store, StoreError, StoredMessage},
-    writer::{ClientWriter, Push},
+    writer::{ClientWriter, Delivery, Push},
     ws::frame,
 };
 
@@ -56,8 +57,41 @@ pub struct Hub {
     presence_interval: Duration,
     /// A presence announcement is scheduled.
     presence_due: AtomicBool,
+    /// Who holds which resume token.
+    identities: Mutex<Identities>,
+    /// How long a dropped client that can resume stays.
+    resume_grace: Duration,
+    /// Held across each relay, so a client catching up is admitted between
+    /// two relays, never during one.
+    relayed: Mutex<Relayed>,
     metrics: Metrics,
 }
+
+/// The relays so far, as far as clients catching up need to know.
+#[derive(Debug, Default)]
+struct Relayed {
+    /// The id of the newest message relayed.
+    last: u64,
+    /// Clients admitted with messages they read from the store that are
+    /// still to be relayed: each gets none up to its id.
+    caught_up: Vec<(ClientId, u64)>,
+}
+
+/// A hub's hold on one connection's client (see [`Room::Seat`]).
+#[derive(Debug)]
+pub struct HubSeat {
+    token: ResumeToken,
+    seat: Seat,
+    /// Whether the client could come back with its token.
+    resumable: bool,
+}
+
+/// Messages read from the store per query while a client catches up.
+const CATCH_UP_PAGE: u32 = 256;
+
+/// How long a client catching up may leave its backlog unread before it
+/// is given up on.
+const CATCH_UP_STALL: Duration = Duration::from_secs(30);
 
 /// What became of one broadcast.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,11 +105,13 @@ pub struct Fanout {
 impl Hub {
     /// `list_limit`: the largest room whose members are listed by name in
     /// presence; `presence_interval`: how long changes gather before they
-    /// are announced; `store`: where messages are kept. Starts the group
+    /// are announced; `resume_grace`: how long a dropped client that can
+    /// resume stays; `store`: where messages are kept. Starts the group
     /// commit task, so it must be called within a tokio runtime.
     pub fn new(
         list_limit: usize,
         presence_interval: Duration,
+        resume_grace: Duration,
         metrics: Metrics,
         store: Store,
     ) -> Arc<Self> {
@@ -96,6 +132,9 @@ impl Hub {
             flush: FlushPool::new(),
             presence_interval,
             presence_due: AtomicBool::new(false),
+            identities: Mutex::default(),
+            resume_grace,
+            relayed: Mutex::default(),
             metrics,
         })
     }
@@ -121,6 +160,17 @@ impl Hub {
     /// client's queue is in order, so one sender's messages never overtake
     /// each other.
     pub fn broadcast_except(&self, from: Option<ClientId>, frame: &Bytes) -> Fanout {
+        self.broadcast_skipping(from, from.as_slice(), frame)
+    }
+
+    /// [`broadcast_except`](Self::broadcast_except) for all but `skip`
+    /// (usually one client, or none); `from` only spreads the starting point.
+    fn broadcast_skipping(
+        &self,
+        from: Option<ClientId>,
+        skip: &[ClientId],
+        frame: &Bytes,
+    ) -> Fanout {
         let members = self.snapshot();
         let len = members.len();
         // Broadcasts from different senders start at different places, so
@@ -130,7 +180,7 @@ impl Hub {
         let mut to_flush = Vec::new();
         for index in (start..len).chain(0..start) {
             let writer = &members[index];
-            if Some(writer.id()) == from {
+            if skip.contains(&writer.id()) {
                 continue;
             }
             match writer.push(frame) {
@@ -198,37 +248,72 @@ impl Hub {
 
 impl Room for Hub {
     type Endpoint = Arc<ClientWriter>;
+    type Seat = HubSeat;
 
-    fn join(&self, id: ClientId, writer: Arc<ClientWriter>) {
-        {
-            let mut roster = lock(&self.roster);
-            roster.join(id);
-            let welcome = ServerFrame::Welcome(Welcome {
-                id: id.get(),
-                nickname: Nickname::default().to_string(),
-                online: roster.len() as u64,
-                people: roster.listing(),
-                token: crate::identity::ResumeToken::generate().as_str().to_owned(),
-            });
-            // Written before the client is a member: nothing can precede it.
-            writer.send(&frame::text(&welcome.encode()));
-            self.metrics.frames_out(1);
-            lock(&self.members).insert(id, writer);
-            *lock(&self.snapshot) = None;
+    async fn join(
+        &self,
+        writer: Arc<ClientWriter>,
+        resume: Option<Resume>,
+    ) -> Option<Joined<HubSeat>> {
+        let resumable = resume.is_some();
+        let Resume { token, after } = resume.unwrap_or_default();
+        let claim = lock(&self.identities).claim(token.as_deref(), writer.id());
+        writer.adopt(claim.id);
+        if claim.displaced {
+            self.displace(claim.id);
         }
-        self.presence_changed();
+        // Until it is admitted, a client that goes away gives its person
+        // back as if it had left.
+        let mut pending = PendingSeat {
+            hub: self,
+            id: claim.id,
+            seat: Some(HubSeat {
+                token: claim.token.clone(),
+                seat: claim.seat,
+                resumable,
+            }),
+        };
+        let nickname = match after {
+            Some(after) => self.catch_up(&claim, &writer, after).await?,
+            None => self.admit(&claim, &writer, None)?,
+        };
+        Some(Joined {
+            id: claim.id,
+            nickname,
+            seat: pending.seat.take()?,
+        })
     }
 
-    fn leave(&self, id: ClientId) {
+    fn leave(&self, id: ClientId, seat: &HubSeat) {
+        let away = self.resume_grace > Duration::ZERO && seat.resumable;
+        {
+            let mut identities = lock(&self.identities);
+            let held = if away {
+                identities.release(&seat.token, seat.seat)
+            } else {
+                identities.forget(&seat.token, seat.seat)
+            };
+            // A newer connection holds this person now: it is theirs.
+            if !held {
+                return;
+            }
+        }
         if lock(&self.members).remove(&id).is_none() {
-            return;
+            // Never admitted: nobody saw it come.
+            if !away {
+                lock(&self.roster).leave(id);
+            }
         }
         // Dropping the old snapshot here, not at the next broadcast, lets a
         // departed client's socket close now.
         let stale = lock(&self.snapshot).take();
         drop(stale);
-        lock(&self.roster).leave(id);
-        self.presence_changed();
+        if away {
+            self.await_return(id, seat.token.clone(), seat.seat);
+        } else {
+            lock(&self.roster).leave(id);
+            self.presence_changed();
+        }
     }
 
     fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken> {
@@ -309,15 +394,172 @@ pub async fn history_page(store: &Store, before: Option<u64>) -> Result<HistoryP
     })
 }
 
+/// A claimed person whose connection has not been admitted yet.
+struct PendingSeat<'a> {
+    hub: &'a Hub,
+    id: ClientId,
+    /// Taken when the client is admitted.
+    seat: Option<HubSeat>,
+}
+
+impl Drop for PendingSeat<'_> {
+    fn drop(&mut self) {
+        if let Some(seat) = self.seat.take() {
+            self.hub.leave(self.id, &seat);
+        }
+    }
+}
+
 impl Hub {
+    /// Sends `writer`'s client every stored message after `after`, in
+    /// order, then admits it; returns its nickname, or `None` if the client
+    /// stopped reading or went away.
+    ///
+    /// The store holds every message before the hub relays it, so reading
+    /// the store until it has nothing newer than the last relay leaves no
+    /// gap; messages read here but not yet relayed are skipped for this
+    /// client when they are (see [`Relayed`]).
+    async fn catch_up(
+        &self,
+        claim: &Claim,
+        writer: &Arc<ClientWriter>,
+        mut after: u64,
+    ) -> Option<Nickname> {
+        loop {
+            let page = match self.store.after(after, CATCH_UP_PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the messages a client missed");
+                    self.metrics.error(ErrorCode::Unavailable);
+                    let error = ErrorPayload::new(
+                        ErrorCode::Unavailable,
+                        "the messages you missed cannot be read right now; reconnect to try again",
+                    );
+                    writer.send(&frame::text(&ServerFrame::Error(error).encode()));
+                    return self.admit(claim, writer, None);
+                }
+            };
+            for message in &page {
+                let relayed = ServerFrame::Message(chat_message(message));
+                if matches!(
+                    writer.send(&frame::text(&relayed.encode())),
+                    Delivery::Dropped | Delivery::Evicted
+                ) {
+                    return None;
+                }
+                after = message.id;
+                // Half the budget at most waits: the rest of the client's
+                // budget stays free for what comes once it is admitted.
+                if writer.queued_bytes() > writer.budget() / 2 {
+                    match tokio::time::timeout(CATCH_UP_STALL, writer.drain()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => return None,
+                    }
+                }
+            }
+            self.metrics.frames_out(page.len());
+            if page.len() < CATCH_UP_PAGE as usize {
+                if let Some(nickname) = self.admit(claim, writer, Some(after)) {
+                    return Some(nickname);
+                }
+            }
+        }
+    }
+
+    /// Welcomes the client and makes it a member, unless messages after
+    /// `caught_up` (the newest it has, if it caught up) were relayed
+    /// already: then `None`, and it has those to read first. Someone new
+    /// joins the roster here; someone resuming is in it already.
+    fn admit(
+        &self,
+        claim: &Claim,
+        writer: &Arc<ClientWriter>,
+        caught_up: Option<u64>,
+    ) -> Option<Nickname> {
+        let mut relayed = lock(&self.relayed);
+        if let Some(caught_up) = caught_up {
+            if relayed.last > caught_up {
+                return None;
+            }
+            if relayed.last < caught_up {
+                relayed.caught_up.push((claim.id, caught_up));
+            }
+        }
+        let nickname = {
+            let mut roster = lock(&self.roster);
+            if !claim.resumed || roster.nickname(claim.id).is_none() {
+                roster.join(claim.id);
+            }
+            let nickname = roster.nickname(claim.id).cloned().unwrap_or_default();
+            let welcome = ServerFrame::Welcome(Welcome {
+                id: claim.id.get(),
+                nickname: nickname.to_string(),
+                online: roster.len() as u64,
+                people: roster.listing(),
+                token: claim.token.as_str().to_owned(),
+            });
+            // Written before the client is a member: nothing live precedes it.
+            writer.send(&frame::text(&welcome.encode()));
+            self.metrics.frames_out(1);
+            nickname
+        };
+        lock(&self.members).insert(claim.id, Arc::clone(writer));
+        *lock(&self.snapshot) = None;
+        drop(relayed);
+        if !claim.resumed {
+            self.presence_changed();
+        }
+        Some(nickname)
+    }
+
+    /// Closes the connection that held `id` until another one resumed it.
+    fn displace(&self, id: ClientId) {
+        let displaced = lock(&self.members).remove(&id);
+        if let Some(displaced) = displaced {
+            drop(lock(&self.snapshot).take());
+            displaced.displace();
+        }
+    }
+
+    /// Keeps a dropped client's person for the grace period, then lets
+    /// them go unless they came back.
+    fn await_return(&self, id: ClientId, token: ResumeToken, seat: Seat) {
+        let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            tokio::time::sleep(hub.resume_grace).await;
+            if lock(&hub.identities).forget(&token, seat) {
+                lock(&hub.roster).leave(id);
+                hub.presence_changed();
+            }
+        });
+    }
+
     /// Tells the sender, and for a new message everyone else, what the
     /// store made of it. Called by the group commit, in id order.
     fn deliver(&self, pending: Pending, outcome: Outcome) {
         let Pending { from, client_id } = pending;
         let stored = match outcome {
             Outcome::Stored(message) => {
-                let relayed = ServerFrame::Message(chat_message(&message));
-                self.broadcast_except(Some(from), &frame::text(&relayed.encode()));
+                let frame = frame::text(&ServerFrame::Message(chat_message(&message)).encode());
+                let mut relayed = lock(&self.relayed);
+                if relayed.caught_up.is_empty() {
+                    self.broadcast_except(Some(from), &frame);
+                } else {
+                    // Clients that read this message from the store while
+                    // catching up do not get it again.
+                    relayed
+                        .caught_up
+                        .retain(|&(_, newest)| newest >= message.id);
+                    let skip: Vec<ClientId> = std::iter::once(from)
+                        .chain(relayed.caught_up.iter().map(|&(id, _)| id))
+                        .collect();
+                    self.broadcast_skipping(Some(from), &skip, &frame);
+                }
+                relayed.last = message.id;
+                drop(relayed);
                 self.metrics.message_relayed();
                 message
             }
@@ -370,7 +612,13 @@ mod tests {
     /// store in memory.
     async fn hub_listing(list_limit: usize, presence_interval: Duration) -> Arc<Hub> {
         let store = Store::open("sqlite::memory:").await.unwrap();
-        Hub::new(list_limit, presence_interval, Metrics::default(), store)
+        Hub::new(
+            list_limit,
+            presence_interval,
+            Duration::ZERO,
+            Metrics::default(),
+            store,
+        )
     }
 
     async fn hub() -> Arc<Hub> {
@@ -379,11 +627,18 @@ mod tests {
 
     /// A client of `hub`, past its welcome: its id and its end of the socket.
     async fn join(hub: &Arc<Hub>) -> (ClientId, TcpStream) {
+        let (joined, client) = join_as(hub, None).await;
+        (joined.id, client)
+    }
+
+    /// A v1 client, or one resuming with `resume`, past its welcome.
+    async fn join_as(hub: &Arc<Hub>, resume: Option<Resume>) -> (Joined<HubSeat>, TcpStream) {
         let (server, mut client) = socket_pair().await;
-        let id = ClientId::next();
-        hub.join(id, Arc::new(ClientWriter::new(id, server, BUDGET)));
-        assert_eq!(next_frame(&mut client).await["type"], "welcome");
-        (id, client)
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let joined = hub.join(writer, resume).await.expect("admitted");
+        // What a resuming client missed comes first.
+        while next_frame(&mut client).await["type"] != "welcome" {}
+        (joined, client)
     }
 
     /// The next server frame's JSON (frames of up to 64 KiB).
@@ -540,9 +795,9 @@ mod tests {
         assert_eq!(first["payload"]["joined"][0]["id"], watcher.get());
 
         let (bob, _bob_client) = join(&hub).await;
-        let (carol, carol_client) = join(&hub).await;
+        let (carol, carol_client) = join_as(&hub, None).await;
         hub.rename(bob, Nickname::parse("bob").unwrap()).unwrap();
-        hub.leave(carol);
+        hub.leave(carol.id, &carol.seat);
         drop(carol_client);
         hub.announce_presence();
         let diff = next_frame(&mut watcher_client).await;
@@ -569,12 +824,12 @@ mod tests {
     async fn leaving_the_hub_is_seen_by_the_next_broadcast() {
         let hub = hub().await;
         let (alice, _alice_client) = join(&hub).await;
-        let (bob, _bob_client) = join(&hub).await;
+        let (bob, _bob_client) = join_as(&hub, None).await;
         let frame = Bytes::from_static(b"x");
         assert_eq!(hub.broadcast_except(Some(alice), &frame).queued, 1);
-        hub.leave(bob);
+        hub.leave(bob.id, &bob.seat);
         assert_eq!(hub.len(), 1);
-        assert!(!hub.contains(bob));
+        assert!(!hub.contains(bob.id));
         assert_eq!(hub.broadcast_except(Some(alice), &frame), Fanout::default());
         let (_carol, mut carol_client) = join(&hub).await;
         assert_eq!(hub.broadcast_except(Some(alice), &frame).queued, 1);
@@ -585,13 +840,241 @@ mod tests {
     async fn a_departed_clients_socket_is_closed_at_once() {
         let hub = hub().await;
         let (alice, _alice_client) = join(&hub).await;
-        let (bob, mut bob_client) = join(&hub).await;
+        let (bob, mut bob_client) = join_as(&hub, None).await;
         // The broadcast builds the snapshot that still lists bob.
         hub.broadcast_except(Some(alice), &Bytes::from_static(b"x"));
         receives(&mut bob_client, b"x").await;
-        hub.leave(bob);
+        hub.leave(bob.id, &bob.seat);
         let mut buf = [0; 1];
         let read = tokio::time::timeout(Duration::from_secs(1), bob_client.read(&mut buf)).await;
         assert_eq!(read.expect("closed, not left hanging").unwrap(), 0);
+    }
+
+    /// Texts of the `message` frames `client` gets until `last` arrives.
+    async fn texts_until(client: &mut TcpStream, last: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        while texts.last().map(String::as_str) != Some(last) {
+            let frame = next_frame(client).await;
+            if frame["type"] == "message" {
+                texts.push(frame["payload"]["text"].as_str().unwrap().to_owned());
+            }
+        }
+        texts
+    }
+
+    #[tokio::test]
+    async fn a_resuming_client_gets_what_it_missed_in_order_then_welcome_then_live() {
+        let hub = hub_listing(100, Duration::from_secs(3600)).await;
+        let (alice, mut alice_client) = join(&hub).await;
+        for text in ["one", "two", "three"] {
+            say(&hub, alice, text, None);
+        }
+        // Once alice hears the ack of a fourth, the three are stored.
+        say(&hub, alice, "four", Some("c4"));
+        while next_frame(&mut alice_client).await["type"] != "ack" {}
+
+        let (server, mut client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let resume = Resume {
+            token: None,
+            after: Some(1),
+        };
+        let joined = hub.join(writer, Some(resume)).await.unwrap();
+        let mut kinds = Vec::new();
+        for _ in 0..4 {
+            let frame = next_frame(&mut client).await;
+            kinds.push(match frame["type"].as_str().unwrap() {
+                "message" => frame["payload"]["text"].as_str().unwrap().to_owned(),
+                other => other.to_owned(),
+            });
+        }
+        assert_eq!(kinds, ["two", "three", "four", "welcome"]);
+        say(&hub, alice, "live", None);
+        assert_eq!(texts_until(&mut client, "live").await, ["live"]);
+        assert_ne!(joined.id, alice);
+    }
+
+    #[tokio::test]
+    async fn a_token_brings_back_the_same_person_without_a_leave_or_a_join() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let grace = Duration::from_secs(3600);
+        let hub = Hub::new(
+            100,
+            Duration::from_secs(3600),
+            grace,
+            Metrics::default(),
+            store,
+        );
+        let (_watcher, mut watcher_client) = join(&hub).await;
+        let (server, mut client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let first = hub.join(writer, Some(Resume::default())).await.unwrap();
+        let welcome = next_frame(&mut client).await;
+        let token = welcome["payload"]["token"].as_str().unwrap().to_owned();
+        hub.rename(first.id, Nickname::parse("alice").unwrap())
+            .unwrap();
+        hub.announce_presence();
+        assert_eq!(next_frame(&mut watcher_client).await["type"], "presence");
+
+        hub.leave(first.id, &first.seat);
+        drop(client);
+        let resume = Resume {
+            token: Some(token),
+            after: None,
+        };
+        let (again, mut client) = {
+            let (server, client) = socket_pair().await;
+            let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+            (hub.join(writer, Some(resume)).await.unwrap(), client)
+        };
+        assert_eq!((again.id, again.nickname.as_str()), (first.id, "alice"));
+        let _ = next_frame(&mut client).await;
+        // Nothing changed for anyone else: no presence is due.
+        hub.announce_presence();
+        say(&hub, again.id, "back", None);
+        let frame = next_frame(&mut watcher_client).await;
+        assert_eq!(frame["type"], "message", "no presence frame before it");
+        assert_eq!(frame["payload"]["from"], first.id.get());
+    }
+
+    #[tokio::test]
+    async fn a_second_connection_with_a_token_closes_the_first() {
+        let hub = hub().await;
+        let (server, mut client) = socket_pair().await;
+        let first_writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let first = hub
+            .join(Arc::clone(&first_writer), Some(Resume::default()))
+            .await
+            .unwrap();
+        let token = next_frame(&mut client).await["payload"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (server, _client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let resume = Resume {
+            token: Some(token),
+            after: None,
+        };
+        let second = hub.join(writer, Some(resume)).await.unwrap();
+        assert_eq!(second.id, first.id);
+        let trouble = tokio::time::timeout(Duration::from_secs(5), first_writer.attention()).await;
+        assert_eq!(trouble.unwrap(), crate::writer::Trouble::Displaced);
+        // The displaced connection's goodbye does not take the person away.
+        hub.leave(first.id, &first.seat);
+        assert!(hub.contains(second.id));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_come_back_leaves_after_the_grace_period() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let grace = Duration::from_millis(50);
+        let hub = Hub::new(
+            100,
+            Duration::from_millis(10),
+            grace,
+            Metrics::default(),
+            store,
+        );
+        let (watcher, mut watcher_client) = join(&hub).await;
+        let (server, client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let gone = hub.join(writer, Some(Resume::default())).await.unwrap();
+        hub.leave(gone.id, &gone.seat);
+        drop(client);
+        loop {
+            let frame = next_frame(&mut watcher_client).await;
+            if frame["payload"]["left"]
+                .as_array()
+                .is_some_and(|left| !left.is_empty())
+            {
+                assert_eq!(frame["payload"]["left"][0]["id"], gone.id.get());
+                assert_eq!(frame["payload"]["online"], 1);
+                break;
+            }
+        }
+        assert!(hub.contains(watcher));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clients_resuming_during_a_flood_get_every_message_once_in_order() {
+        const MESSAGES: u64 = 1500;
+        let hub = hub().await;
+        let (alice, mut alice_client) = join(&hub).await;
+        let sender = {
+            let hub = Arc::clone(&hub);
+            tokio::spawn(async move {
+                for i in 1..=MESSAGES {
+                    say(&hub, alice, &i.to_string(), Some(&format!("c{i}")));
+                    if i % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        // Resumers join all along the flood: while batches are being
+        // stored, and between storing and relaying them.
+        let mut resumers = Vec::new();
+        let mut acked = 0;
+        while acked < MESSAGES {
+            let (server, client) = socket_pair().await;
+            let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+            let resume = Resume {
+                token: None,
+                after: Some(0),
+            };
+            hub.join(writer, Some(resume)).await.unwrap();
+            resumers.push(client);
+            for _ in 0..25 {
+                if acked < MESSAGES && next_frame(&mut alice_client).await["type"] == "ack" {
+                    acked += 1;
+                }
+            }
+        }
+        sender.await.unwrap();
+        let last = MESSAGES.to_string();
+        for client in &mut resumers {
+            let texts = texts_until(client, &last).await;
+            let expected: Vec<String> = (1..=MESSAGES).map(|i| i.to_string()).collect();
+            assert_eq!(texts, expected, "every message once, in order");
+        }
+        assert!(resumers.len() > 20);
+    }
+
+    #[tokio::test]
+    async fn messages_read_while_catching_up_are_not_relayed_again() {
+        let hub = hub().await;
+        // Stored, but (as if the group commit were slow to hand them on)
+        // not relayed yet when the client catches up.
+        let message = |text: &str| NewMessage {
+            from: 99,
+            nickname: "bob".into(),
+            text: text.into(),
+            client_id: None,
+        };
+        let stored = hub
+            .store
+            .append(vec![message("one"), message("two")])
+            .await
+            .unwrap();
+        let (_resumer, mut client) = join_as(
+            &hub,
+            Some(Resume {
+                token: None,
+                after: Some(0),
+            }),
+        )
+        .await;
+        let pending = Pending {
+            from: ClientId::from(99),
+            client_id: None,
+        };
+        for appended in stored {
+            hub.deliver(pending.clone(), Outcome::Stored(appended.message().clone()));
+        }
+        let three = hub.store.append(vec![message("three")]).await.unwrap();
+        hub.deliver(pending, Outcome::Stored(three[0].message().clone()));
+        let frame = next_frame(&mut client).await;
+        assert_eq!(frame["payload"]["text"], "three", "one and two not again");
     }
 }

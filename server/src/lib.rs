@@ -96,6 +96,7 @@ impl AppState {
             hub: Hub::new(
                 chat.presence_list_limit,
                 chat.presence_interval(),
+                chat.resume_grace(),
                 Metrics::clone(&metrics),
                 store.clone(),
             ),

@@ -26,7 +26,10 @@
 use std::{
     collections::VecDeque,
     io::{self, IoSlice},
-    sync::{Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, MutexGuard,
+    },
 };
 
 use bytes::{Buf, Bytes};
@@ -39,7 +42,8 @@ const MAX_WRITE_SLICES: usize = 64;
 
 #[derive(Debug)]
 pub struct ClientWriter {
-    id: ClientId,
+    /// Who the room knows this client as; see [`ClientWriter::adopt`].
+    id: AtomicU64,
     socket: TcpStream,
     state: Mutex<State>,
     /// Signalled when frames start waiting, or when the client must be closed.
@@ -71,6 +75,9 @@ enum Status {
     Closing,
     /// Over budget: the client is too slow and will be closed.
     Evicted,
+    /// Another connection resumed this client's identity: this one will be
+    /// closed.
+    Displaced,
     /// A write failed: the connection is gone.
     Broken,
 }
@@ -108,6 +115,8 @@ pub enum Push {
 pub enum Trouble {
     /// It went over its budget.
     Evicted,
+    /// A newer connection took over its identity.
+    Displaced,
     /// A write failed.
     Broken,
 }
@@ -117,7 +126,7 @@ impl ClientWriter {
     pub fn new(id: ClientId, socket: TcpStream, budget: usize) -> Self {
         assert!(budget > 0, "a client needs room for a frame");
         Self {
-            id,
+            id: AtomicU64::new(id.get()),
             socket,
             state: Mutex::default(),
             attention: Notify::new(),
@@ -126,7 +135,28 @@ impl ClientWriter {
     }
 
     pub fn id(&self) -> ClientId {
-        self.id
+        ClientId::from(self.id.load(Ordering::Relaxed))
+    }
+
+    /// The room knows this client by `id` from now on: a client that
+    /// resumes is the person it was before. Set before the client joins
+    /// anyone's broadcasts.
+    pub fn adopt(&self, id: ClientId) {
+        self.id.store(id.get(), Ordering::Relaxed);
+    }
+
+    /// Most bytes that may wait for the client.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// A newer connection took over this client's identity: drop whatever
+    /// waits and let the connection close.
+    pub fn displace(&self) {
+        let state = self.lock();
+        if state.status == Status::Open {
+            self.retire(state, Status::Displaced);
+        }
     }
 
     pub fn socket(&self) -> &TcpStream {
@@ -225,6 +255,7 @@ impl ClientWriter {
                 let mut state = self.lock();
                 match state.status {
                     Status::Evicted => return Trouble::Evicted,
+                    Status::Displaced => return Trouble::Displaced,
                     Status::Broken => return Trouble::Broken,
                     Status::Open | Status::Closing => {}
                 }
@@ -261,11 +292,17 @@ impl ClientWriter {
     /// Marks the client evicted and frees what waits for it, keeping only a
     /// frame the socket took in part (the close frame must follow whole
     /// frames).
-    fn evict(&self, mut state: MutexGuard<'_, State>) {
+    fn evict(&self, state: MutexGuard<'_, State>) {
+        self.retire(state, Status::Evicted);
+    }
+
+    /// Frees what waits for the client but a frame the socket took in
+    /// part, sets `status` and wakes the connection to close.
+    fn retire(&self, mut state: MutexGuard<'_, State>, status: Status) {
         let keep = usize::from(state.head_started);
         state.queue.truncate(keep);
         state.queued_bytes = state.queue.iter().map(Bytes::len).sum();
-        state.status = Status::Evicted;
+        state.status = status;
         drop(state);
         self.attention.notify_one();
     }
@@ -293,7 +330,7 @@ impl ClientWriter {
                 Ok(written) => state.consume(written),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(err) => {
-                    tracing::debug!(client = %self.id, %err, "write failed");
+                    tracing::debug!(client = %self.id(), %err, "write failed");
                     state.status = Status::Broken;
                     return Err(err);
                 }
@@ -318,7 +355,7 @@ impl ClientWriter {
                 state.enqueue(frame.clone());
             }
             Err(err) => {
-                tracing::debug!(client = %self.id, %err, "write failed");
+                tracing::debug!(client = %self.id(), %err, "write failed");
                 state.status = Status::Broken;
                 drop(state);
                 self.attention.notify_one();

@@ -1,7 +1,183 @@
-//! Who a connection is.
+//! Who a connection is: the person behind a resume token.
 //!
-//! Placeholder module root; filled in by the resume work.
+//! Every `welcome` carries a fresh [`ResumeToken`]. A client that connects
+//! again and shows it gets the same person back: the same id and nickname,
+//! with no leave and join for anyone to see. A person whose connection
+//! dropped is *away*: still listed, nickname reserved, until they come back
+//! or a grace period runs out. The newest connection showing a token wins;
+//! the one it displaces is closed.
+//!
+//! This module only keeps the books; the [hub](crate::hub) acts on them
+//! (roster, timers, closing the displaced connection).
 
-pub mod token;
+mod token;
+
+use std::collections::HashMap;
 
 pub use token::ResumeToken;
+
+use crate::client_id::ClientId;
+
+/// One connection's hold on a person: a later connection with the same
+/// token gets a new seat, and whatever the old one does after that is
+/// ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seat(u64);
+
+/// The person a connection is, from [`Identities::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub id: ClientId,
+    pub token: ResumeToken,
+    pub seat: Seat,
+    /// The token was known: the same person as before, already in the roster.
+    pub resumed: bool,
+    /// Another connection held this person until now; it must be closed.
+    pub displaced: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Identities {
+    by_token: HashMap<ResumeToken, Person>,
+    next_seat: u64,
+}
+
+#[derive(Debug)]
+struct Person {
+    id: ClientId,
+    seat: Seat,
+    away: bool,
+}
+
+impl Identities {
+    /// The person `token` names, now held by a new seat; someone new, with
+    /// the id `fresh` and a new token, if the token is unknown, malformed or
+    /// absent.
+    pub fn claim(&mut self, token: Option<&str>, fresh: ClientId) -> Claim {
+        self.next_seat += 1;
+        let seat = Seat(self.next_seat);
+        if let Some(token) = token.and_then(ResumeToken::parse) {
+            if let Some(person) = self.by_token.get_mut(&token) {
+                let displaced = !person.away;
+                person.seat = seat;
+                person.away = false;
+                return Claim {
+                    id: person.id,
+                    token,
+                    seat,
+                    resumed: true,
+                    displaced,
+                };
+            }
+        }
+        let id = fresh;
+        let token = ResumeToken::generate();
+        self.by_token.insert(
+            token.clone(),
+            Person {
+                id,
+                seat,
+                away: false,
+            },
+        );
+        Claim {
+            id,
+            token,
+            seat,
+            resumed: false,
+            displaced: false,
+        }
+    }
+
+    /// The connection in `seat` is gone; its person, if it still held
+    /// them, is away and kept. `false` if a newer connection holds them.
+    pub fn release(&mut self, token: &ResumeToken, seat: Seat) -> bool {
+        match self.by_token.get_mut(token) {
+            Some(person) if person.seat == seat => {
+                person.away = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Lets the person go for good if `seat` still holds them: when their
+    /// connection could never resume, or the grace period after
+    /// [`release`](Self::release) ran out while they stayed away.
+    pub fn forget(&mut self, token: &ResumeToken, seat: Seat) -> bool {
+        let held = self
+            .by_token
+            .get(token)
+            .is_some_and(|person| person.seat == seat);
+        if held {
+            self.by_token.remove(token);
+        }
+        held
+    }
+
+    /// People known, connected or away.
+    pub fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_known_token_everyone_is_someone_new() {
+        let mut identities = Identities::default();
+        let a = identities.claim(None, ClientId::next());
+        let b = identities.claim(Some("not a token"), ClientId::next());
+        let c = identities.claim(Some(ResumeToken::generate().as_str()), ClientId::next());
+        assert!(![&a, &b, &c].iter().any(|claim| claim.resumed));
+        assert_ne!(a.id, b.id);
+        assert_ne!(a.token, b.token);
+        assert_ne!(c.id, b.id);
+        assert_eq!(identities.len(), 3);
+    }
+
+    #[test]
+    fn a_released_person_comes_back_with_their_token() {
+        let mut identities = Identities::default();
+        let first = identities.claim(None, ClientId::next());
+        assert!(identities.release(&first.token, first.seat));
+        let again = identities.claim(Some(first.token.as_str()), ClientId::next());
+        assert_eq!(
+            (again.id, again.resumed, again.displaced),
+            (first.id, true, false)
+        );
+        assert_ne!(again.seat, first.seat);
+        // The old connection's late goodbye changes nothing.
+        assert!(!identities.release(&first.token, first.seat));
+        assert!(!identities.forget(&first.token, first.seat));
+        assert!(identities.forget(&again.token, again.seat));
+        assert!(identities.is_empty());
+    }
+
+    #[test]
+    fn a_second_connection_with_the_token_displaces_the_first() {
+        let mut identities = Identities::default();
+        let first = identities.claim(None, ClientId::next());
+        let second = identities.claim(Some(first.token.as_str()), ClientId::next());
+        assert!(second.resumed && second.displaced);
+        assert_eq!(second.id, first.id);
+        assert!(!identities.release(&first.token, first.seat));
+    }
+
+    #[test]
+    fn an_expired_person_is_gone_and_their_token_means_nothing() {
+        let mut identities = Identities::default();
+        let first = identities.claim(None, ClientId::next());
+        identities.release(&first.token, first.seat);
+        assert!(identities.forget(&first.token, first.seat));
+        let later = identities.claim(Some(first.token.as_str()), ClientId::next());
+        assert!(!later.resumed);
+        assert_ne!(later.id, first.id);
+    }
+}

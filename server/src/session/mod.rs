@@ -14,11 +14,11 @@
 
 mod rate;
 
-use std::{sync::Arc, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
 use app::protocol::{
     ClientFrame, ClientMessageId, ErrorCode, ErrorPayload, MessageText, Nickname, OutgoingMessage,
-    ServerFrame,
+    Resume, ServerFrame,
 };
 
 pub use rate::{TokenBucket, TypingThrottle};
@@ -28,12 +28,26 @@ use crate::{client_id::ClientId, presence::NicknameTaken};
 /// Where a session's client chats: who gets its messages, who else is here.
 pub trait Room: Send + Sync + 'static {
     /// What the room needs to reach the client (its socket writer).
-    type Endpoint;
-    /// Adds the client under the default nickname and sends it `welcome`
-    /// before anything else.
-    fn join(&self, id: ClientId, endpoint: Self::Endpoint);
-    /// Removes the client; harmless if it already left.
-    fn leave(&self, id: ClientId);
+    type Endpoint: Send;
+    /// The room's hold on one connection's client, handed back on leave.
+    type Seat: Send + Sync;
+    /// Admits the client and sends it `welcome`. With `resume` the client
+    /// can come back after a drop: its `token`, if the room knows it, makes
+    /// it the person it was (same id and nickname, and nobody sees it leave
+    /// or join); every stored message after `after` is sent first, in
+    /// order, before `welcome` and live traffic, with none missed and none
+    /// twice. Without it (a v1 client), or with an unknown token, the
+    /// client is someone new named Anonymous. `None`: the client went away
+    /// while catching up.
+    fn join(
+        &self,
+        endpoint: Self::Endpoint,
+        resume: Option<Resume>,
+    ) -> impl Future<Output = Option<Joined<Self::Seat>>> + Send;
+    /// The client's connection is gone. A client that can resume stays
+    /// for a grace period; one that cannot, or a connection another one
+    /// displaced, leaves at once. Harmless if it already left.
+    fn leave(&self, id: ClientId, seat: &Self::Seat);
     /// Gives the client a nickname, unless someone else online holds it.
     fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken>;
     /// Stores the message, then relays it to everyone else and acks it to
@@ -53,6 +67,14 @@ pub trait Room: Send + Sync + 'static {
     fn history(&self, to: ClientId, before: u64);
 }
 
+/// A client the room admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined<S> {
+    pub id: ClientId,
+    pub nickname: Nickname,
+    pub seat: S,
+}
+
 /// How fast one client may send, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -64,6 +86,7 @@ pub struct RateLimit {
 
 pub struct Session<R: Room> {
     id: ClientId,
+    seat: R::Seat,
     room: Arc<R>,
     /// As the room has it: changed only once the room agreed.
     nickname: Nickname,
@@ -73,23 +96,25 @@ pub struct Session<R: Room> {
 }
 
 impl<R: Room> Session<R> {
-    /// Joins `room`, which welcomes the client.
-    pub fn join(
+    /// Joins `room`, which welcomes the client (see [`Room::join`]);
+    /// `None` if the client went away meanwhile.
+    pub async fn join(
         room: Arc<R>,
-        id: ClientId,
         endpoint: R::Endpoint,
+        resume: Option<Resume>,
         limit: RateLimit,
         now: Instant,
-    ) -> Self {
-        room.join(id, endpoint);
-        Self {
+    ) -> Option<Self> {
+        let Joined { id, nickname, seat } = room.join(endpoint, resume).await?;
+        Some(Self {
             id,
+            seat,
             room,
-            nickname: Nickname::default(),
+            nickname,
             limit: TokenBucket::new(limit.burst, limit.per_second, now),
             typing: TypingThrottle::default(),
             left: false,
-        }
+        })
     }
 
     pub fn id(&self) -> ClientId {
@@ -146,7 +171,7 @@ impl<R: Room> Session<R> {
     pub fn leave(&mut self) {
         if !self.left {
             self.left = true;
-            self.room.leave(self.id);
+            self.room.leave(self.id, &self.seat);
         }
     }
 
@@ -213,14 +238,22 @@ mod tests {
     }
 
     impl Room for FakeRoom {
-        type Endpoint = ();
+        /// The id the test wants the client to have.
+        type Endpoint = ClientId;
+        type Seat = ();
 
-        fn join(&self, id: ClientId, (): ()) {
+        async fn join(&self, id: ClientId, resume: Option<Resume>) -> Option<Joined<()>> {
             self.roster(|roster| roster.join(id));
-            self.log.lock().unwrap().push(format!("join {id}"));
+            let resume = resume.map_or(String::new(), |r| format!(" after {:?}", r.after));
+            self.log.lock().unwrap().push(format!("join {id}{resume}"));
+            Some(Joined {
+                id,
+                nickname: Nickname::default(),
+                seat: (),
+            })
         }
 
-        fn leave(&self, id: ClientId) {
+        fn leave(&self, id: ClientId, (): &()) {
             self.roster(|roster| roster.leave(id));
             self.log.lock().unwrap().push(format!("leave {id}"));
         }
@@ -269,7 +302,16 @@ mod tests {
     };
 
     fn session(room: &Arc<FakeRoom>, id: u64, now: Instant) -> Session<FakeRoom> {
-        Session::join(Arc::clone(room), ClientId::from(id), (), LIMIT, now)
+        let join = Session::join(Arc::clone(room), ClientId::from(id), None, LIMIT, now);
+        // The fake room answers at once: one poll finishes the join.
+        let mut join = std::pin::pin!(join);
+        match join
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(session) => session.expect("the fake room admits everyone"),
+            std::task::Poll::Pending => panic!("the fake room never waits"),
+        }
     }
 
     fn message(text: &str, client_id: Option<&str>) -> Result<ClientFrame, ErrorPayload> {
@@ -422,6 +464,25 @@ mod tests {
     }
 
     #[test]
+    fn history_is_asked_of_the_room_and_resume_is_refused_once_joined() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        room.log();
+        assert_eq!(
+            alice.handle(Ok(ClientFrame::History { before: 40 }), now),
+            None
+        );
+        assert_eq!(room.log(), ["history #1 before 40"]);
+        let resume = Ok(ClientFrame::Resume(Resume::default()));
+        assert_eq!(
+            error_code(alice.handle(resume, now)).0,
+            ErrorCode::OutOfOrder
+        );
+        assert_eq!(room.log(), Vec::<String>::new());
+    }
+
+    #[test]
     fn after_leaving_nothing_more_is_posted() {
         let room = Arc::new(FakeRoom::default());
         let now = Instant::now();
@@ -448,6 +509,7 @@ mod tests {
                     }))
                 ),
                 any::<bool>().prop_map(|active| Ok(ClientFrame::Typing(active))),
+                any::<u64>().prop_map(|before| Ok(ClientFrame::History { before })),
                 Just(Err(ErrorPayload::new(ErrorCode::MalformedJson, "no"))),
             ]
         }
@@ -456,7 +518,8 @@ mod tests {
             #![proptest_config(ProptestConfig::with_cases(2048))]
 
             /// Any sequence of frames, at any pace, from two clients: no
-            /// panic, and never more posts than the rate limit allows.
+            /// panic, and never more posts and history reads than the rate
+            /// limit allows.
             #[test]
             fn sessions_never_panic_and_keep_to_the_rate_limit(
                 steps in proptest::collection::vec((0..2usize, frame(), 0..400u64), 0..80)
@@ -476,7 +539,10 @@ mod tests {
                 for id in ["#1", "#2"] {
                     let posts = log
                         .iter()
-                        .filter(|line| line.starts_with(&format!("post {id} ")))
+                        .filter(|line| {
+                            line.starts_with(&format!("post {id} "))
+                                || line.starts_with(&format!("history {id} "))
+                        })
                         .count();
                     prop_assert!(posts as f64 <= allowed + 1e-9);
                 }

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use app::protocol::{ClientFrame, ErrorCode, ErrorPayload, ServerFrame};
+use app::protocol::{ClientFrame, ErrorCode, ErrorPayload, Resume, ServerFrame};
 use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,7 @@ use tungstenite::{
 use super::frame;
 use crate::{
     metrics::Metrics,
-    session::{Room, Session},
+    session::{RateLimit, Room, Session},
     writer::{ClientWriter, Delivery, Trouble},
 };
 
@@ -40,12 +40,25 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// client sending non-stop cannot hog a worker thread.
 const READ_BUDGET: usize = 32;
 
+/// How long a client that announced a `resume` (by connecting to
+/// `/ws?resume`) has to send it.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Connection<R: Room> {
     /// tungstenite's protocol state: framing, masking, UTF-8, control frames.
     ws: WebSocket<SocketIo>,
     writer: Arc<ClientWriter>,
-    session: Session<R>,
+    /// Once the room admitted the client.
+    session: Option<Session<R>>,
     metrics: Arc<Metrics>,
+}
+
+/// How a connection joins its room.
+pub struct Joining<R> {
+    pub room: Arc<R>,
+    /// The client connected to `/ws?resume`: its first frame is `resume`.
+    pub resuming: bool,
+    pub limit: RateLimit,
 }
 
 /// tungstenite's side of the socket: reads come straight from it and never
@@ -94,7 +107,6 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
     /// `read_ahead`: bytes the client sent right behind its handshake.
     pub fn new(
         writer: Arc<ClientWriter>,
-        session: Session<R>,
         read_ahead: Bytes,
         config: WebSocketConfig,
         metrics: Arc<Metrics>,
@@ -106,16 +118,66 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
         Self {
             ws: WebSocket::from_partially_read(io, read_ahead, Role::Server, Some(config)),
             writer,
-            session,
+            session: None,
             metrics,
         }
     }
 
     /// The connection's whole life.
-    pub async fn run(mut self, ping_interval: Duration, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        joining: Joining<R>,
+        ping_interval: Duration,
+        shutdown: CancellationToken,
+    ) {
         let _open = self.metrics.connection();
         let writer = Arc::clone(&self.writer);
         tracing::debug!("connected");
+
+        // A resuming client says who it was before it is welcomed; any other
+        // first frame makes it someone new, and is handled once it joined.
+        let mut first = None;
+        let resume = if joining.resuming {
+            let read = tokio::select! {
+                read = tokio::time::timeout(RESUME_TIMEOUT, self.first_message()) => read,
+                () = shutdown.cancelled() => Ok(Err(End::Close(CloseCode::Away, "server shutting down"))),
+            };
+            match read {
+                Ok(Ok(Ok(ClientFrame::Resume(resume)))) => Some(resume),
+                Ok(Ok(other)) => {
+                    first = Some(other);
+                    Some(Resume::default())
+                }
+                Ok(Err(end)) => return self.end(end).await,
+                Err(_) => {
+                    let end = End::Close(CloseCode::Policy, "no resume frame in time");
+                    return self.end(end).await;
+                }
+            }
+        } else {
+            None
+        };
+        let join = Session::join(
+            joining.room,
+            Arc::clone(&writer),
+            resume,
+            joining.limit,
+            std::time::Instant::now(),
+        );
+        let session = tokio::select! {
+            session = join => session,
+            () = shutdown.cancelled() => {
+                return self.end(End::Close(CloseCode::Away, "server shutting down")).await;
+            }
+        };
+        let Some(session) = session else {
+            return self.end(End::Gone).await;
+        };
+        tracing::debug!(client = %session.id(), "joined");
+        self.session = Some(session);
+        if let Some(first) = first {
+            self.handle_frame(first);
+        }
 
         let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,6 +218,7 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
                         self.metrics.dropped_slow();
                         End::Close(CloseCode::Policy, "too slow: fell behind the chat")
                     }
+                    Trouble::Displaced => End::Close(CloseCode::Library(4001), "resumed on another connection"),
                     Trouble::Broken => End::Gone,
                 }),
                 _ = ping.tick() => Event::Ping,
@@ -163,10 +226,15 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
             };
         };
 
+        self.end(end).await;
+    }
+
+    /// Leaves the room and ends the connection as `end` says.
+    async fn end(mut self, end: End) {
         // Boxed: closing is rare and its timer is large, and this future's
         // size is paid by every connected client.
         match end {
-            End::Gone => self.session.leave(),
+            End::Gone => self.leave(),
             End::Closed => Box::pin(self.see_close_out()).await,
             End::Close(code, reason) => {
                 tracing::debug!(%code, reason, "closing");
@@ -174,6 +242,33 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
             }
         }
         tracing::debug!("disconnected");
+    }
+
+    fn leave(&mut self) {
+        if let Some(session) = &mut self.session {
+            session.leave();
+        }
+    }
+
+    /// Reads until the client's first data message: a frame, or why it
+    /// could not be decoded.
+    async fn first_message(&mut self) -> Result<Result<ClientFrame, ErrorPayload>, End> {
+        loop {
+            match self.ws.read() {
+                Ok(message) => {
+                    if let Some(frame) = decode(message) {
+                        self.metrics.frame_in();
+                        return Ok(frame);
+                    }
+                }
+                Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if self.writer.socket().readable().await.is_err() {
+                        return Err(End::Gone);
+                    }
+                }
+                Err(err) => return Err(end_for_read_error(err)),
+            }
+        }
     }
 
     /// Handles the messages that have arrived. `Ok(true)` if the budget ran
@@ -194,17 +289,17 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
     /// Hands one message from the client to its session and sends back the
     /// session's answer, if any.
     fn handle(&mut self, message: Message) {
-        let frame = match message {
-            Message::Text(text) => ClientFrame::decode(&text).map_err(ErrorPayload::from),
-            Message::Binary(_) => Err(ErrorPayload::new(
-                ErrorCode::BinaryNotSupported,
-                "binary frames are not supported; send JSON text frames",
-            )),
-            // tungstenite answers pings and close frames by itself.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => return,
+        if let Some(frame) = decode(message) {
+            self.metrics.frame_in();
+            self.handle_frame(frame);
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Result<ClientFrame, ErrorPayload>) {
+        let Some(session) = &mut self.session else {
+            return;
         };
-        self.metrics.frame_in();
-        if let Some(reply) = self.session.handle(frame, std::time::Instant::now()) {
+        if let Some(reply) = session.handle(frame, std::time::Instant::now()) {
             if let ServerFrame::Error(error) = &reply {
                 tracing::debug!(code = %error.code, "refused a frame");
                 self.metrics.error(error.code);
@@ -218,7 +313,7 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
     /// the reply time to get out even if the socket was full (dropping the
     /// socket now would throw it away).
     async fn see_close_out(mut self) {
-        self.session.leave();
+        self.leave();
         let _ = tokio::time::timeout(CLOSE_GRACE, self.writer.drain()).await;
     }
 
@@ -227,7 +322,7 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
     /// unread input makes the kernel reset the connection, and the peer could
     /// lose the close frame.
     async fn close(mut self, code: CloseCode, reason: &'static str) {
-        self.session.leave();
+        self.leave();
         let writer = Arc::clone(&self.writer);
         writer.start_closing();
         let frame = CloseFrame {
@@ -255,6 +350,19 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
             }
         })
         .await;
+    }
+}
+
+/// A data message as the session takes it: a frame, or why it could not be
+/// decoded; `None` for control messages, which tungstenite answers itself.
+fn decode(message: Message) -> Option<Result<ClientFrame, ErrorPayload>> {
+    match message {
+        Message::Text(text) => Some(ClientFrame::decode(&text).map_err(ErrorPayload::from)),
+        Message::Binary(_) => Some(Err(ErrorPayload::new(
+            ErrorCode::BinaryNotSupported,
+            "binary frames are not supported; send JSON text frames",
+        ))),
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => None,
     }
 }
 

@@ -11,15 +11,27 @@ pub mod upgrade;
 use std::sync::Arc;
 
 use app::protocol::MAX_FRAME_BYTES;
-use axum::{extract::State, response::Response};
+use axum::{
+    extract::{RawQuery, State},
+    response::Response,
+};
 use tracing::Instrument;
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::{client_id::ClientId, session::Session, writer::ClientWriter, AppState};
-use connection::Connection;
+use crate::{client_id::ClientId, writer::ClientWriter, AppState};
+use connection::{Connection, Joining};
 use upgrade::WebSocketUpgrade;
 
-pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+/// `GET /ws`, or `GET /ws?resume` for a client that will say who it was in
+/// its first frame (see PROTOCOL.md).
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    RawQuery(query): RawQuery,
+    State(state): State<AppState>,
+) -> Response {
+    let resuming = query
+        .as_deref()
+        .is_some_and(|query| query.split('&').any(|pair| pair == "resume"));
     // Only what a connection needs is moved into its task: the task lives as
     // long as the connection, and its size is paid once per client.
     let AppState {
@@ -53,18 +65,14 @@ pub async fn handler(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
             upgraded.socket,
             config.client_buffer_bytes,
         ));
-        let session = span.in_scope(|| {
-            Session::join(
-                hub,
-                id,
-                Arc::clone(&writer),
-                chat.rate_limit(),
-                std::time::Instant::now(),
-            )
-        });
-        let connection = Connection::new(writer, session, upgraded.read_ahead, protocol, metrics);
+        let joining = Joining {
+            room: hub,
+            resuming,
+            limit: chat.rate_limit(),
+        };
+        let connection = Connection::new(writer, upgraded.read_ahead, protocol, metrics);
         connection
-            .run(config.ping_interval(), shutdown)
+            .run(joining, config.ping_interval(), shutdown)
             .instrument(span)
             .await;
     });
