@@ -6,6 +6,7 @@ mod chat;
 mod http;
 mod lifecycle;
 mod limits;
+mod resume;
 mod session;
 mod storage;
 mod support;

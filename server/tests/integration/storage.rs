@@ -6,85 +6,12 @@
 use std::{process::Stdio, time::Duration};
 
 use server::store::Store;
-use tempfile::TempDir;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
 };
 
-use crate::support::{sqlite_url, Client, TestServer, WAIT};
-
-/// A fresh, empty database of each kind, dropped with the guard.
-enum Database {
-    Sqlite(TempDir),
-    Postgres { url: String },
-}
-
-impl Database {
-    fn sqlite() -> Self {
-        Self::Sqlite(TempDir::new().unwrap())
-    }
-
-    /// A new database on the test PostgreSQL server; `None` where none is
-    /// configured (never in CI, where that is a failure).
-    async fn postgres() -> Option<Self> {
-        let Ok(admin) = std::env::var("PARLEY_TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PARLEY_TEST_POSTGRES_URL must be set in CI (scripts/with-postgres.sh)"
-            );
-            eprintln!("PostgreSQL not configured (PARLEY_TEST_POSTGRES_URL): skipped");
-            return None;
-        };
-        let name = format!("parley_it_{}_{}", std::process::id(), rand_suffix());
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .expect("the admin database");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .expect("a fresh database");
-        pool.close().await;
-        let (base, _) = admin.rsplit_once('/').expect("a URL with a database name");
-        Some(Self::Postgres {
-            url: format!("{base}/{name}"),
-        })
-    }
-
-    fn url(&self) -> String {
-        match self {
-            Self::Sqlite(dir) => sqlite_url(dir),
-            Self::Postgres { url } => url.clone(),
-        }
-    }
-}
-
-/// Distinct enough for databases made by one test process.
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Runs `$body` (an async fn taking the database URL) on both stores.
-macro_rules! on_both_stores {
-    ($body:ident) => {
-        mod $body {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_sqlite() {
-                let database = super::Database::sqlite();
-                super::$body(database.url()).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_postgres() {
-                if let Some(database) = super::Database::postgres().await {
-                    super::$body(database.url()).await;
-                }
-            }
-        }
-    };
-}
+use crate::support::{on_both_stores, Client, TestServer, WAIT};
 
 async fn server_on(url: &str) -> TestServer {
     TestServer::builder().database_url(url).start().await

@@ -194,6 +194,38 @@ impl TestServer {
         client
     }
 
+    /// A client of `/ws?resume` that sent `resume {token, after}` first,
+    /// past its `welcome`, with the `message` frames that came before it.
+    pub async fn resume(&self, token: Option<&str>, after: Option<u64>) -> (Client, Vec<Value>) {
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws?resume", self.addr))
+                .await
+                .expect("WebSocket handshake");
+        let resume = json!({"type": "resume", "payload": {"token": token, "after": after}});
+        socket
+            .send(Message::text(resume.to_string()))
+            .await
+            .expect("send resume");
+        let mut client = Client {
+            socket,
+            id: 0,
+            welcome: Value::Null,
+        };
+        let mut missed = Vec::new();
+        loop {
+            let frame = client.next_frame().await;
+            match frame["type"].as_str() {
+                Some("message") => missed.push(frame["payload"].clone()),
+                Some("welcome") => {
+                    client.id = frame["payload"]["id"].as_u64().expect("an id");
+                    client.welcome = frame;
+                    return (client, missed);
+                }
+                _ => panic!("before welcome only missed messages come: {frame}"),
+            }
+        }
+    }
+
     /// Waits until the hub has exactly `n` clients (joining and leaving
     /// happen on the server's own tasks, a moment after the client acts).
     pub async fn wait_for_clients(&self, n: usize) {
@@ -263,6 +295,14 @@ impl Client {
         client.id = welcome["payload"]["id"].as_u64().expect("an id");
         client.welcome = welcome;
         client
+    }
+
+    /// The resume token from this connection's `welcome`.
+    pub fn token(&self) -> String {
+        self.welcome["payload"]["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
     }
 
     pub async fn send_json(&mut self, value: Value) {
@@ -450,3 +490,76 @@ pub async fn exchange(mut socket: TcpStream, request: &str) -> (String, String) 
         .unwrap();
     (head, String::from_utf8(body).unwrap())
 }
+
+/// A fresh, empty database of each kind, dropped with the guard.
+pub enum Database {
+    Sqlite(TempDir),
+    Postgres { url: String },
+}
+
+impl Database {
+    pub fn sqlite() -> Self {
+        Self::Sqlite(TempDir::new().unwrap())
+    }
+
+    /// A new database on the test PostgreSQL server; `None` where none is
+    /// configured (never in CI, where that is a failure).
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin) = std::env::var("PARLEY_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PARLEY_TEST_POSTGRES_URL must be set in CI (scripts/with-postgres.sh)"
+            );
+            eprintln!("PostgreSQL not configured (PARLEY_TEST_POSTGRES_URL): skipped");
+            return None;
+        };
+        let name = format!("parley_it_{}_{}", std::process::id(), rand_suffix());
+        let pool = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("the admin database");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .expect("a fresh database");
+        pool.close().await;
+        let (base, _) = admin.rsplit_once('/').expect("a URL with a database name");
+        Some(Self::Postgres {
+            url: format!("{base}/{name}"),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => sqlite_url(dir),
+            Self::Postgres { url } => url.clone(),
+        }
+    }
+}
+
+/// Distinct enough for databases made by one test process.
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs `$body` (an async fn taking the database URL) on both stores.
+macro_rules! on_both_stores {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let database = $crate::support::Database::sqlite();
+                super::$body(database.url()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                if let Some(database) = $crate::support::Database::postgres().await {
+                    super::$body(database.url()).await;
+                }
+            }
+        }
+    };
+}
+pub(crate) use on_both_stores;
