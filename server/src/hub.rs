@@ -262,6 +262,9 @@ impl Room for Hub {
         if claim.displaced {
             self.displace(claim.id);
         }
+        if resumable {
+            self.metrics.resumed(claim.resumed);
+        }
         // Until it is admitted, a client that goes away gives its person
         // back as if it had left.
         let mut pending = PendingSeat {
@@ -458,6 +461,7 @@ impl Hub {
                 }
             }
             self.metrics.frames_out(page.len());
+            self.metrics.caught_up(page.len());
             if page.len() < CATCH_UP_PAGE as usize {
                 if let Some(nickname) = self.admit(claim, writer, Some(after)) {
                     return Some(nickname);

@@ -58,6 +58,14 @@ fn describe() {
         "parley_store_errors_total",
         "Transactions the message store failed"
     );
+    describe_counter!(
+        "parley_resumes_total",
+        "Connections that resumed: outcome=\"same\" (the token's person) or \"new\""
+    );
+    describe_counter!(
+        "parley_caught_up_messages_total",
+        "Missed messages sent to resuming clients from the store"
+    );
 }
 
 #[derive(Clone)]
@@ -70,6 +78,9 @@ pub struct Metrics {
     rate_limited: Counter,
     batch_size: Histogram,
     store_errors: Counter,
+    resumed_same: Counter,
+    resumed_new: Counter,
+    caught_up: Counter,
 }
 
 impl Default for Metrics {
@@ -83,6 +94,9 @@ impl Default for Metrics {
             rate_limited: counter!("parley_rate_limited_total"),
             batch_size: histogram!("parley_store_batch_size"),
             store_errors: counter!("parley_store_errors_total"),
+            resumed_same: counter!("parley_resumes_total", "outcome" => "same"),
+            resumed_new: counter!("parley_resumes_total", "outcome" => "new"),
+            caught_up: counter!("parley_caught_up_messages_total"),
         }
     }
 }
@@ -120,6 +134,20 @@ impl Metrics {
     /// One transaction of the group commit stored `messages`.
     pub fn commit_batch(&self, messages: usize) {
         self.batch_size.record(messages as f64);
+    }
+
+    /// A client resumed: as the same person as before, or as someone new.
+    pub fn resumed(&self, same: bool) {
+        if same {
+            self.resumed_same.increment(1);
+        } else {
+            self.resumed_new.increment(1);
+        }
+    }
+
+    /// `messages` missed messages went to a client catching up.
+    pub fn caught_up(&self, messages: usize) {
+        self.caught_up.increment(messages as u64);
     }
 
     pub fn store_error(&self) {

@@ -2,7 +2,7 @@
 
 use crate::support::TestServer;
 
-async fn get(url: &str) -> (u16, String) {
+pub(crate) async fn get(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.expect("HTTP response");
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
@@ -55,7 +55,7 @@ async fn healthz_answers_while_the_server_serves() {
 }
 
 /// The value of the sample `name` (with its labels) in Prometheus text.
-fn sample(metrics: &str, name: &str) -> f64 {
+pub(crate) fn sample(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))

@@ -5,7 +5,10 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{on_both_stores, unlimited_chat, Client, TestServer};
+use crate::{
+    http::{get, sample},
+    support::{on_both_stores, unlimited_chat, Client, TestServer},
+};
 
 /// Sends a message with an id and returns its ack's payload.
 async fn say_acked(client: &mut Client, text: &str, client_id: &str) -> Value {
@@ -66,6 +69,10 @@ async fn a_client_that_missed_n_messages_gets_exactly_those_in_order_on_resume(u
     // Then live traffic, and nothing from the backlog again.
     bob.say("live").await;
     alice.expect_message("Anonymous", "live").await;
+
+    let (_, metrics) = get(&server.url("/metrics")).await;
+    assert!(sample(&metrics, "parley_caught_up_messages_total") >= 7.0);
+    assert!(sample(&metrics, r#"parley_resumes_total{outcome="same"}"#) >= 1.0);
 }
 
 on_both_stores!(history_pages_go_back_by_id_to_the_beginning);
