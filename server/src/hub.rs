@@ -33,7 +33,7 @@ use crate::{
     client_id::ClientId,
     commit::{Committer, Outcome, Pending},
     flush::{FlushPool, Recipients},
-    identity::{Claim, Identities, ResumeToken, Seat},
+    identity::{Claim, Identities, Release, ResumeToken, Seat},
     lock,
     metrics::Metrics,
     presence::{NicknameTaken, Roster},
@@ -86,6 +86,9 @@ pub struct HubSeat {
     resumable: bool,
 }
 
+/// Most people kept away (dropped, waiting for them to resume) at once.
+const AWAY_LIMIT: usize = 10_000;
+
 /// Messages read from the store per query while a client catches up.
 const CATCH_UP_PAGE: u32 = 256;
 
@@ -132,7 +135,7 @@ impl Hub {
             flush: FlushPool::new(),
             presence_interval,
             presence_due: AtomicBool::new(false),
-            identities: Mutex::default(),
+            identities: Mutex::new(Identities::new(AWAY_LIMIT)),
             resume_grace,
             relayed: Mutex::default(),
             metrics,
@@ -288,25 +291,23 @@ impl Room for Hub {
     }
 
     fn leave(&self, id: ClientId, seat: &HubSeat) {
-        let away = self.resume_grace > Duration::ZERO && seat.resumable;
-        {
+        let away = {
             let mut identities = lock(&self.identities);
-            let held = if away {
+            let release = if self.resume_grace > Duration::ZERO && seat.resumable {
                 identities.release(&seat.token, seat.seat)
+            } else if identities.forget(&seat.token, seat.seat) {
+                Release::Forgotten
             } else {
-                identities.forget(&seat.token, seat.seat)
+                Release::NotHeld
             };
-            // A newer connection holds this person now: it is theirs.
-            if !held {
-                return;
+            match release {
+                Release::Away => true,
+                Release::Forgotten => false,
+                // A newer connection holds this person now: it is theirs.
+                Release::NotHeld => return,
             }
-        }
-        if lock(&self.members).remove(&id).is_none() {
-            // Never admitted: nobody saw it come.
-            if !away {
-                lock(&self.roster).leave(id);
-            }
-        }
+        };
+        lock(&self.members).remove(&id);
         // Dropping the old snapshot here, not at the next broadcast, lets a
         // departed client's socket close now.
         let stale = lock(&self.snapshot).take();

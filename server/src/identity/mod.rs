@@ -36,10 +36,26 @@ pub struct Claim {
     pub displaced: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Identities {
     by_token: HashMap<ResumeToken, Person>,
     next_seat: u64,
+    /// People away now, and how many may be: past that, someone who drops
+    /// leaves at once, so that connecting and dropping in a loop cannot
+    /// fill the online list with ghosts.
+    away: usize,
+    away_limit: usize,
+}
+
+/// What became of a person whose connection dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Kept for the grace period.
+    Away,
+    /// Gone for good: too many people are away already.
+    Forgotten,
+    /// A newer connection holds them: nothing to do.
+    NotHeld,
 }
 
 #[derive(Debug)]
@@ -50,6 +66,16 @@ struct Person {
 }
 
 impl Identities {
+    /// At most `away_limit` people are kept away at once.
+    pub fn new(away_limit: usize) -> Self {
+        Self {
+            by_token: HashMap::new(),
+            next_seat: 0,
+            away: 0,
+            away_limit,
+        }
+    }
+
     /// The person `token` names, now held by a new seat; someone new, with
     /// the id `fresh` and a new token, if the token is unknown, malformed or
     /// absent.
@@ -59,6 +85,9 @@ impl Identities {
         if let Some(token) = token.and_then(ResumeToken::parse) {
             if let Some(person) = self.by_token.get_mut(&token) {
                 let displaced = !person.away;
+                if person.away {
+                    self.away -= 1;
+                }
                 person.seat = seat;
                 person.away = false;
                 return Claim {
@@ -90,14 +119,20 @@ impl Identities {
     }
 
     /// The connection in `seat` is gone; its person, if it still held
-    /// them, is away and kept. `false` if a newer connection holds them.
-    pub fn release(&mut self, token: &ResumeToken, seat: Seat) -> bool {
+    /// them, is away and kept, room permitting.
+    pub fn release(&mut self, token: &ResumeToken, seat: Seat) -> Release {
         match self.by_token.get_mut(token) {
-            Some(person) if person.seat == seat => {
-                person.away = true;
-                true
+            Some(person) if person.seat == seat && !person.away => {
+                if self.away < self.away_limit {
+                    person.away = true;
+                    self.away += 1;
+                    Release::Away
+                } else {
+                    self.by_token.remove(token);
+                    Release::Forgotten
+                }
             }
-            _ => false,
+            _ => Release::NotHeld,
         }
     }
 
@@ -110,7 +145,13 @@ impl Identities {
             .get(token)
             .is_some_and(|person| person.seat == seat);
         if held {
-            self.by_token.remove(token);
+            if self
+                .by_token
+                .remove(token)
+                .is_some_and(|person| person.away)
+            {
+                self.away -= 1;
+            }
         }
         held
     }
@@ -131,7 +172,7 @@ mod tests {
 
     #[test]
     fn without_a_known_token_everyone_is_someone_new() {
-        let mut identities = Identities::default();
+        let mut identities = Identities::new(10);
         let a = identities.claim(None, ClientId::next());
         let b = identities.claim(Some("not a token"), ClientId::next());
         let c = identities.claim(Some(ResumeToken::generate().as_str()), ClientId::next());
@@ -144,9 +185,9 @@ mod tests {
 
     #[test]
     fn a_released_person_comes_back_with_their_token() {
-        let mut identities = Identities::default();
+        let mut identities = Identities::new(10);
         let first = identities.claim(None, ClientId::next());
-        assert!(identities.release(&first.token, first.seat));
+        assert_eq!(identities.release(&first.token, first.seat), Release::Away);
         let again = identities.claim(Some(first.token.as_str()), ClientId::next());
         assert_eq!(
             (again.id, again.resumed, again.displaced),
@@ -154,7 +195,10 @@ mod tests {
         );
         assert_ne!(again.seat, first.seat);
         // The old connection's late goodbye changes nothing.
-        assert!(!identities.release(&first.token, first.seat));
+        assert_eq!(
+            identities.release(&first.token, first.seat),
+            Release::NotHeld
+        );
         assert!(!identities.forget(&first.token, first.seat));
         assert!(identities.forget(&again.token, again.seat));
         assert!(identities.is_empty());
@@ -162,22 +206,44 @@ mod tests {
 
     #[test]
     fn a_second_connection_with_the_token_displaces_the_first() {
-        let mut identities = Identities::default();
+        let mut identities = Identities::new(10);
         let first = identities.claim(None, ClientId::next());
         let second = identities.claim(Some(first.token.as_str()), ClientId::next());
         assert!(second.resumed && second.displaced);
         assert_eq!(second.id, first.id);
-        assert!(!identities.release(&first.token, first.seat));
+        assert_eq!(
+            identities.release(&first.token, first.seat),
+            Release::NotHeld
+        );
     }
 
     #[test]
     fn an_expired_person_is_gone_and_their_token_means_nothing() {
-        let mut identities = Identities::default();
+        let mut identities = Identities::new(10);
         let first = identities.claim(None, ClientId::next());
         identities.release(&first.token, first.seat);
         assert!(identities.forget(&first.token, first.seat));
         let later = identities.claim(Some(first.token.as_str()), ClientId::next());
         assert!(!later.resumed);
         assert_ne!(later.id, first.id);
+    }
+
+    #[test]
+    fn past_the_limit_of_people_away_a_dropped_person_is_forgotten() {
+        let mut identities = Identities::new(2);
+        let claims: Vec<_> = (0..3)
+            .map(|_| identities.claim(None, ClientId::next()))
+            .collect();
+        let releases: Vec<_> = claims
+            .iter()
+            .map(|claim| identities.release(&claim.token, claim.seat))
+            .collect();
+        assert_eq!(releases, [Release::Away, Release::Away, Release::Forgotten]);
+        // One comes back: room for another to be away.
+        let back = identities.claim(Some(claims[0].token.as_str()), ClientId::next());
+        assert!(back.resumed);
+        let late = identities.claim(None, ClientId::next());
+        assert_eq!(identities.release(&late.token, late.seat), Release::Away);
+        assert_eq!(identities.len(), 3);
     }
 }
