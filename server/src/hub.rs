@@ -13,6 +13,12 @@
 //! Presence is announced in coalesced diffs: a change schedules one
 //! announcement a short interval later, which carries every change made
 //! meanwhile.
+//!
+//! A client that resumes is the person its token names
+//! ([`identity`](crate::identity)); one that dropped stays in the roster for
+//! a grace period. Before it becomes a member it catches up: it is sent
+//! what the store holds after the last id it has, and admitted between two
+//! relays, so it gets every message once.
 
 use std::{
     collections::HashMap,
@@ -490,10 +496,12 @@ impl Hub {
                 relayed.caught_up.push((claim.id, caught_up));
             }
         }
+        let mut joined_now = false;
         let nickname = {
             let mut roster = lock(&self.roster);
-            if !claim.resumed || roster.nickname(claim.id).is_none() {
+            if roster.nickname(claim.id).is_none() {
                 roster.join(claim.id);
+                joined_now = true;
             }
             let nickname = roster.nickname(claim.id).cloned().unwrap_or_default();
             let welcome = ServerFrame::Welcome(Welcome {
@@ -511,7 +519,7 @@ impl Hub {
         lock(&self.members).insert(claim.id, Arc::clone(writer));
         *lock(&self.snapshot) = None;
         drop(relayed);
-        if !claim.resumed {
+        if joined_now {
             self.presence_changed();
         }
         Some(nickname)
