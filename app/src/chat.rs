@@ -19,11 +19,12 @@ use std::{sync::Arc, time::Duration};
 use leptos::prelude::*;
 
 use crate::protocol::{
-    ChatMessage, ClientFrame, ErrorCode, ErrorPayload, MessageText, MessageTextError, Nickname,
-    OutgoingMessage, Person, Presence, ServerFrame, Typing,
+    ChatMessage, ClientFrame, ErrorCode, ErrorPayload, HistoryPage, MessageText, MessageTextError,
+    Nickname, OutgoingMessage, Person, Presence, Resume, ServerFrame, Typing,
 };
 
-/// How many lines the page keeps; older ones scroll away for good.
+/// How many lines the page keeps as new ones arrive; older ones can be paged
+/// back in with `history`.
 pub const MAX_VISIBLE_MESSAGES: usize = 500;
 /// An own message without an ack after this long is shown as failed.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +44,9 @@ pub trait Env: Send + Sync + 'static {
     fn now_ms(&self) -> f64;
     /// Runs `then` once `delay` has passed.
     fn after(&self, delay: Duration, then: Box<dyn FnOnce() + Send + Sync>);
+    /// Keeps the resume token for the next page load in this tab (`None`:
+    /// forgets it).
+    fn store_token(&self, token: Option<&str>);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +161,8 @@ pub enum Effect {
         id: u64,
         seq: u64,
     },
+    /// Keep (or forget) the resume token for the next page load.
+    StoreToken(Option<String>),
 }
 
 /// The page's state and its rules, without any I/O.
@@ -175,6 +181,19 @@ pub struct State {
     pub typists: Vec<Typist>,
     /// The last problem worth telling the user about.
     pub notice: Option<String>,
+    /// Nothing older than the first line is stored: no more to page in.
+    pub beginning: bool,
+    /// A `history` request is in flight.
+    pub loading: bool,
+    /// Times show as the server rendered them (UTC) until the page's first
+    /// connection attempt, so that hydration finds the server's text; the
+    /// redraw after that shows them in the reader's time zone.
+    pub first_paint: bool,
+    /// The resume token from the last welcome: who this page was.
+    token: Option<String>,
+    /// The greatest message id seen; a `message` at or below it is one the
+    /// page already has.
+    last_id: Option<u64>,
     /// The nickname the server last confirmed for this connection.
     confirmed: Nickname,
     /// Nickname requests sent and not yet answered by a rename or an error.
@@ -196,6 +215,11 @@ impl Default for State {
             me: None,
             typists: Vec::new(),
             notice: None,
+            beginning: true,
+            loading: false,
+            first_paint: false,
+            token: None,
+            last_id: None,
             confirmed: Nickname::default(),
             awaiting_rename: 0,
             next_key: 0,
@@ -208,8 +232,89 @@ impl Default for State {
 type Effects = Vec<Effect>;
 
 impl State {
+    /// A page's first state: the server's first page of history, and the
+    /// token this tab kept from its last connection.
+    pub fn first(page: HistoryPage, token: Option<String>) -> Self {
+        let mut state = Self {
+            token,
+            first_paint: true,
+            beginning: page.beginning,
+            ..Self::default()
+        };
+        for message in page.messages {
+            state.seen(message.id);
+            state.push(Line::Theirs(message));
+        }
+        state
+    }
+
     fn is_online(&self) -> bool {
         self.status == ConnectionStatus::Online
+    }
+
+    /// The first frame on a new connection: who this page was and what it
+    /// has, so the server sends only what it missed.
+    pub fn resume(&self) -> ClientFrame {
+        ClientFrame::Resume(Resume {
+            token: self.token.clone(),
+            after: self.last_id,
+        })
+    }
+
+    fn seen(&mut self, id: u64) {
+        self.last_id = self.last_id.max(Some(id));
+    }
+
+    /// The server's id of the oldest message shown, or just past the newest
+    /// one seen if none is.
+    fn oldest_id(&self) -> Option<u64> {
+        self.entries
+            .iter()
+            .find_map(|entry| match &entry.line {
+                Line::Theirs(message) => Some(message.id),
+                Line::Mine(OwnMessage {
+                    delivery: Delivery::Sent { id, .. },
+                    ..
+                }) => Some(*id),
+                _ => None,
+            })
+            .or(self.last_id.map(|id| id + 1))
+    }
+
+    /// Asks for the page of messages before the oldest shown, once at a time.
+    fn load_older(&mut self, fx: &mut Effects) {
+        if self.loading || self.beginning || !self.is_online() {
+            return;
+        }
+        if let Some(before) = self.oldest_id() {
+            self.loading = true;
+            fx.push(Effect::Send(ClientFrame::History { before }));
+        }
+    }
+
+    /// Puts an older page above the lines shown, without trimming any.
+    fn prepend(&mut self, page: HistoryPage) {
+        self.loading = false;
+        self.beginning = page.beginning;
+        let oldest = self.oldest_id().unwrap_or(u64::MAX);
+        let mut entries = Vec::new();
+        for message in page.messages {
+            if message.id < oldest {
+                self.next_key += 1;
+                entries.push(Entry {
+                    key: self.next_key,
+                    line: Line::Theirs(message),
+                });
+            }
+        }
+        entries.append(&mut self.entries);
+        self.entries = entries;
+    }
+
+    fn connecting(&mut self, fx: &mut Effects) {
+        self.status = ConnectionStatus::Connecting;
+        self.first_paint = false;
+        fx.push(Effect::Send(self.resume()));
     }
 
     /// The user asks for `nickname`: shown at once, asked of the server now
@@ -290,14 +395,21 @@ impl State {
     }
 
     /// The connection is gone: what others are doing is unknown until the
-    /// next welcome.
-    fn disconnected(&mut self) {
+    /// next welcome. If another tab took this page's identity over, the next
+    /// connection starts as someone new instead of taking it back.
+    fn disconnected(&mut self, taken_over: bool, fx: &mut Effects) {
+        if taken_over {
+            self.token = None;
+            fx.push(Effect::StoreToken(None));
+        }
         self.status = ConnectionStatus::Offline;
         self.people.clear();
         self.online = 0;
         self.typists.clear();
         self.typing_sent_at = None;
         self.awaiting_rename = 0;
+        // An answer to a request on the old connection will not come.
+        self.loading = false;
     }
 
     fn receive(&mut self, frame: ServerFrame, fx: &mut Effects) {
@@ -308,9 +420,21 @@ impl State {
                 self.people = welcome.people;
                 self.typists.clear();
                 self.status = ConnectionStatus::Online;
+                // The server knew the token: this is the same person again,
+                // under the nickname it had, which a reloaded page adopts
+                // unless the user has asked for another one since.
+                let resumed = self.token.as_deref() == Some(welcome.token.as_str());
+                let renaming = self.nickname != self.confirmed;
                 self.confirmed = Nickname::parse(&welcome.nickname).unwrap_or_default();
-                // A new connection starts as the server's default: tell it
-                // the chosen nickname again, then what is still unanswered.
+                if resumed && !renaming {
+                    self.nickname = self.confirmed.clone();
+                }
+                if !resumed {
+                    fx.push(Effect::StoreToken(Some(welcome.token.clone())));
+                    self.token = Some(welcome.token);
+                }
+                // A new identity starts as the server's default: tell it the
+                // chosen nickname again, then what is still unanswered.
                 let resend = self.nickname != self.confirmed;
                 self.awaiting_rename = u32::from(resend);
                 if resend {
@@ -333,11 +457,23 @@ impl State {
                 }
             }
             ServerFrame::Message(message) => {
+                // Ids only grow on one connection: a lower one was sent
+                // again after a reconnect, and is shown already.
+                if Some(message.id) <= self.last_id {
+                    return;
+                }
+                self.seen(message.id);
                 let from = message.from;
                 self.typists.retain(|typist| typist.id != from);
                 self.push(Line::Theirs(message));
             }
             ServerFrame::Ack(ack) => {
+                self.seen(ack.id);
+                // An own message sent before a drop may have come back in
+                // the catch-up, as someone else's, before this ack.
+                self.entries.retain(
+                    |entry| !matches!(&entry.line, Line::Theirs(message) if message.id == ack.id),
+                );
                 if let Some(own) = self.own(&ack.client_id) {
                     own.delivery = Delivery::Sent {
                         id: ack.id,
@@ -348,12 +484,15 @@ impl State {
             ServerFrame::Presence(presence) => self.apply_presence(presence),
             ServerFrame::Typing(typing) => self.someone_typing(typing, fx),
             ServerFrame::Error(error) => self.refused(error),
-            // Not asked for by this page yet.
-            ServerFrame::History(_) => {}
+            ServerFrame::History(page) => self.prepend(page),
         }
     }
 
     fn refused(&mut self, error: ErrorPayload) {
+        // The only request without a client_id that the store can fail.
+        if error.code == ErrorCode::Unavailable && error.client_id.is_none() {
+            self.loading = false;
+        }
         if let Some(own) = error.client_id.as_deref().and_then(|id| self.own(id)) {
             if let Delivery::Pending { attempt } = own.delivery {
                 own.delivery = Delivery::Failed { attempt };
@@ -492,10 +631,14 @@ impl State {
             })
     }
 
+    /// Appends a line, dropping the oldest beyond [`MAX_VISIBLE_MESSAGES`]
+    /// (paged-in ones too: the list scrolls to the new line anyway).
     fn push(&mut self, line: Line) {
         self.next_key += 1;
-        if self.entries.len() == MAX_VISIBLE_MESSAGES {
-            self.entries.remove(0);
+        if self.entries.len() >= MAX_VISIBLE_MESSAGES {
+            self.entries
+                .drain(..=self.entries.len() - MAX_VISIBLE_MESSAGES);
+            self.beginning = false;
         }
         self.entries.push(Entry {
             key: self.next_key,
@@ -527,8 +670,13 @@ impl Chat {
     /// The state of a fresh page; `None` for the server's rendering, which
     /// never connects.
     pub fn new(env: Option<Arc<dyn Env>>) -> Self {
+        Self::from_state(env, State::default())
+    }
+
+    /// A page starting from `state` (see [`State::first`]).
+    pub fn from_state(env: Option<Arc<dyn Env>>, state: State) -> Self {
         Self {
-            state: RwSignal::new(State::default()),
+            state: RwSignal::new(state),
             env: StoredValue::new(env),
         }
     }
@@ -574,6 +722,10 @@ impl Chat {
         self.with(|state| state.notice.clone())
     }
 
+    pub fn beginning(&self) -> bool {
+        self.with(|state| state.beginning)
+    }
+
     fn env(&self) -> Option<Arc<dyn Env>> {
         self.env.get_value()
     }
@@ -607,6 +759,7 @@ impl Chat {
                             .maybe_update(|state| state.typing_expired(id, seq))
                     }),
                 ),
+                Effect::StoreToken(token) => env.store_token(token.as_deref()),
             }
         }
     }
@@ -659,6 +812,12 @@ impl Chat {
 
     /// The draft changed to `draft`: says "typing" at most once per
     /// [`TYPING_THROTTLE`], and "stopped" when the draft is emptied.
+    /// Asks for older messages, unless a request is in flight or the
+    /// conversation's beginning is shown.
+    pub fn load_older(&self) {
+        self.change(|state, fx| state.load_older(fx));
+    }
+
     pub fn typing(&self, draft: &str) {
         let Some(env) = self.env() else {
             return;
@@ -673,13 +832,17 @@ impl Chat {
 
     // ---- what the transport reports ----
 
-    /// A connection attempt starts.
+    /// A connection attempt starts: queues the `resume` frame that must go
+    /// first on it. The first one also redraws the times the server
+    /// rendered in the reader's time zone.
     pub fn connecting(&self) {
-        self.change(|state, _| state.status = ConnectionStatus::Connecting);
+        self.change(State::connecting);
     }
 
-    pub fn disconnected(&self) {
-        self.change(|state, _| state.disconnected());
+    /// The connection is gone; `taken_over` if the server closed it because
+    /// another tab resumed as this page's identity (close code 4001).
+    pub fn disconnected(&self, taken_over: bool) {
+        self.change(|state, fx| state.disconnected(taken_over, fx));
     }
 
     /// Applies a frame from the server.
@@ -705,6 +868,7 @@ mod tests {
         ids: Mutex<u32>,
         now: Mutex<f64>,
         timers: Mutex<Vec<Timer>>,
+        stored: Mutex<Option<String>>,
     }
 
     impl Env for TestEnv {
@@ -721,6 +885,9 @@ mod tests {
         }
         fn after(&self, delay: Duration, then: Box<dyn FnOnce() + Send + Sync>) {
             self.timers.lock().unwrap().push((delay, then));
+        }
+        fn store_token(&self, token: Option<&str>) {
+            *self.stored.lock().unwrap() = token.map(str::to_owned);
         }
     }
 
@@ -1086,7 +1253,7 @@ mod tests {
     fn a_message_typed_offline_waits_as_pending_and_goes_out_after_the_welcome() {
         Owner::new().with(|| {
             let (chat, env) = online_chat();
-            chat.disconnected();
+            chat.disconnected(false);
             env.take_sent();
             assert!(chat.send("typed offline"), "the draft is taken");
             assert_eq!(env.take_sent(), [], "nothing goes to a dead socket");
@@ -1096,6 +1263,7 @@ mod tests {
             assert_eq!(lines(&chat), ["Anonymous: typed offline [pending]"]);
 
             chat.connecting();
+            assert_eq!(env.take_sent(), [resume(Some("token-1"), None)]);
             chat.receive(welcome(9, "Anonymous", vec![person(9, "Anonymous")]));
             assert_eq!(env.take_sent(), [message_frame("typed offline", "c-1")]);
             chat.receive(ServerFrame::Ack(Ack {
@@ -1113,12 +1281,13 @@ mod tests {
             let (chat, env) = online_chat();
             chat.set_nickname("alice");
             chat.send("are you there?");
-            chat.disconnected();
+            chat.disconnected(false);
             assert_eq!(chat.status(), ConnectionStatus::Offline);
             assert!(chat.people().is_empty());
             env.take_sent();
 
             chat.connecting();
+            assert_eq!(env.take_sent(), [resume(Some("token-1"), None)]);
             chat.receive(welcome(8, "Anonymous", vec![person(8, "Anonymous")]));
             assert_eq!(
                 env.take_sent(),
@@ -1221,6 +1390,264 @@ mod tests {
             chat.typing("hello");
             assert!(chat.set_nickname("alice"));
             assert!(lines(&chat).is_empty());
+        });
+    }
+
+    fn message_with_id(id: u64, from: u64, text: &str) -> ChatMessage {
+        ChatMessage {
+            id,
+            sent_at: "2026-11-25T14:00:00Z".into(),
+            from,
+            nickname: "bob".into(),
+            text: text.into(),
+        }
+    }
+
+    fn page(ids: std::ops::RangeInclusive<u64>, beginning: bool) -> HistoryPage {
+        HistoryPage {
+            messages: ids
+                .map(|id| message_with_id(id, 2, &id.to_string()))
+                .collect(),
+            beginning,
+        }
+    }
+
+    fn resume(token: Option<&str>, after: Option<u64>) -> ClientFrame {
+        ClientFrame::Resume(Resume {
+            token: token.map(str::to_owned),
+            after,
+        })
+    }
+
+    /// A chat seeded like a loaded page, with `token` from sessionStorage.
+    fn first_chat(page: HistoryPage, token: Option<&str>) -> (Chat, Arc<TestEnv>) {
+        let env = Arc::new(TestEnv::default());
+        let state = State::first(page, token.map(str::to_owned));
+        let chat = Chat::from_state(Some(env.clone() as Arc<dyn Env>), state);
+        (chat, env)
+    }
+
+    #[test]
+    fn a_page_starts_from_the_first_page_the_server_rendered() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(3..=5, false), Some("t"));
+            assert_eq!(lines(&chat), ["bob: 3", "bob: 4", "bob: 5"]);
+            assert!(!chat.beginning());
+            assert!(
+                chat.with(|state| state.first_paint),
+                "times in UTC, as rendered"
+            );
+            chat.connecting();
+            assert!(!chat.with(|state| state.first_paint));
+            assert_eq!(env.take_sent(), [resume(Some("t"), Some(5))]);
+
+            let empty = State::first(page(1..=0, true), None);
+            assert!(empty.beginning && empty.entries.is_empty());
+            assert_eq!(empty.resume(), resume(None, None));
+        });
+    }
+
+    #[test]
+    fn each_connection_starts_with_a_resume_frame_of_the_token_and_last_id() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(1..=0, true), None);
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(None, None)]);
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            assert_eq!(*env.stored.lock().unwrap(), Some("token-1".to_owned()));
+            chat.receive(ServerFrame::Message(message_with_id(7, 2, "hi")));
+            chat.send("mine");
+            chat.receive(ServerFrame::Ack(Ack {
+                client_id: "c-1".into(),
+                id: 8,
+                sent_at: "2026-11-25T14:00:01Z".into(),
+            }));
+            chat.disconnected(false);
+            env.take_sent();
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(Some("token-1"), Some(8))]);
+        });
+    }
+
+    #[test]
+    fn messages_at_or_below_the_last_id_are_duplicates_and_dropped() {
+        Owner::new().with(|| {
+            let (chat, _) = first_chat(page(1..=2, true), None);
+            // The catch-up before the welcome, while still connecting.
+            chat.connecting();
+            chat.receive(ServerFrame::Message(message_with_id(2, 2, "2")));
+            chat.receive(ServerFrame::Message(message_with_id(3, 2, "3")));
+            chat.receive(ServerFrame::Message(message_with_id(3, 2, "3")));
+            assert_eq!(chat.status(), ConnectionStatus::Connecting);
+            assert_eq!(lines(&chat), ["bob: 1", "bob: 2", "bob: 3"]);
+        });
+    }
+
+    #[test]
+    fn an_ack_removes_the_own_message_that_came_back_in_the_catch_up() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.send("sent before the drop");
+            chat.disconnected(false);
+            chat.connecting();
+            env.take_sent();
+            // Stored before the drop: it comes back as someone else's.
+            chat.receive(ServerFrame::Message(message_with_id(
+                4,
+                1,
+                "sent before the drop",
+            )));
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            assert_eq!(
+                env.take_sent(),
+                [message_frame("sent before the drop", "c-1")]
+            );
+            chat.receive(ServerFrame::Ack(Ack {
+                client_id: "c-1".into(),
+                id: 4,
+                sent_at: "2026-11-25T14:00:00Z".into(),
+            }));
+            assert_eq!(lines(&chat), ["Anonymous: sent before the drop [sent]"]);
+        });
+    }
+
+    #[test]
+    fn older_pages_are_prepended_once_at_a_time_until_the_beginning() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(10..=11, false), None);
+            chat.load_older();
+            assert_eq!(env.take_sent(), [], "not while offline");
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            env.take_sent();
+            chat.load_older();
+            chat.load_older();
+            assert_eq!(
+                env.take_sent(),
+                [ClientFrame::History { before: 10 }],
+                "one request in flight"
+            );
+            assert!(chat.with(|state| state.loading));
+            // Anything not older than the oldest shown is dropped.
+            chat.receive(ServerFrame::History(page(8..=10, false)));
+            assert!(!chat.with(|state| state.loading));
+            assert_eq!(lines(&chat), ["bob: 8", "bob: 9", "bob: 10", "bob: 11"]);
+            let keys: Vec<u64> = chat.entries().iter().map(|e| e.key).collect();
+            assert!(keys
+                .iter()
+                .all(|k| keys.iter().filter(|o| *o == k).count() == 1));
+
+            chat.load_older();
+            assert_eq!(env.take_sent(), [ClientFrame::History { before: 8 }]);
+            chat.receive(ServerFrame::History(page(1..=7, true)));
+            assert!(chat.beginning());
+            assert_eq!(lines(&chat).len(), 11);
+            chat.load_older();
+            assert_eq!(env.take_sent(), [], "nothing older is stored");
+        });
+    }
+
+    #[test]
+    fn a_store_failure_while_loading_lets_the_user_try_again() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(10..=10, false), None);
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            chat.load_older();
+            chat.receive(error(ErrorCode::Unavailable, None));
+            assert!(!chat.with(|state| state.loading));
+            assert_eq!(chat.notice().as_deref(), Some("unavailable"));
+            env.take_sent();
+            chat.load_older();
+            assert_eq!(env.take_sent(), [ClientFrame::History { before: 10 }]);
+            // A drop loses the answer too.
+            chat.disconnected(false);
+            assert!(!chat.with(|state| state.loading));
+        });
+    }
+
+    #[test]
+    fn paged_in_lines_are_kept_until_new_ones_are_appended() {
+        Owner::new().with(|| {
+            let first = MAX_VISIBLE_MESSAGES as u64;
+            let (chat, _) = first_chat(page(101..=100 + first, false), None);
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            chat.load_older();
+            chat.receive(ServerFrame::History(page(1..=100, true)));
+            assert_eq!(chat.entries().len(), MAX_VISIBLE_MESSAGES + 100);
+            chat.receive(ServerFrame::Message(message_with_id(first + 101, 2, "new")));
+            assert_eq!(chat.entries().len(), MAX_VISIBLE_MESSAGES);
+            assert_eq!(lines(&chat)[0], "bob: 102");
+            assert!(!chat.beginning(), "the trimmed ones can be paged in again");
+        });
+    }
+
+    #[test]
+    fn a_reload_adopts_the_nickname_the_token_had() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(1..=0, true), Some("token-4"));
+            chat.connecting();
+            chat.receive(welcome(4, "alice", vec![person(4, "alice")]));
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(
+                env.take_sent(),
+                [resume(Some("token-4"), None)],
+                "no rename back to Anonymous"
+            );
+            assert_eq!(*env.stored.lock().unwrap(), None, "the same token, kept");
+        });
+    }
+
+    #[test]
+    fn a_rename_asked_for_before_the_welcome_wins_over_the_resumed_nickname() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(1..=0, true), Some("token-4"));
+            chat.connecting();
+            chat.set_nickname("carol");
+            chat.receive(welcome(4, "alice", vec![person(4, "alice")]));
+            assert_eq!(chat.nickname().as_str(), "carol");
+            assert_eq!(
+                env.take_sent(),
+                [
+                    resume(Some("token-4"), None),
+                    ClientFrame::Nickname("carol".into())
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn an_unknown_token_gets_a_new_identity_told_the_chosen_nickname() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.set_nickname("alice");
+            chat.receive(ServerFrame::Presence(Presence {
+                renamed: vec![Rename {
+                    id: 1,
+                    previous: "Anonymous".into(),
+                    nickname: "alice".into(),
+                }],
+                ..presence(2)
+            }));
+            // The server restarted and forgot the token.
+            chat.disconnected(false);
+            chat.connecting();
+            env.take_sent();
+            chat.receive(welcome(9, "Anonymous", vec![person(9, "Anonymous")]));
+            assert_eq!(env.take_sent(), [ClientFrame::Nickname("alice".into())]);
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(*env.stored.lock().unwrap(), Some("token-9".to_owned()));
+        });
+    }
+
+    #[test]
+    fn a_page_taken_over_by_another_tab_forgets_its_token() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            assert_eq!(*env.stored.lock().unwrap(), Some("token-1".to_owned()));
+            chat.disconnected(true);
+            assert_eq!(*env.stored.lock().unwrap(), None);
+            env.take_sent();
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(None, None)]);
         });
     }
 }

@@ -16,9 +16,42 @@ mod socket;
 
 use leptos::prelude::*;
 
-use crate::components::{
-    Composer, ConnectionIndicator, MessageList, NicknameForm, Notice, OnlineList, TypingIndicator,
+use crate::{
+    components::{
+        Composer, ConnectionIndicator, MessageList, NicknameForm, Notice, OnlineList,
+        TypingIndicator,
+    },
+    protocol::{HistoryPage, ServerFrame},
 };
+
+/// The newest stored messages, for the server to render the page with: it
+/// provides one as context before rendering [`shell`]. Without one the page
+/// starts empty, at the beginning of the conversation.
+#[derive(Clone, Debug, Default)]
+pub struct FirstPage(pub HistoryPage);
+
+/// The id of the `<script>` in which the page carries its first page to
+/// the browser, so that hydration starts from the messages the server
+/// rendered.
+pub const FIRST_PAGE_ID: &str = "parley-history";
+
+/// The first page the server renders with.
+pub fn first_page() -> HistoryPage {
+    use_context::<FirstPage>().map_or_else(
+        || HistoryPage {
+            messages: Vec::new(),
+            beginning: true,
+        },
+        |FirstPage(page)| page,
+    )
+}
+
+/// `page` as a `history` frame, safe inside `<script>`: JSON never needs a
+/// raw `<`, and without one no message can close the element (`</script>`)
+/// or open a comment.
+pub fn first_page_script(page: HistoryPage) -> String {
+    ServerFrame::History(page).encode().replace('<', "\\u003c")
+}
 
 /// The HTML document the server renders around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -33,6 +66,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <title>"Parley"</title>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=stylesheet/>
+                <script
+                    type="application/json"
+                    id=FIRST_PAGE_ID
+                    inner_html=first_page_script(first_page())
+                ></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
             </head>
@@ -51,9 +89,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     let chat = socket::connect();
-    // The server renders the page as it looks before connecting.
+    // The server renders the page as it looks before connecting, with the
+    // newest messages; the browser starts from the same page.
     #[cfg(not(feature = "hydrate"))]
-    let chat = chat::Chat::new(None);
+    let chat = chat::Chat::from_state(None, chat::State::first(first_page(), None));
     view! {
         <main class="chat" data-connection=move || chat.status().as_str()>
             <header class="chat-header">
@@ -69,5 +108,34 @@ pub fn App() -> impl IntoView {
             <Notice chat/>
             <Composer chat/>
         </main>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ChatMessage;
+
+    #[test]
+    fn the_embedded_first_page_cannot_end_its_script_element() {
+        let text = "</script><script>alert(1)</script><!-- <b>";
+        let page = HistoryPage {
+            messages: vec![ChatMessage {
+                id: 3,
+                sent_at: "2026-11-25T14:00:00Z".into(),
+                from: 1,
+                nickname: "</SCRIPT>".into(),
+                text: text.into(),
+            }],
+            beginning: true,
+        };
+        let script = first_page_script(page.clone());
+        assert!(!script.contains('<'), "{script}");
+        assert!(script.contains(r"\u003c/script>"));
+        assert_eq!(
+            ServerFrame::decode(&script),
+            Some(ServerFrame::History(page)),
+            "the same page, read back as JSON"
+        );
     }
 }

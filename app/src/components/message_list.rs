@@ -6,22 +6,57 @@ use crate::chat::{Chat, Delivery, Entry, Line};
 /// `nickname: text`, then its local time, and quiet system lines for joins,
 /// leaves and renames. Text is always inserted as text, never as HTML, and
 /// inside `<bdi>` so right-to-left text cannot reorder what is around it.
-/// Keeps the newest line in view.
+/// Keeps the newest line in view. Older messages are paged in above the
+/// first line when the list is scrolled to its top, or with the button there.
 #[component]
 pub fn MessageList(chat: Chat) -> impl IntoView {
     let list = NodeRef::<Ul>::new();
-    Effect::new(move || {
-        chat.with(|state| state.entries.len());
-        if let Some(list) = list.get() {
-            list.set_scroll_top(list.scroll_height());
+    // Follows a line appended at the end; otherwise keeps the lines in view
+    // where they were when the list grew above them (older lines paged in:
+    // the list is redrawn in place, so the browser's scroll anchoring
+    // cannot).
+    Effect::new(move |before: Option<(Option<u64>, i32)>| {
+        let last = chat.with(|state| state.entries.last().map(|entry| entry.key));
+        let Some(list) = list.get() else {
+            return (last, 0);
+        };
+        let height = list.scroll_height();
+        match before {
+            Some((was_last, was_height)) if was_last == last => {
+                list.set_scroll_top(list.scroll_top() + height - was_height);
+            }
+            _ => list.set_scroll_top(height),
         }
+        (last, height)
     });
+    let at_top = move |_| {
+        if list.get().is_some_and(|list| list.scroll_top() == 0) {
+            chat.load_older();
+        }
+    };
     view! {
-        <ul class="messages" aria-label="Messages" aria-live="polite" node_ref=list>
+        <ul
+            class="messages"
+            aria-label="Messages"
+            aria-live="polite"
+            node_ref=list
+            on:scroll=at_top
+        >
+            // One reactive attribute, and the stylesheet shows the button or
+            // the beginning: each reactive attribute costs the page's wasm.
+            <li class="history" data-beginning=move || chat.beginning()>
+                <button type="button" on:click=move |_| chat.load_older()>
+                    "Load older messages"
+                </button>
+                <span>"Beginning of the conversation"</span>
+            </li>
             // Not keyed: a keyed list (For) alone costs the page's wasm about
             // 5 KiB; redrawn in place, a line whose content is unchanged
             // leaves its DOM untouched.
-            {move || chat.entries().into_iter().map(|entry| line(chat, entry)).collect::<Vec<_>>()}
+            {move || {
+                let (utc, entries) = chat.with(|state| (state.first_paint, state.entries.clone()));
+                entries.into_iter().map(|entry| line(chat, entry, utc)).collect::<Vec<_>>()
+            }}
         </ul>
     }
 }
@@ -29,7 +64,7 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
 /// One line, a message or a join, leave or rename: all of them share one
 /// view type, since each distinct one costs the page's wasm kilobytes, and
 /// the list redraws lines in place.
-fn line(chat: Chat, entry: Entry) -> impl IntoView {
+fn line(chat: Chat, entry: Entry, utc: bool) -> impl IntoView {
     let mut class = "message";
     let mut separator = ": ";
     let mut sent_at = None;
@@ -88,7 +123,7 @@ fn line(chat: Chat, entry: Entry) -> impl IntoView {
             </span>
             {sent_at
                 .map(|sent_at| {
-                    let shown = local_time(&sent_at);
+                    let shown = shown_time(&sent_at, utc);
                     view! { <time datetime=sent_at>{shown}</time> }
                 })}
             {note.map(|note| view! { <span class="state">{note}</span> })}
@@ -98,12 +133,15 @@ fn line(chat: Chat, entry: Entry) -> impl IntoView {
 }
 
 /// `sent_at` (RFC 3339) as hours and minutes in the reader's time zone and
-/// locale, by the browser's `Date`.
+/// locale, by the browser's `Date`; in UTC if `utc`, as the server renders it.
 #[cfg(feature = "hydrate")]
-fn local_time(sent_at: &str) -> String {
+fn shown_time(sent_at: &str, utc: bool) -> String {
     use js_sys::{Date, Function, Object, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
 
+    if utc {
+        return utc_time(sent_at);
+    }
     let date = Date::new(&JsValue::from_str(sent_at));
     if date.get_time().is_nan() {
         return sent_at.to_owned();
@@ -122,10 +160,15 @@ fn local_time(sent_at: &str) -> String {
         .unwrap_or_else(|| sent_at.to_owned())
 }
 
-/// The server renders no messages; should it ever, it shows the UTC time.
+/// The server knows no reader's time zone: it renders UTC.
 #[cfg(not(feature = "hydrate"))]
-fn local_time(sent_at: &str) -> String {
+fn shown_time(sent_at: &str, _utc: bool) -> String {
+    utc_time(sent_at)
+}
+
+/// `sent_at` as `HH:MM UTC`.
+fn utc_time(sent_at: &str) -> String {
     sent_at
         .get(11..16)
-        .map_or_else(|| sent_at.to_owned(), |hm| format!("{hm} UTC"))
+        .map_or_else(|| sent_at.to_owned(), |hm| hm.to_owned() + " UTC")
 }

@@ -15,18 +15,27 @@ use futures_util::{
     future::{select, Either},
     SinkExt, StreamExt,
 };
-use gloo_net::websocket::{futures::WebSocket, Message, State};
+use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
 use gloo_timers::future::sleep;
-use js_sys::{Date, Function, Math, Reflect};
+use js_sys::{Date, Function, Math, Object, Reflect};
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::JsCast;
 
 use self::js_json::JsJson;
 use crate::{
     backoff::Backoff,
-    chat::{Chat, Env},
-    protocol::{ClientFrame, ServerFrame},
+    chat::{self, Chat, Env},
+    protocol::{ClientFrame, HistoryPage, ServerFrame},
+    FIRST_PAGE_ID,
 };
+
+/// Where the resume token is kept: per tab (two tabs are two people), and
+/// across reloads.
+const TOKEN_KEY: &str = "parley-token";
+
+/// The close code with which the server hands this page's identity to
+/// another tab that resumed with a copy of its token.
+const RESUMED_ELSEWHERE: u16 = 4001;
 
 /// The chat's outside world in a browser; frames go to the socket task.
 struct Browser {
@@ -50,14 +59,54 @@ impl Env for Browser {
     fn after(&self, delay: Duration, then: Box<dyn FnOnce() + Send + Sync>) {
         set_timeout(then, delay);
     }
+
+    fn store_token(&self, token: Option<&str>) {
+        // Storage has named properties; failures (storage disabled) only
+        // cost the identity at the next reload.
+        if let Some(storage) = session_storage() {
+            let _ = match token {
+                Some(token) => Reflect::set(&storage, &TOKEN_KEY.into(), &token.into()),
+                None => Reflect::delete_property(&storage, &TOKEN_KEY.into()),
+            };
+        }
+    }
 }
 
-/// Creates the page's chat and the socket task that serves it.
+/// Creates the page's chat, from the page the server rendered, and the
+/// socket task that serves it.
 pub(crate) fn connect() -> Chat {
     let (outbox, frames) = mpsc::unbounded();
-    let chat = Chat::new(Some(Arc::new(Browser { outbox })));
+    let token = session_storage()
+        .and_then(|storage| Reflect::get(&storage, &TOKEN_KEY.into()).ok())
+        .and_then(|token| token.as_string());
+    let state = chat::State::first(first_page(), token);
+    let chat = Chat::from_state(Some(Arc::new(Browser { outbox })), state);
     spawn_local(run(chat, frames));
     chat
+}
+
+/// The page of messages the server rendered, from the `<script>` it
+/// embedded them in, read with the frames' own decoder.
+fn first_page() -> HistoryPage {
+    let embedded = document()
+        .get_element_by_id(FIRST_PAGE_ID)
+        .and_then(|script| script.text_content())
+        .and_then(|text| ServerFrame::decode_with::<JsJson>(&text));
+    match embedded {
+        Some(ServerFrame::History(page)) => page,
+        // The server renders an empty page in the same case.
+        _ => HistoryPage {
+            messages: Vec::new(),
+            beginning: true,
+        },
+    }
+}
+
+/// `sessionStorage`, which throws where storage is disabled.
+fn session_storage() -> Option<Object> {
+    Reflect::get(&js_sys::global(), &"sessionStorage".into())
+        .ok()
+        .and_then(|storage| storage.dyn_into::<Object>().ok())
 }
 
 /// `crypto.randomUUID()`, which only secure contexts (https, localhost) have.
@@ -87,7 +136,8 @@ fn fallback_uuid() -> String {
         .collect()
 }
 
-/// `ws://` or `wss://`, matching the page, on the page's own host.
+/// `ws://` or `wss://`, matching the page, on the page's own host; the
+/// `resume` frame comes first on it.
 fn socket_url() -> String {
     let location = window().location();
     let scheme = match location.protocol().as_deref() {
@@ -95,26 +145,30 @@ fn socket_url() -> String {
         _ => "ws",
     };
     let host = location.host().unwrap_or_default();
-    format!("{scheme}://{host}/ws")
+    format!("{scheme}://{host}/ws?resume")
 }
 
 async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
     let url = socket_url();
     let mut backoff = Backoff::new(Math::random);
     loop {
+        // Whatever was queued for the old connection (or a resume frame for
+        // an attempt that failed) is stale; the chat resends what matters
+        // after the new welcome. Nothing is queued while connecting but the
+        // resume frame, which thus goes first.
+        while outbox.try_recv().is_ok() {}
         chat.connecting();
+        let mut taken_over = false;
         if let Some(socket) = open(&url).await {
-            // Whatever was queued for the old connection is stale; the chat
-            // resends what matters after the new welcome.
-            while outbox.try_recv().is_ok() {}
             let opened = Date::now();
             let flow = session(chat, socket, &mut outbox).await;
             backoff.closed_after(Duration::from_millis((Date::now() - opened) as u64));
-            if flow.is_break() {
-                return;
+            match flow {
+                ControlFlow::Break(()) => return,
+                ControlFlow::Continue(taken) => taken_over = taken,
             }
         }
-        chat.disconnected();
+        chat.disconnected(taken_over);
         sleep(backoff.next_delay()).await;
     }
 }
@@ -126,13 +180,14 @@ async fn open(url: &str) -> Option<WebSocket> {
     matches!(socket.state(), State::Open).then_some(socket)
 }
 
-/// Runs one connection until it drops (`Continue`: reconnect) or the page's
-/// state is gone (`Break`: stop).
+/// Runs one connection until it drops (`Continue`: reconnect; `true` if
+/// another tab took this identity over) or the page's state is gone
+/// (`Break`: stop).
 async fn session(
     chat: Chat,
     socket: WebSocket,
     outbox: &mut UnboundedReceiver<ClientFrame>,
-) -> ControlFlow<()> {
+) -> ControlFlow<(), bool> {
     let (mut sink, mut stream) = socket.split();
     loop {
         match select(stream.next(), outbox.next()).await {
@@ -144,14 +199,17 @@ async fn session(
                 }
             }
             Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
-            Either::Left((Some(Err(_)) | None, _)) => return ControlFlow::Continue(()),
+            Either::Left((Some(Err(WebSocketError::ConnectionClose(close))), _)) => {
+                return ControlFlow::Continue(close.code == RESUMED_ELSEWHERE)
+            }
+            Either::Left((Some(Err(_)) | None, _)) => return ControlFlow::Continue(false),
             Either::Right((Some(frame), _)) => {
                 if sink
                     .send(Message::Text(frame.encode_with::<JsJson>()))
                     .await
                     .is_err()
                 {
-                    return ControlFlow::Continue(());
+                    return ControlFlow::Continue(false);
                 }
             }
             Either::Right((None, _)) => return ControlFlow::Break(()),
