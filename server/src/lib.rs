@@ -39,15 +39,15 @@ pub use serve::{bind, serve};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use app::{shell, App};
+use app::{shell, App, FirstPage};
 use axum::{
-    extract::{FromRef, State},
-    http::header,
-    response::IntoResponse,
+    extract::{FromRef, Request, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
     routing::get,
     Router,
 };
-use leptos::config::LeptosOptions;
+use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -124,12 +124,36 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::handler))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
-        .leptos_routes(&state, generate_route_list(App), move || {
-            shell(options.clone())
-        })
+        .leptos_routes_with_handler(generate_route_list(App), get(page))
         .fallback_service(static_files)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The chat page, rendered with the latest messages in it, so they show
+/// before the WebAssembly loads (and without JavaScript). The page embeds
+/// them too, so hydration builds exactly the lines the server rendered.
+/// `503` if the store cannot be read: a page without its history would
+/// look like an empty conversation.
+async fn page(State(state): State<AppState>, request: Request) -> Response {
+    let first = match hub::history_page(&state.store, None).await {
+        Ok(first) => first,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the latest messages for the page");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                "The message store is unavailable; try again in a moment.\n",
+            )
+                .into_response();
+        }
+    };
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_to_stream_with_context(
+        move || provide_context(FirstPage(first.clone())),
+        move || shell(options.clone()),
+    );
+    render(request).await.into_response()
 }
 
 /// 200 while the server serves: for load balancers and orchestrators.

@@ -27,6 +27,48 @@ async fn the_page_is_rendered_on_the_server() {
 }
 
 #[tokio::test]
+async fn the_page_is_rendered_with_the_latest_50_messages_in_it() {
+    let server = TestServer::start_unlimited().await;
+    let mut alice = server.client().await;
+    for i in 0..59 {
+        alice
+            .say_with_id(&format!("line {i:02}"), &format!("p-{i}"))
+            .await;
+    }
+    alice
+        .say_with_id("</script><script>alert(1)</script>", "p-59")
+        .await;
+    while alice.next_of("ack").await["payload"]["client_id"] != "p-59" {}
+
+    let (status, body) = get(&server.url("/")).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("line 09"), "older than the latest 50");
+    for i in 10..59 {
+        // Once in the list, once in the embedded history.
+        assert_eq!(
+            body.matches(&format!("line {i:02}")).count(),
+            2,
+            "line {i:02}"
+        );
+    }
+    // As text in the list, and with `<` escaped in the JSON: the message
+    // cannot close the script element it is embedded in.
+    assert!(body.contains("&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(body.contains(r"\u003c/script>\u003cscript>alert(1)\u003c/script>"));
+    assert_eq!(body.matches("<script>alert(1)").count(), 0);
+    assert!(body.contains(r#"<script type="application/json" id="parley-history">"#));
+}
+
+#[tokio::test]
+async fn the_page_is_503_while_the_store_cannot_be_read() {
+    let server = TestServer::start().await;
+    server.store.close().await;
+    let (status, body) = get(&server.url("/")).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("unavailable"), "{body}");
+}
+
+#[tokio::test]
 async fn unknown_paths_are_404() {
     let server = TestServer::start().await;
     let (status, _) = get(&server.url("/no/such/page")).await;
