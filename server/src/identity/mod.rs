@@ -144,14 +144,13 @@ impl Identities {
             .by_token
             .get(token)
             .is_some_and(|person| person.seat == seat);
-        if held {
-            if self
+        if held
+            && self
                 .by_token
                 .remove(token)
                 .is_some_and(|person| person.away)
-            {
-                self.away -= 1;
-            }
+        {
+            self.away -= 1;
         }
         held
     }
