@@ -1,4 +1,7 @@
 import { defineConfig } from '@playwright/test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 // The release build made by `cargo leptos build --release`, started from the
 // repository root on its own port so a dev server on 3000 does not interfere.
@@ -37,7 +40,15 @@ export default defineConfig({
     command: './target/release/server',
     cwd: '..',
     url: baseURL,
-    env: { LEPTOS_SITE_ADDR: `127.0.0.1:${port}`, RUST_LOG: 'warn' },
+    // A fresh database per run: the page shows stored history, and tests
+    // expect none from earlier runs. A closed page's leave is announced
+    // after the resume grace period, kept short for the presence tests.
+    env: {
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      RUST_LOG: 'warn',
+      DATABASE_URL: `sqlite://${path.join(mkdtempSync(path.join(tmpdir(), 'parley-e2e-')), 'e2e.db')}`,
+      PARLEY_RESUME_GRACE_SECS: '2',
+    },
     reuseExistingServer: false,
     timeout: 30_000,
   },

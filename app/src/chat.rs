@@ -1412,6 +1412,14 @@ mod tests {
         }
     }
 
+    /// What an empty store renders: nothing, from the beginning.
+    fn empty_page() -> HistoryPage {
+        HistoryPage {
+            messages: Vec::new(),
+            beginning: true,
+        }
+    }
+
     fn resume(token: Option<&str>, after: Option<u64>) -> ClientFrame {
         ClientFrame::Resume(Resume {
             token: token.map(str::to_owned),
@@ -1441,7 +1449,7 @@ mod tests {
             assert!(!chat.with(|state| state.first_paint));
             assert_eq!(env.take_sent(), [resume(Some("t"), Some(5))]);
 
-            let empty = State::first(page(1..=0, true), None);
+            let empty = State::first(empty_page(), None);
             assert!(empty.beginning && empty.entries.is_empty());
             assert_eq!(empty.resume(), resume(None, None));
         });
@@ -1450,7 +1458,7 @@ mod tests {
     #[test]
     fn each_connection_starts_with_a_resume_frame_of_the_token_and_last_id() {
         Owner::new().with(|| {
-            let (chat, env) = first_chat(page(1..=0, true), None);
+            let (chat, env) = first_chat(empty_page(), None);
             chat.connecting();
             assert_eq!(env.take_sent(), [resume(None, None)]);
             chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
@@ -1583,7 +1591,7 @@ mod tests {
     #[test]
     fn a_reload_adopts_the_nickname_the_token_had() {
         Owner::new().with(|| {
-            let (chat, env) = first_chat(page(1..=0, true), Some("token-4"));
+            let (chat, env) = first_chat(empty_page(), Some("token-4"));
             chat.connecting();
             chat.receive(welcome(4, "alice", vec![person(4, "alice")]));
             assert_eq!(chat.nickname().as_str(), "alice");
@@ -1599,7 +1607,7 @@ mod tests {
     #[test]
     fn a_rename_asked_for_before_the_welcome_wins_over_the_resumed_nickname() {
         Owner::new().with(|| {
-            let (chat, env) = first_chat(page(1..=0, true), Some("token-4"));
+            let (chat, env) = first_chat(empty_page(), Some("token-4"));
             chat.connecting();
             chat.set_nickname("carol");
             chat.receive(welcome(4, "alice", vec![person(4, "alice")]));

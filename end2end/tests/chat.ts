@@ -4,6 +4,8 @@ import { Browser, BrowserContext, Page, expect } from '@playwright/test';
 export class Person {
   readonly errors: string[] = [];
   readonly dialogs: string[] = [];
+  /** Lines in the list when the page was opened: earlier tests' history. */
+  private shown = 0;
 
   private constructor(readonly context: BrowserContext, readonly page: Page) {
     page.on('pageerror', (err) => this.errors.push(err.message));
@@ -23,7 +25,22 @@ export class Person {
     const person = new Person(context, page);
     await page.goto('/');
     await person.waitOnline();
+    await person.skipHistory();
     return person;
+  }
+
+  /** From now on, `messages` and `said` leave out the lines shown so far. */
+  async skipHistory() {
+    this.shown = await this.list.locator('li').count();
+  }
+
+  get list() {
+    return this.page.getByRole('list', { name: 'Messages' });
+  }
+
+  /** Every chat message shown, history included. */
+  get allMessages() {
+    return this.list.locator('li.message');
   }
 
   async waitOnline() {
@@ -32,9 +49,10 @@ export class Person {
     await expect(this.page.locator('main[data-connection="online"]')).toBeVisible();
   }
 
-  /** Chat messages (not system lines), own and others'. */
+  /** Chat messages (not system lines), own and others', after those shown
+   *  when the page was opened (the list's first item is the history line). */
   get messages() {
-    return this.page.getByRole('list', { name: 'Messages' }).locator('li.message');
+    return this.list.locator(`li.message:nth-child(n+${this.shown + 1})`);
   }
 
   /** What each message says, `nickname: text`, without its time or state. */

@@ -1,37 +1,13 @@
 import { test, expect } from '@playwright/test';
-import { ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { Person } from './chat';
 import { port as mainPort } from '../playwright.config';
+import { freshDatabase, startServer as start, stopServer } from './server';
 
 // A server of this test's own, so stopping it leaves the shared one alone.
 const port = mainPort + 1;
 const baseURL = `http://127.0.0.1:${port}`;
-const repoRoot = path.resolve(__dirname, '..', '..');
-
-async function startServer(): Promise<ChildProcess> {
-  const server = spawn('./target/release/server', [], {
-    cwd: repoRoot,
-    env: { ...process.env, LEPTOS_SITE_ADDR: `127.0.0.1:${port}`, RUST_LOG: 'warn' },
-    stdio: 'inherit',
-  });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      if ((await fetch(baseURL)).ok) return server;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('server did not start');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function stopServer(server: ChildProcess) {
-  const exited = new Promise((resolve) => server.once('exit', resolve));
-  server.kill('SIGTERM');
-  await exited;
-}
+const database = freshDatabase();
+const startServer = () => start(port, database);
 
 test('the indicator shows offline while the server is gone, a message typed meanwhile waits, and the chat resumes', async ({
   browser,
@@ -66,7 +42,7 @@ test('the indicator shows offline while the server is gone, a message typed mean
     // Chromium logs the failed reconnection attempts; they are expected
     // here, and nothing else is.
     for (const person of [a, b]) {
-      person.forgive(/^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/);
+      person.forgive(/^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws\?resume' failed/);
     }
     await a.leave();
     await b.leave();
