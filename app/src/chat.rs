@@ -239,6 +239,9 @@ impl State {
             token,
             first_paint: true,
             beginning: page.beginning,
+            // The page holds everything stored when it was rendered: even
+            // with no message in it, whatever comes later must be sent.
+            last_id: Some(0),
             ..Self::default()
         };
         for message in page.messages {
@@ -1451,7 +1454,9 @@ mod tests {
 
             let empty = State::first(empty_page(), None);
             assert!(empty.beginning && empty.entries.is_empty());
-            assert_eq!(empty.resume(), resume(None, None));
+            // Nothing stored yet when it was rendered: anything stored since
+            // is missed, and asked for.
+            assert_eq!(empty.resume(), resume(None, Some(0)));
         });
     }
 
@@ -1460,7 +1465,7 @@ mod tests {
         Owner::new().with(|| {
             let (chat, env) = first_chat(empty_page(), None);
             chat.connecting();
-            assert_eq!(env.take_sent(), [resume(None, None)]);
+            assert_eq!(env.take_sent(), [resume(None, Some(0))]);
             chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
             assert_eq!(*env.stored.lock().unwrap(), Some("token-1".to_owned()));
             chat.receive(ServerFrame::Message(message_with_id(7, 2, "hi")));
@@ -1597,7 +1602,7 @@ mod tests {
             assert_eq!(chat.nickname().as_str(), "alice");
             assert_eq!(
                 env.take_sent(),
-                [resume(Some("token-4"), None)],
+                [resume(Some("token-4"), Some(0))],
                 "no rename back to Anonymous"
             );
             assert_eq!(*env.stored.lock().unwrap(), None, "the same token, kept");
@@ -1615,7 +1620,7 @@ mod tests {
             assert_eq!(
                 env.take_sent(),
                 [
-                    resume(Some("token-4"), None),
+                    resume(Some("token-4"), Some(0)),
                     ClientFrame::Nickname("carol".into())
                 ]
             );
