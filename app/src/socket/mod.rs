@@ -17,7 +17,7 @@ use futures_util::{
 };
 use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
 use gloo_timers::future::sleep;
-use js_sys::{Date, Function, Math, Object, Reflect};
+use js_sys::{Date, Math, Object, Reflect};
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::JsCast;
 
@@ -48,8 +48,12 @@ impl Env for Browser {
         let _ = self.outbox.unbounded_send(frame);
     }
 
+    /// The time and 106 random bits, in hex: unique among all senders (the
+    /// store keeps one message per `client_id`), with nothing a page served
+    /// over plain http lacks (`crypto.randomUUID` needs https).
     fn new_client_id(&self) -> String {
-        random_uuid().unwrap_or_else(fallback_uuid)
+        let random = || (Math::random() * 9_007_199_254_740_992.0) as u64;
+        format!("{:x}-{:x}-{:x}", Date::now() as u64, random(), random())
     }
 
     fn now_ms(&self) -> f64 {
@@ -107,33 +111,6 @@ fn session_storage() -> Option<Object> {
     Reflect::get(&js_sys::global(), &"sessionStorage".into())
         .ok()
         .and_then(|storage| storage.dyn_into::<Object>().ok())
-}
-
-/// `crypto.randomUUID()`, which only secure contexts (https, localhost) have.
-fn random_uuid() -> Option<String> {
-    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
-    let uuid = Reflect::get(&crypto, &"randomUUID".into())
-        .ok()?
-        .dyn_into::<Function>()
-        .ok()?;
-    uuid.call0(&crypto).ok()?.as_string()
-}
-
-/// A version 4 UUID from `Math.random()`, for pages served over plain http
-/// from another machine. Ids only need to be unique per sender.
-fn fallback_uuid() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"
-        .chars()
-        .map(|c| {
-            let random = (Math::random() * 16.0) as usize & 15;
-            match c {
-                'x' => HEX[random] as char,
-                'y' => HEX[8 | (random & 3)] as char,
-                other => other,
-            }
-        })
-        .collect()
 }
 
 /// `ws://` or `wss://`, matching the page, on the page's own host; the
