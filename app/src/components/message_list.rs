@@ -14,20 +14,24 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
     // Follows a line appended at the end; otherwise keeps the lines in view
     // where they were when the list grew above them (older lines paged in:
     // the list is redrawn in place, so the browser's scroll anchoring
-    // cannot).
-    Effect::new(move |before: Option<(Option<u64>, i32)>| {
+    // cannot). Measured in the next animation frame, once the list is
+    // redrawn: effects run in no promised order.
+    let seen = std::rc::Rc::new(std::cell::Cell::new((None::<u64>, 0)));
+    Effect::new(move || {
         let last = chat.with(|state| state.entries.last().map(|entry| entry.key));
-        let Some(list) = list.get() else {
-            return (last, 0);
-        };
-        let height = list.scroll_height();
-        match before {
-            Some((was_last, was_height)) if was_last == last => {
-                list.set_scroll_top(list.scroll_top() + height - was_height);
+        let seen = seen.clone();
+        request_animation_frame(move || {
+            let Some(list) = list.get_untracked() else {
+                return;
+            };
+            let height = list.scroll_height();
+            match seen.replace((last, height)) {
+                (was_last, was_height) if was_last == last => {
+                    list.set_scroll_top(list.scroll_top() + height - was_height);
+                }
+                _ => list.set_scroll_top(height),
             }
-            _ => list.set_scroll_top(height),
-        }
-        (last, height)
+        });
     });
     let at_top = move |_| {
         if list.get().is_some_and(|list| list.scroll_top() == 0) {
