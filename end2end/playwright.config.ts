@@ -41,13 +41,14 @@ export default defineConfig({
     cwd: '..',
     url: baseURL,
     // A fresh database per run: the page shows stored history, and tests
-    // expect none from earlier runs. A closed page's leave is announced
-    // after the resume grace period, kept short for the presence tests.
+    // expect none from earlier runs. No resume grace period: a closed page
+    // leaves at once, and its nickname is free for the next test; the
+    // tests of resuming run servers of their own (tests/server.ts).
     env: {
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       RUST_LOG: 'warn',
       DATABASE_URL: `sqlite://${path.join(mkdtempSync(path.join(tmpdir(), 'parley-e2e-')), 'e2e.db')}`,
-      PARLEY_RESUME_GRACE_SECS: '2',
+      PARLEY_RESUME_GRACE_SECS: '0',
     },
     reuseExistingServer: false,
     timeout: 30_000,

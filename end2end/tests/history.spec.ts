@@ -107,17 +107,24 @@ test('scrolling to the top, or the button there, pages in older messages until t
 });
 
 test('a reload keeps the nickname', async ({ browser }) => {
-  const a = await Person.join(browser);
-  await a.setNickname('reloaded');
-  await a.page.reload();
-  await a.waitOnline();
-  await expect(a.page.getByTestId('current-nickname')).toHaveText('reloaded');
-  const stamp = Date.now();
-  const b = await Person.join(browser);
-  await a.say(`after reload ${stamp}`);
-  await expect(b.said.last()).toHaveText(`reloaded: after reload ${stamp}`);
-  await a.leave();
-  await b.leave();
+  const server = await startServer(ownPort, freshDatabase());
+  try {
+    const baseURL = urlOf(ownPort);
+    const a = await Person.join(browser, baseURL);
+    const b = await Person.join(browser, baseURL);
+    await a.setNickname('reloaded');
+    await a.page.reload();
+    await a.waitOnline();
+    await expect(a.page.getByTestId('current-nickname')).toHaveText('reloaded');
+    await a.say('after the reload');
+    await expect(b.said.last()).toHaveText('reloaded: after the reload');
+    // The same person throughout: B saw no leave and no second join.
+    await expect(b.systemLines.filter({ hasText: /left|joined/ })).toHaveCount(0);
+    await a.leave();
+    await b.leave();
+  } finally {
+    await stopServer(server);
+  }
 });
 
 /** A TCP proxy to the server that a test can cut and restore. */
