@@ -159,6 +159,38 @@ async fn a_person_who_stays_away_past_the_grace_period_leaves() {
 }
 
 #[tokio::test]
+async fn a_token_is_only_ever_sent_to_its_own_connection() {
+    let server = TestServer::start_unlimited().await;
+    let mut bob = server.client().await;
+    let (mut alice, _) = server.resume(None, None).await;
+    let token = alice.token();
+    alice.set_nickname("alice").await;
+    alice
+        .send_json(json!({"type": "typing", "payload": true}))
+        .await;
+    alice.say("hello").await;
+    drop(alice);
+    let (mut alice, _) = server.resume(Some(&token), None).await;
+    alice.say("again").await;
+    // Everything bob heard of alice: presence, typing, messages.
+    let mut heard = Vec::new();
+    loop {
+        let frame = bob.next_frame().await;
+        heard.push(frame.to_string());
+        if frame["payload"]["text"] == "again" {
+            break;
+        }
+    }
+    assert!(heard.len() >= 3, "{heard:?}");
+    assert!(
+        !heard.iter().any(|frame| frame.contains(&token)),
+        "{heard:?}"
+    );
+    let carol = server.client().await;
+    assert!(!carol.welcome.to_string().contains(&token));
+}
+
+#[tokio::test]
 async fn an_unknown_token_makes_someone_new() {
     let server = TestServer::start_unlimited().await;
     let (alice, _) = server
