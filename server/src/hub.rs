@@ -83,6 +83,15 @@ struct Relayed {
     caught_up: Vec<(ClientId, u64)>,
 }
 
+/// Where a client that caught up from the store stands.
+#[derive(Debug, Clone, Copy)]
+struct CaughtUp {
+    /// The newest id it has: claimed, or read here.
+    has: u64,
+    /// The newest id the catch-up sent it, if any.
+    sent: Option<u64>,
+}
+
 /// A hub's hold on one connection's client (see [`Room::Seat`]).
 #[derive(Debug)]
 pub struct HubSeat {
@@ -435,6 +444,8 @@ impl Hub {
         writer: &Arc<ClientWriter>,
         mut after: u64,
     ) -> Option<Nickname> {
+        // The newest message sent here: only those can come twice.
+        let mut sent = None;
         loop {
             let page = match self.store.after(after, CATCH_UP_PAGE).await {
                 Ok(page) => page,
@@ -458,6 +469,7 @@ impl Hub {
                     return None;
                 }
                 after = message.id;
+                sent = Some(message.id);
                 // Half the budget at most waits: the rest of the client's
                 // budget stays free for what comes once it is admitted.
                 if writer.queued_bytes() > writer.budget() / 2 {
@@ -470,30 +482,34 @@ impl Hub {
             self.metrics.frames_out(page.len());
             self.metrics.caught_up(page.len());
             if page.len() < CATCH_UP_PAGE as usize {
-                if let Some(nickname) = self.admit(claim, writer, Some(after)) {
+                let caught_up = CaughtUp { has: after, sent };
+                if let Some(nickname) = self.admit(claim, writer, Some(caught_up)) {
                     return Some(nickname);
                 }
             }
         }
     }
 
-    /// Welcomes the client and makes it a member, unless messages after
-    /// `caught_up` (the newest it has, if it caught up) were relayed
-    /// already: then `None`, and it has those to read first. Someone new
-    /// joins the roster here; someone resuming is in it already.
+    /// Welcomes the client and makes it a member, unless messages newer
+    /// than it has (if it caught up) were relayed already: then `None`, and
+    /// it has those to read first. Someone new joins the roster here;
+    /// someone resuming is in it already.
     fn admit(
         &self,
         claim: &Claim,
         writer: &Arc<ClientWriter>,
-        caught_up: Option<u64>,
+        caught_up: Option<CaughtUp>,
     ) -> Option<Nickname> {
         let mut relayed = lock(&self.relayed);
-        if let Some(caught_up) = caught_up {
-            if relayed.last > caught_up {
+        if let Some(CaughtUp { has, sent }) = caught_up {
+            if relayed.last > has {
                 return None;
             }
-            if relayed.last < caught_up {
-                relayed.caught_up.push((claim.id, caught_up));
+            // Only what this catch-up sent is skipped later: an id the
+            // client merely claimed (from a store since wiped, say) must
+            // not keep new messages from it, nor stay listed here.
+            if let Some(sent) = sent.filter(|&sent| sent > relayed.last) {
+                relayed.caught_up.push((claim.id, sent));
             }
         }
         let mut joined_now = false;
@@ -1089,5 +1105,20 @@ mod tests {
         hub.deliver(pending, Outcome::Stored(three[0].message().clone()));
         let frame = next_frame(&mut client).await;
         assert_eq!(frame["payload"]["text"], "three", "one and two not again");
+    }
+
+    #[tokio::test]
+    async fn an_id_a_client_only_claims_does_not_hold_back_new_messages() {
+        let hub = hub().await;
+        let (alice, _alice_client) = join(&hub).await;
+        // As if the page kept ids from a store since wiped.
+        let resume = Resume {
+            token: None,
+            after: Some(1_000),
+        };
+        let (_resumer, mut client) = join_as(&hub, Some(resume)).await;
+        say(&hub, alice, "new", None);
+        assert_eq!(next_frame(&mut client).await["payload"]["text"], "new");
+        assert!(lock(&hub.relayed).caught_up.is_empty());
     }
 }
