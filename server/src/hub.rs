@@ -640,11 +640,16 @@ mod tests {
     /// A hub that announces presence only when a test says so, over a
     /// store in memory.
     async fn hub_listing(list_limit: usize, presence_interval: Duration) -> Arc<Hub> {
+        hub_with(list_limit, presence_interval, Duration::ZERO).await
+    }
+
+    /// A hub that keeps a dropped client that can resume for `grace`.
+    async fn hub_with(list_limit: usize, presence_interval: Duration, grace: Duration) -> Arc<Hub> {
         let store = Store::open("sqlite::memory:").await.unwrap();
         Hub::new(
             list_limit,
             presence_interval,
-            Duration::ZERO,
+            grace,
             Metrics::default(),
             store,
         )
@@ -925,15 +930,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_brings_back_the_same_person_without_a_leave_or_a_join() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let grace = Duration::from_secs(3600);
-        let hub = Hub::new(
-            100,
-            Duration::from_secs(3600),
-            grace,
-            Metrics::default(),
-            store,
-        );
+        let hour = Duration::from_secs(3600);
+        let hub = hub_with(100, hour, hour).await;
         let (_watcher, mut watcher_client) = join(&hub).await;
         let (server, mut client) = socket_pair().await;
         let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
@@ -996,15 +994,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_does_not_come_back_leaves_after_the_grace_period() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let grace = Duration::from_millis(50);
-        let hub = Hub::new(
-            100,
-            Duration::from_millis(10),
-            grace,
-            Metrics::default(),
-            store,
-        );
+        let hub = hub_with(100, Duration::from_millis(10), Duration::from_millis(50)).await;
         let (watcher, mut watcher_client) = join(&hub).await;
         let (server, client) = socket_pair().await;
         let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
