@@ -1027,11 +1027,7 @@ mod tests {
             assert_eq!(env.take_sent(), [message_frame("hello", "c-1")]);
             assert_eq!(lines(&chat), ["alice: hello [pending]"]);
 
-            chat.receive(ServerFrame::Ack(Ack {
-                client_id: "c-1".into(),
-                id: 42,
-                sent_at: "2026-11-25T14:03:07Z".into(),
-            }));
+            chat.receive(ack("c-1", 42));
             let Line::Mine(own) = &chat.entries()[0].line else {
                 panic!("own message expected");
             };
@@ -1039,7 +1035,7 @@ mod tests {
                 own.delivery,
                 Delivery::Sent {
                     id: 42,
-                    sent_at: "2026-11-25T14:03:07Z".into()
+                    sent_at: "2026-11-25T14:00:00.000Z".into()
                 }
             );
             // The ack timer, when it fires later, leaves a sent message alone.
@@ -1084,11 +1080,7 @@ mod tests {
             chat.retry("c-2");
             assert_eq!(env.take_sent(), [message_frame("two", "c-2")]);
             assert_eq!(lines(&chat)[1], "Anonymous: two [pending]");
-            chat.receive(ServerFrame::Ack(Ack {
-                client_id: "c-2".into(),
-                id: 7,
-                sent_at: "2026-11-25T14:03:07Z".into(),
-            }));
+            chat.receive(ack("c-2", 7));
             assert_eq!(lines(&chat)[1], "Anonymous: two [sent]");
 
             chat.retry("c-2");
@@ -1269,11 +1261,7 @@ mod tests {
             assert_eq!(env.take_sent(), [resume(Some("token-1"), None)]);
             chat.receive(welcome(9, "Anonymous", vec![person(9, "Anonymous")]));
             assert_eq!(env.take_sent(), [message_frame("typed offline", "c-1")]);
-            chat.receive(ServerFrame::Ack(Ack {
-                client_id: "c-1".into(),
-                id: 1,
-                sent_at: "2026-11-25T14:00:00.000Z".into(),
-            }));
+            chat.receive(ack("c-1", 1));
             assert_eq!(lines(&chat), ["Anonymous: typed offline [sent]"]);
         });
     }
@@ -1396,6 +1384,15 @@ mod tests {
         });
     }
 
+    /// The server's ack of `client_id` as message `id`.
+    fn ack(client_id: &str, id: u64) -> ServerFrame {
+        ServerFrame::Ack(Ack {
+            client_id: client_id.into(),
+            id,
+            sent_at: "2026-11-25T14:00:00.000Z".into(),
+        })
+    }
+
     fn message_with_id(id: u64, from: u64, text: &str) -> ChatMessage {
         ChatMessage {
             id,
@@ -1470,11 +1467,7 @@ mod tests {
             assert_eq!(*env.stored.lock().unwrap(), Some("token-1".to_owned()));
             chat.receive(ServerFrame::Message(message_with_id(7, 2, "hi")));
             chat.send("mine");
-            chat.receive(ServerFrame::Ack(Ack {
-                client_id: "c-1".into(),
-                id: 8,
-                sent_at: "2026-11-25T14:00:01Z".into(),
-            }));
+            chat.receive(ack("c-1", 8));
             chat.disconnected(false);
             env.take_sent();
             chat.connecting();
@@ -1515,11 +1508,7 @@ mod tests {
                 env.take_sent(),
                 [message_frame("sent before the drop", "c-1")]
             );
-            chat.receive(ServerFrame::Ack(Ack {
-                client_id: "c-1".into(),
-                id: 4,
-                sent_at: "2026-11-25T14:00:00Z".into(),
-            }));
+            chat.receive(ack("c-1", 4));
             assert_eq!(lines(&chat), ["Anonymous: sent before the drop [sent]"]);
         });
     }
