@@ -294,9 +294,13 @@ impl Room for Hub {
                 resumable,
             }),
         };
+        let restore = self.saved_nickname(&claim).await;
         let nickname = match after {
-            Some(after) => self.catch_up(&claim, &writer, after).await?,
-            None => self.admit(&claim, &writer, None)?,
+            Some(after) => {
+                self.catch_up(&claim, &writer, after, restore.as_ref())
+                    .await?
+            }
+            None => self.admit(&claim, &writer, None, restore.as_ref())?,
         };
         Some(Joined {
             id: claim.id,
@@ -335,9 +339,17 @@ impl Room for Hub {
         }
     }
 
-    fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken> {
-        lock(&self.roster).rename(id, nickname)?;
+    fn rename(
+        &self,
+        id: ClientId,
+        seat: &HubSeat,
+        nickname: Nickname,
+    ) -> Result<(), NicknameTaken> {
+        lock(&self.roster).rename(id, nickname.clone())?;
         self.presence_changed();
+        if seat.resumable {
+            self.save_nickname(seat, &nickname);
+        }
         Ok(())
     }
 
@@ -443,6 +455,7 @@ impl Hub {
         claim: &Claim,
         writer: &Arc<ClientWriter>,
         mut after: u64,
+        restore: Option<&Nickname>,
     ) -> Option<Nickname> {
         // The newest message sent here: only those can come twice.
         let mut sent = None;
@@ -457,7 +470,7 @@ impl Hub {
                         "the messages you missed cannot be read right now; reconnect to try again",
                     );
                     writer.send(&frame::text(&ServerFrame::Error(error).encode()));
-                    return self.admit(claim, writer, None);
+                    return self.admit(claim, writer, None, restore);
                 }
             };
             for message in &page {
@@ -483,7 +496,7 @@ impl Hub {
             self.metrics.caught_up(page.len());
             if page.len() < CATCH_UP_PAGE as usize {
                 let caught_up = CaughtUp { has: after, sent };
-                if let Some(nickname) = self.admit(claim, writer, Some(caught_up)) {
+                if let Some(nickname) = self.admit(claim, writer, Some(caught_up), restore) {
                     return Some(nickname);
                 }
             }
@@ -492,13 +505,14 @@ impl Hub {
 
     /// Welcomes the client and makes it a member, unless messages newer
     /// than it has (if it caught up) were relayed already: then `None`, and
-    /// it has those to read first. Someone new joins the roster here;
-    /// someone resuming is in it already.
+    /// it has those to read first. Someone new joins the roster here, under
+    /// `restore` if that is free; someone resuming is in it already.
     fn admit(
         &self,
         claim: &Claim,
         writer: &Arc<ClientWriter>,
         caught_up: Option<CaughtUp>,
+        restore: Option<&Nickname>,
     ) -> Option<Nickname> {
         let mut relayed = lock(&self.relayed);
         if let Some(CaughtUp { has, sent }) = caught_up {
@@ -518,6 +532,10 @@ impl Hub {
             if roster.nickname(claim.id).is_none() {
                 roster.join(claim.id);
                 joined_now = true;
+                if let Some(restore) = restore {
+                    // Taken meanwhile: the client starts as Anonymous.
+                    let _ = roster.rename(claim.id, restore.clone());
+                }
             }
             let nickname = roster.nickname(claim.id).cloned().unwrap_or_default();
             let welcome = ServerFrame::Welcome(Welcome {
@@ -539,6 +557,36 @@ impl Hub {
             self.presence_changed();
         }
         Some(nickname)
+    }
+
+    /// The nickname the store kept for a token this process does not know
+    /// (one from before a restart).
+    async fn saved_nickname(&self, claim: &Claim) -> Option<Nickname> {
+        if !claim.presented {
+            return None;
+        }
+        match self.store.session(&claim.token.digest()).await {
+            Ok(saved) => saved.and_then(|saved| Nickname::parse(&saved).ok()),
+            Err(error) => {
+                tracing::warn!(%error, "could not read a resume token's nickname");
+                None
+            }
+        }
+    }
+
+    /// Keeps a resumable client's new nickname for after a restart; the
+    /// rename does not wait for it.
+    fn save_nickname(&self, seat: &HubSeat, nickname: &Nickname) {
+        let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (digest, nickname) = (seat.token.digest(), nickname.to_string());
+        runtime.spawn(async move {
+            if let Err(error) = hub.store.save_session(&digest, &nickname).await {
+                tracing::warn!(%error, "could not save a resume token's nickname");
+            }
+        });
     }
 
     /// Closes the connection that held `id` until another one resumed it.
@@ -828,9 +876,10 @@ mod tests {
         let first = next_frame(&mut watcher_client).await;
         assert_eq!(first["payload"]["joined"][0]["id"], watcher.get());
 
-        let (bob, _bob_client) = join(&hub).await;
+        let (bob, _bob_client) = join_as(&hub, None).await;
         let (carol, carol_client) = join_as(&hub, None).await;
-        hub.rename(bob, Nickname::parse("bob").unwrap()).unwrap();
+        hub.rename(bob.id, &bob.seat, Nickname::parse("bob").unwrap())
+            .unwrap();
         hub.leave(carol.id, &carol.seat);
         drop(carol_client);
         hub.announce_presence();
@@ -839,7 +888,7 @@ mod tests {
         assert_eq!(diff["payload"]["online"], 2);
         assert_eq!(
             diff["payload"]["joined"],
-            serde_json::json!([{"id": bob.get(), "nickname": "bob"}]),
+            serde_json::json!([{"id": bob.id.get(), "nickname": "bob"}]),
             "one join under the final name; carol came and went unseen"
         );
         assert_eq!(diff["payload"]["left"], serde_json::json!([]));
@@ -938,7 +987,7 @@ mod tests {
         let first = hub.join(writer, Some(Resume::default())).await.unwrap();
         let welcome = next_frame(&mut client).await;
         let token = welcome["payload"]["token"].as_str().unwrap().to_owned();
-        hub.rename(first.id, Nickname::parse("alice").unwrap())
+        hub.rename(first.id, &first.seat, Nickname::parse("alice").unwrap())
             .unwrap();
         hub.announce_presence();
         assert_eq!(next_frame(&mut watcher_client).await["type"], "presence");

@@ -32,6 +32,9 @@ pub struct Claim {
     pub seat: Seat,
     /// The token was known: the same person as before, already in the roster.
     pub resumed: bool,
+    /// The client showed a token this process did not know, and keeps it:
+    /// the store may know the nickname it stood for before a restart.
+    pub presented: bool,
     /// Another connection held this person until now; it must be closed.
     pub displaced: bool,
 }
@@ -76,14 +79,15 @@ impl Identities {
         }
     }
 
-    /// The person `token` names, now held by a new seat; someone new, with
-    /// the id `fresh` and a new token, if the token is unknown, malformed or
-    /// absent.
+    /// The person `token` names, now held by a new seat; else someone new,
+    /// with the id `fresh`, under the token shown if it is well formed (one
+    /// from before a restart), or a new one.
     pub fn claim(&mut self, token: Option<&str>, fresh: ClientId) -> Claim {
         self.next_seat += 1;
         let seat = Seat(self.next_seat);
-        if let Some(token) = token.and_then(ResumeToken::parse) {
-            if let Some(person) = self.by_token.get_mut(&token) {
+        let token = token.and_then(ResumeToken::parse);
+        if let Some(token) = &token {
+            if let Some(person) = self.by_token.get_mut(token) {
                 let displaced = !person.away;
                 if person.away {
                     self.away -= 1;
@@ -92,15 +96,17 @@ impl Identities {
                 person.away = false;
                 return Claim {
                     id: person.id,
-                    token,
+                    token: token.clone(),
                     seat,
                     resumed: true,
+                    presented: false,
                     displaced,
                 };
             }
         }
         let id = fresh;
-        let token = ResumeToken::generate();
+        let presented = token.is_some();
+        let token = token.unwrap_or_else(ResumeToken::generate);
         self.by_token.insert(
             token.clone(),
             Person {
@@ -114,6 +120,7 @@ impl Identities {
             token,
             seat,
             resumed: false,
+            presented,
             displaced: false,
         }
     }
@@ -174,12 +181,16 @@ mod tests {
         let mut identities = Identities::new(10);
         let a = identities.claim(None, ClientId::next());
         let b = identities.claim(Some("not a token"), ClientId::next());
-        let c = identities.claim(Some(ResumeToken::generate().as_str()), ClientId::next());
+        let from_before = ResumeToken::generate();
+        let c = identities.claim(Some(from_before.as_str()), ClientId::next());
         assert!(![&a, &b, &c].iter().any(|claim| claim.resumed));
         assert_ne!(a.id, b.id);
         assert_ne!(a.token, b.token);
         assert_ne!(c.id, b.id);
         assert_eq!(identities.len(), 3);
+        // A well-formed token from before a restart is kept.
+        assert!(c.presented && !a.presented && !b.presented);
+        assert_eq!(c.token, from_before);
     }
 
     #[test]
@@ -217,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_person_is_gone_and_their_token_means_nothing() {
+    fn an_expired_person_is_gone_and_their_token_starts_someone_new() {
         let mut identities = Identities::new(10);
         let first = identities.claim(None, ClientId::next());
         identities.release(&first.token, first.seat);

@@ -29,6 +29,13 @@ impl ResumeToken {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// SHA-256 of the token, in hex: what the store keeps, so that its
+    /// contents do not let anyone become the person.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
 }
 
 /// Redacted: a token in a log line would let its reader take over the
@@ -50,6 +57,17 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(ResumeToken::parse(a.as_str()), Some(a.clone()));
         assert_eq!(format!("{a:?}"), "ResumeToken(…)");
+    }
+
+    #[test]
+    fn a_digest_is_sha256_in_hex() {
+        let token = ResumeToken::parse("0123456789abcdef0123456789abcdef").unwrap();
+        // `printf %s 0123456789abcdef0123456789abcdef | sha256sum`
+        assert_eq!(
+            token.digest(),
+            "3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9"
+        );
+        assert_ne!(token.digest(), ResumeToken::generate().digest());
     }
 
     #[test]

@@ -49,7 +49,12 @@ pub trait Room: Send + Sync + 'static {
     /// displaced, leaves at once. Harmless if it already left.
     fn leave(&self, id: ClientId, seat: &Self::Seat);
     /// Gives the client a nickname, unless someone else online holds it.
-    fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken>;
+    fn rename(
+        &self,
+        id: ClientId,
+        seat: &Self::Seat,
+        nickname: Nickname,
+    ) -> Result<(), NicknameTaken>;
     /// Stores the message, then relays it to everyone else and acks it to
     /// its sender if it has a `client_id`; returns at once, before any of
     /// that. A `client_id` stored before is acked again and not relayed.
@@ -181,7 +186,7 @@ impl<R: Room> Session<R> {
             return Ok(());
         }
         self.room
-            .rename(self.id, nickname.clone())
+            .rename(self.id, &self.seat, nickname.clone())
             .map_err(|taken| ErrorPayload::new(ErrorCode::NicknameTaken, taken.to_string()))?;
         self.nickname = nickname;
         Ok(())
@@ -258,7 +263,7 @@ mod tests {
             self.log.lock().unwrap().push(format!("leave {id}"));
         }
 
-        fn rename(&self, id: ClientId, nickname: Nickname) -> Result<(), NicknameTaken> {
+        fn rename(&self, id: ClientId, (): &(), nickname: Nickname) -> Result<(), NicknameTaken> {
             self.roster(|roster| roster.rename(id, nickname.clone()))?;
             self.log
                 .lock()

@@ -164,6 +164,25 @@ impl Store {
         Ok(newest_first)
     }
 
+    /// Remembers `nickname` for the resume token whose digest is
+    /// `token_digest` (replacing what it was).
+    pub async fn save_session(&self, token_digest: &str, nickname: &str) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlite::save_session(pool, token_digest, nickname, &now()).await,
+            Db::Postgres(pool) => {
+                postgres::save_session(pool, token_digest, nickname, &now()).await
+            }
+        }
+    }
+
+    /// The nickname last saved for the token whose digest is `token_digest`.
+    pub async fn session(&self, token_digest: &str) -> Result<Option<String>, StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlite::session(pool, token_digest).await,
+            Db::Postgres(pool) => postgres::session(pool, token_digest).await,
+        }
+    }
+
     /// Closes every connection, waiting for those in use; later calls fail
     /// with [`StoreError::Unavailable`]. For a clean shutdown (SQLite then
     /// folds its write-ahead log back into the database file).

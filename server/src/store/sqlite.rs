@@ -145,3 +145,34 @@ pub(super) async fn before(
             .await?,
     )
 }
+
+pub(super) async fn save_session(
+    pool: &SqlitePool,
+    token_digest: &str,
+    nickname: &str,
+    saved_at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (token_digest, nickname, saved_at) VALUES (?, ?, ?) \
+         ON CONFLICT (token_digest) DO UPDATE SET nickname = excluded.nickname, \
+         saved_at = excluded.saved_at",
+    )
+    .bind(token_digest)
+    .bind(nickname)
+    .bind(saved_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn session(
+    pool: &SqlitePool,
+    token_digest: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT nickname FROM sessions WHERE token_digest = ?")
+            .bind(token_digest)
+            .fetch_optional(pool)
+            .await?,
+    )
+}

@@ -115,6 +115,7 @@ on_both!(
     reopening_keeps_every_message_and_ids_continue,
     a_failing_store_returns_errors,
     concurrent_appends_get_distinct_increasing_ids,
+    a_session_keeps_its_latest_nickname_across_reopening,
     #[ignore = "a measurement: cargo test -p server --lib store -- --ignored --nocapture"]
     append_rate,
 );
@@ -421,5 +422,23 @@ fn a_database_url_gets_another_database() {
     assert_eq!(
         with_database("postgres://me@host?sslmode=disable", "t1"),
         "postgres://me@host/t1?sslmode=disable"
+    );
+}
+
+async fn a_session_keeps_its_latest_nickname_across_reopening(place: Place) {
+    let store = place.open().await;
+    assert_eq!(store.session("digest-a").await.unwrap(), None);
+    store.save_session("digest-a", "alice").await.unwrap();
+    store.save_session("digest-a", "Alicia").await.unwrap();
+    store.save_session("digest-b", "bob").await.unwrap();
+    store.close().await;
+    let store = place.open().await;
+    assert_eq!(
+        store.session("digest-a").await.unwrap().as_deref(),
+        Some("Alicia")
+    );
+    assert_eq!(
+        store.session("digest-b").await.unwrap().as_deref(),
+        Some("bob")
     );
 }

@@ -5,9 +5,11 @@
 
 use serde_json::{json, Value};
 
+use server::identity::ResumeToken;
+
 use crate::{
     http::{get, sample},
-    support::{on_both_stores, unlimited_chat, Client, TestServer},
+    support::{on_both_stores, unlimited_chat, Client, TestServer, WAIT},
 };
 
 /// Sends a message with an id and returns its ack's payload.
@@ -154,8 +156,7 @@ async fn a_person_who_stays_away_past_the_grace_period_leaves() {
         }
     }
     let (again, _) = server.resume(Some(&token), None).await;
-    assert_ne!(again.id, id, "the token was forgotten with her");
-    assert_ne!(again.token(), token);
+    assert_ne!(again.id, id, "someone new: she left");
 }
 
 #[tokio::test]
@@ -191,14 +192,45 @@ async fn a_token_is_only_ever_sent_to_its_own_connection() {
 }
 
 #[tokio::test]
-async fn an_unknown_token_makes_someone_new() {
+async fn an_unknown_token_makes_someone_new_and_a_malformed_one_is_replaced() {
     let server = TestServer::start_unlimited().await;
-    let (alice, _) = server
-        .resume(Some("0123456789abcdef0123456789abcdef"), None)
-        .await;
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let (alice, _) = server.resume(Some(unknown), None).await;
     assert_eq!(alice.welcome["payload"]["nickname"], "Anonymous");
-    assert_eq!(alice.token().len(), 32);
-    assert_ne!(alice.token(), "0123456789abcdef0123456789abcdef");
+    // Well formed (from before a restart, say): the page keeps it.
+    assert_eq!(alice.token(), unknown);
+    let (bob, _) = server.resume(Some("not a token"), None).await;
+    assert_eq!(bob.token().len(), 32);
+    assert_ne!(bob.id, alice.id);
+}
+
+on_both_stores!(after_a_restart_a_token_brings_back_its_nickname);
+async fn after_a_restart_a_token_brings_back_its_nickname(url: String) {
+    let server = server_on(&url).await;
+    let (mut alice, _) = server.resume(None, None).await;
+    let token = alice.token();
+    alice.set_nickname("alice").await;
+    // Saved beside the rename, without holding it up: wait until it is.
+    let digest = ResumeToken::parse(&token).unwrap().digest();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.store.session(&digest).await.unwrap().as_deref() != Some("alice") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the nickname is saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(alice);
+    server.shutdown().await;
+
+    let server = server_on(&url).await;
+    let mut bob = server.client().await;
+    let (alice, _) = server.resume(Some(&token), None).await;
+    assert_eq!(alice.welcome["payload"]["nickname"], "alice");
+    assert_eq!(alice.token(), token);
+    // Hers again: nobody else can take it now.
+    bob.set_nickname("ALICE").await;
+    bob.expect_error("nickname_taken").await;
 }
 
 #[tokio::test]
