@@ -418,15 +418,19 @@ impl State {
     fn receive(&mut self, frame: ServerFrame, fx: &mut Effects) {
         match frame {
             ServerFrame::Welcome(welcome) => {
-                self.me = Some(welcome.id);
+                let previous = self.me.replace(welcome.id);
                 self.online = welcome.online;
                 self.people = welcome.people;
                 self.typists.clear();
                 self.status = ConnectionStatus::Online;
-                // The server knew the token: this is the same person again,
-                // under the nickname it had, which a reloaded page adopts
-                // unless the user has asked for another one since.
-                let resumed = self.token.as_deref() == Some(welcome.token.as_str());
+                // The server knew the token and kept the id (a reloaded page
+                // knows no id yet): the same person again, under the
+                // nickname it had, which the page adopts unless the user has
+                // asked for another one since. After a restart the server
+                // may keep the token but not the person: then the page asks
+                // for its nickname again.
+                let resumed = self.token.as_deref() == Some(welcome.token.as_str())
+                    && previous.is_none_or(|id| id == welcome.id);
                 let renaming = self.nickname != self.confirmed;
                 self.confirmed = Nickname::parse(&welcome.nickname).unwrap_or_default();
                 if resumed && !renaming {
@@ -1595,6 +1599,28 @@ mod tests {
                 "no rename back to Anonymous"
             );
             assert_eq!(*env.stored.lock().unwrap(), None, "the same token, kept");
+        });
+    }
+
+    #[test]
+    fn after_a_restart_that_kept_the_token_but_not_the_person_the_nickname_is_asked_again() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(empty_page(), Some("token-4"));
+            chat.connecting();
+            chat.receive(welcome(4, "alice", vec![person(4, "alice")]));
+            chat.disconnected(false);
+            chat.connecting();
+            env.take_sent();
+            // A new process: another id, and no nickname kept for the token.
+            chat.receive(ServerFrame::Welcome(Welcome {
+                id: 1,
+                nickname: "Anonymous".into(),
+                online: 1,
+                people: vec![person(1, "Anonymous")],
+                token: "token-4".into(),
+            }));
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(env.take_sent(), [ClientFrame::Nickname("alice".into())]);
         });
     }
 
