@@ -113,20 +113,13 @@ fn session_storage() -> Option<Object> {
         .and_then(|storage| storage.dyn_into::<Object>().ok())
 }
 
-/// `ws://` or `wss://`, matching the page, on the page's own host; the
-/// `resume` frame comes first on it.
-fn socket_url() -> String {
-    let location = window().location();
-    let scheme = match location.protocol().as_deref() {
-        Ok("https:") => "wss",
-        _ => "ws",
-    };
-    let host = location.host().unwrap_or_default();
-    format!("{scheme}://{host}/ws?resume")
-}
+/// The chat's socket, relative to the page: browsers resolve it to `ws://`
+/// or `wss://` (matching the page) on the page's own host (the WebSocket
+/// constructor takes relative URLs since Chromium 125, Firefox 124 and
+/// Safari 17.3). The `resume` frame comes first on it.
+const SOCKET_URL: &str = "/ws?resume";
 
 async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
-    let url = socket_url();
     let mut backoff = Backoff::new(Math::random);
     loop {
         // Whatever was queued for the old connection (or a resume frame for
@@ -136,7 +129,7 @@ async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
         while outbox.try_recv().is_ok() {}
         chat.connecting();
         let mut taken_over = false;
-        if let Some(socket) = open(&url).await {
+        if let Some(socket) = open(SOCKET_URL).await {
             let opened = Date::now();
             let flow = session(chat, socket, &mut outbox).await;
             backoff.closed_after(Duration::from_millis((Date::now() - opened) as u64));
