@@ -7,8 +7,10 @@
 //! or a grace period runs out. The newest connection showing a token wins;
 //! the one it displaces is closed.
 //!
-//! This module only keeps the books; the [hub](crate::hub) acts on them
-//! (roster, timers, closing the displaced connection).
+//! This module only keeps the books, in memory; the [hub](crate::hub) acts
+//! on them (roster, timers, closing the displaced connection) and keeps the
+//! nickname each token last chose in the store, under the token's digest,
+//! so that a token from before a restart gets it back.
 
 mod token;
 
