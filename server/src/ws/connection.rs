@@ -134,49 +134,11 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
         let writer = Arc::clone(&self.writer);
         tracing::debug!("connected");
 
-        // A resuming client says who it was before it is welcomed; any other
-        // first frame makes it someone new, and is handled once it joined.
-        let mut first = None;
-        let resume = if joining.resuming {
-            let read = tokio::select! {
-                read = tokio::time::timeout(RESUME_TIMEOUT, self.first_message()) => read,
-                () = shutdown.cancelled() => Ok(Err(End::Close(CloseCode::Away, "server shutting down"))),
-            };
-            match read {
-                Ok(Ok(Ok(ClientFrame::Resume(resume)))) => Some(resume),
-                Ok(Ok(other)) => {
-                    first = Some(other);
-                    Some(Resume::default())
-                }
-                Ok(Err(end)) => return self.end(end).await,
-                Err(_) => {
-                    let end = End::Close(CloseCode::Policy, "no resume frame in time");
-                    return self.end(end).await;
-                }
-            }
-        } else {
-            None
-        };
-        let join = Session::join(
-            joining.room,
-            Arc::clone(&writer),
-            resume,
-            joining.limit,
-            std::time::Instant::now(),
-        );
-        let session = tokio::select! {
-            session = join => session,
-            () = shutdown.cancelled() => {
-                return self.end(End::Close(CloseCode::Away, "server shutting down")).await;
-            }
-        };
-        let Some(session) = session else {
-            return self.end(End::Gone).await;
-        };
-        tracing::debug!(client = %session.id(), "joined");
-        self.session = Some(session);
-        if let Some(first) = first {
-            self.handle_frame(first);
+        // Boxed: joining needs its own timers and futures, and the task's
+        // size is paid by every connected client for as long as it is
+        // connected.
+        if let Err(end) = Box::pin(self.join(joining, &shutdown)).await {
+            return self.end(end).await;
         }
 
         let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
@@ -227,6 +189,48 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
         };
 
         self.end(end).await;
+    }
+
+    /// Joins the room: a resuming client says who it was before it is
+    /// welcomed; any other first frame makes it someone new, and is handled
+    /// once it joined.
+    async fn join(&mut self, joining: Joining<R>, shutdown: &CancellationToken) -> Result<(), End> {
+        let shutting_down = || End::Close(CloseCode::Away, "server shutting down");
+        let mut first = None;
+        let resume = if joining.resuming {
+            let read = tokio::select! {
+                read = tokio::time::timeout(RESUME_TIMEOUT, self.first_message()) => read,
+                () = shutdown.cancelled() => return Err(shutting_down()),
+            };
+            match read {
+                Ok(Ok(Ok(ClientFrame::Resume(resume)))) => Some(resume),
+                Ok(Ok(other)) => {
+                    first = Some(other);
+                    Some(Resume::default())
+                }
+                Ok(Err(end)) => return Err(end),
+                Err(_) => return Err(End::Close(CloseCode::Policy, "no resume frame in time")),
+            }
+        } else {
+            None
+        };
+        let join = Session::join(
+            joining.room,
+            Arc::clone(&self.writer),
+            resume,
+            joining.limit,
+            std::time::Instant::now(),
+        );
+        let session = tokio::select! {
+            session = join => session.ok_or(End::Gone)?,
+            () = shutdown.cancelled() => return Err(shutting_down()),
+        };
+        tracing::debug!(client = %session.id(), "joined");
+        self.session = Some(session);
+        if let Some(first) = first {
+            self.handle_frame(first);
+        }
+        Ok(())
     }
 
     /// Leaves the room and ends the connection as `end` says.
