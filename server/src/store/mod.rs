@@ -135,33 +135,48 @@ impl Store {
 
     /// The newest `limit` messages, oldest first.
     pub async fn latest(&self, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut newest_first = match &self.db {
-            Db::Sqlite(pool) => sqlite::latest(pool, limit).await?,
-            Db::Postgres(pool) => postgres::latest(pool, limit).await?,
-        };
-        newest_first.reverse();
-        Ok(newest_first)
+        self.range(Range {
+            above: i64::MIN,
+            below: i64::MAX,
+            newest_first: true,
+            limit,
+        })
+        .await
     }
 
     /// Up to `limit` messages with id > `after`, oldest first.
     pub async fn after(&self, after: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        match &self.db {
-            Db::Sqlite(pool) => sqlite::after(pool, after, limit).await,
-            Db::Postgres(pool) => postgres::after(pool, after, limit).await,
-        }
+        self.range(Range {
+            above: i64::try_from(after).unwrap_or(i64::MAX),
+            below: i64::MAX,
+            newest_first: false,
+            limit,
+        })
+        .await
     }
 
     /// Up to `limit` messages with id < `before`, the newest of those,
     /// oldest first.
     pub async fn before(&self, before: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        let before = i64::try_from(before).unwrap_or(i64::MAX);
-        let mut newest_first = match &self.db {
-            Db::Sqlite(pool) => sqlite::before(pool, before, limit).await?,
-            Db::Postgres(pool) => postgres::before(pool, before, limit).await?,
+        self.range(Range {
+            above: i64::MIN,
+            below: i64::try_from(before).unwrap_or(i64::MAX),
+            newest_first: true,
+            limit,
+        })
+        .await
+    }
+
+    /// The messages `range` asks for, oldest first.
+    async fn range(&self, range: Range) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut messages = match &self.db {
+            Db::Sqlite(pool) => sqlite::range(pool, range).await?,
+            Db::Postgres(pool) => postgres::range(pool, range).await?,
         };
-        newest_first.reverse();
-        Ok(newest_first)
+        if range.newest_first {
+            messages.reverse();
+        }
+        Ok(messages)
     }
 
     /// Remembers `nickname` for the resume token whose digest is
@@ -190,6 +205,26 @@ impl Store {
         match &self.db {
             Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// One read of `messages`: the ids strictly between `above` and `below`,
+/// `limit` of them from the newest end or from the oldest.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    above: i64,
+    below: i64,
+    newest_first: bool,
+    limit: u32,
+}
+
+impl Range {
+    fn order(self) -> &'static str {
+        if self.newest_first {
+            "DESC"
+        } else {
+            "ASC"
         }
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use sqlx::{postgres::PgPoolOptions, PgPool, Postgres, QueryBuilder};
 
 use super::{
-    already_stored, assemble, candidates, now, rows, sql_limit, to_sql, Appended, NewMessage, Row,
-    StoreError, StoredMessage, ROWS_PER_STATEMENT,
+    already_stored, assemble, candidates, now, rows, sql_limit, to_sql, Appended, NewMessage,
+    Range, Row, StoreError, StoredMessage, ROWS_PER_STATEMENT,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -89,42 +89,16 @@ pub(super) async fn append(
     assemble(batch, &sent_at, inserted, earlier)
 }
 
-pub(super) async fn latest(pool: &PgPool, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-    let query = format!("SELECT {COLUMNS} FROM messages ORDER BY id DESC LIMIT $1");
+pub(super) async fn range(pool: &PgPool, range: Range) -> Result<Vec<StoredMessage>, StoreError> {
+    let query = format!(
+        "SELECT {COLUMNS} FROM messages WHERE id > $1 AND id < $2 ORDER BY id {} LIMIT $3",
+        range.order()
+    );
     rows(
         sqlx::query_as::<_, Row>(&query)
-            .bind(sql_limit(limit))
-            .fetch_all(pool)
-            .await?,
-    )
-}
-
-pub(super) async fn after(
-    pool: &PgPool,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let query = format!("SELECT {COLUMNS} FROM messages WHERE id > $1 ORDER BY id ASC LIMIT $2");
-    rows(
-        sqlx::query_as::<_, Row>(&query)
-            .bind(after)
-            .bind(sql_limit(limit))
-            .fetch_all(pool)
-            .await?,
-    )
-}
-
-/// Newest first.
-pub(super) async fn before(
-    pool: &PgPool,
-    before: i64,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let query = format!("SELECT {COLUMNS} FROM messages WHERE id < $1 ORDER BY id DESC LIMIT $2");
-    rows(
-        sqlx::query_as::<_, Row>(&query)
-            .bind(before)
-            .bind(sql_limit(limit))
+            .bind(range.above)
+            .bind(range.below)
+            .bind(sql_limit(range.limit))
             .fetch_all(pool)
             .await?,
     )

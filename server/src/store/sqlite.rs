@@ -8,8 +8,8 @@ use sqlx::{
 };
 
 use super::{
-    already_stored, assemble, candidates, now, rows, sql_limit, to_sql, Appended, NewMessage, Row,
-    StoreError, StoredMessage, ROWS_PER_STATEMENT,
+    already_stored, assemble, candidates, now, rows, sql_limit, to_sql, Appended, NewMessage,
+    Range, Row, StoreError, StoredMessage, ROWS_PER_STATEMENT,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -102,45 +102,19 @@ pub(super) async fn append(
     assemble(batch, &sent_at, inserted, earlier)
 }
 
-pub(super) async fn latest(
+pub(super) async fn range(
     pool: &SqlitePool,
-    limit: u32,
+    range: Range,
 ) -> Result<Vec<StoredMessage>, StoreError> {
-    let query = format!("SELECT {COLUMNS} FROM messages ORDER BY id DESC LIMIT ?");
+    let query = format!(
+        "SELECT {COLUMNS} FROM messages WHERE id > ? AND id < ? ORDER BY id {} LIMIT ?",
+        range.order()
+    );
     rows(
         sqlx::query_as::<_, Row>(&query)
-            .bind(sql_limit(limit))
-            .fetch_all(pool)
-            .await?,
-    )
-}
-
-pub(super) async fn after(
-    pool: &SqlitePool,
-    after: i64,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let query = format!("SELECT {COLUMNS} FROM messages WHERE id > ? ORDER BY id ASC LIMIT ?");
-    rows(
-        sqlx::query_as::<_, Row>(&query)
-            .bind(after)
-            .bind(sql_limit(limit))
-            .fetch_all(pool)
-            .await?,
-    )
-}
-
-/// Newest first.
-pub(super) async fn before(
-    pool: &SqlitePool,
-    before: i64,
-    limit: u32,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let query = format!("SELECT {COLUMNS} FROM messages WHERE id < ? ORDER BY id DESC LIMIT ?");
-    rows(
-        sqlx::query_as::<_, Row>(&query)
-            .bind(before)
-            .bind(sql_limit(limit))
+            .bind(range.above)
+            .bind(range.below)
+            .bind(sql_limit(range.limit))
             .fetch_all(pool)
             .await?,
     )
