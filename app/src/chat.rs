@@ -936,6 +936,18 @@ mod tests {
         })
     }
 
+    /// A presence frame with one rename, `online` people online.
+    fn renamed(id: u64, previous: &str, nickname: &str, online: u64) -> ServerFrame {
+        ServerFrame::Presence(Presence {
+            renamed: vec![Rename {
+                id,
+                previous: previous.into(),
+                nickname: nickname.into(),
+            }],
+            ..presence(online)
+        })
+    }
+
     fn presence(online: u64) -> Presence {
         Presence {
             online,
@@ -1193,14 +1205,7 @@ mod tests {
             chat.set_nickname("  alice ");
             assert_eq!(chat.nickname().as_str(), "alice");
             assert_eq!(env.take_sent(), [ClientFrame::Nickname("alice".into())]);
-            chat.receive(ServerFrame::Presence(Presence {
-                renamed: vec![Rename {
-                    id: 1,
-                    previous: "Anonymous".into(),
-                    nickname: "alice".into(),
-                }],
-                ..presence(2)
-            }));
+            chat.receive(renamed(1, "Anonymous", "alice", 2));
             assert_eq!(chat.nickname().as_str(), "alice");
             assert_eq!(names(&chat), ["alice", "bob"]);
 
@@ -1221,14 +1226,7 @@ mod tests {
             chat.set_nickname("carol");
             chat.receive(error(ErrorCode::NicknameTaken, None));
             assert_eq!(chat.nickname().as_str(), "carol");
-            chat.receive(ServerFrame::Presence(Presence {
-                renamed: vec![Rename {
-                    id: 1,
-                    previous: "Anonymous".into(),
-                    nickname: "carol".into(),
-                }],
-                ..presence(2)
-            }));
+            chat.receive(renamed(1, "Anonymous", "carol", 2));
             assert_eq!(chat.nickname().as_str(), "carol");
             // Settled: the next refusal reverts at once.
             chat.set_nickname("bob");
@@ -1647,14 +1645,7 @@ mod tests {
         Owner::new().with(|| {
             let (chat, env) = online_chat();
             chat.set_nickname("alice");
-            chat.receive(ServerFrame::Presence(Presence {
-                renamed: vec![Rename {
-                    id: 1,
-                    previous: "Anonymous".into(),
-                    nickname: "alice".into(),
-                }],
-                ..presence(2)
-            }));
+            chat.receive(renamed(1, "Anonymous", "alice", 2));
             // The server restarted and forgot the token.
             chat.disconnected(false);
             chat.connecting();
