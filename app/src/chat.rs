@@ -261,6 +261,7 @@ impl State {
         ClientFrame::Resume(Resume {
             token: self.token.clone(),
             after: self.last_id,
+            room: None,
         })
     }
 
@@ -492,6 +493,7 @@ impl State {
             ServerFrame::Typing(typing) => self.someone_typing(typing, fx),
             ServerFrame::Error(error) => self.refused(error),
             ServerFrame::History(page) => self.prepend(page),
+            ServerFrame::Rooms(_) => {}
         }
     }
 
@@ -598,6 +600,7 @@ impl State {
 
     fn someone_typing(&mut self, typing: Typing, fx: &mut Effects) {
         let Typing {
+            room: _,
             id,
             nickname,
             active,
@@ -928,6 +931,7 @@ mod tests {
 
     fn welcome(id: u64, nickname: &str, people: Vec<Person>) -> ServerFrame {
         ServerFrame::Welcome(Welcome {
+            room: "general".into(),
             id,
             nickname: nickname.into(),
             online: people.len() as u64,
@@ -957,6 +961,7 @@ mod tests {
 
     fn message(from: u64, nickname: &str, text: &str) -> ServerFrame {
         ServerFrame::Message(ChatMessage {
+            room: "general".into(),
             id: 1,
             sent_at: "2026-11-25T14:00:00Z".into(),
             from,
@@ -1340,6 +1345,7 @@ mod tests {
             let (chat, env) = online_chat();
             let typing = |id, nickname: &str, active| {
                 ServerFrame::Typing(Typing {
+                    room: "general".into(),
                     id,
                     nickname: nickname.into(),
                     active,
@@ -1397,6 +1403,7 @@ mod tests {
 
     fn message_with_id(id: u64, from: u64, text: &str) -> ChatMessage {
         ChatMessage {
+            room: "general".into(),
             id,
             sent_at: "2026-11-25T14:00:00Z".into(),
             from,
@@ -1407,6 +1414,7 @@ mod tests {
 
     fn page(ids: std::ops::RangeInclusive<u64>, beginning: bool) -> HistoryPage {
         HistoryPage {
+            room: "general".into(),
             messages: ids
                 .map(|id| message_with_id(id, 2, &id.to_string()))
                 .collect(),
@@ -1417,6 +1425,7 @@ mod tests {
     /// What an empty store renders: nothing, from the beginning.
     fn empty_page() -> HistoryPage {
         HistoryPage {
+            room: "general".into(),
             messages: Vec::new(),
             beginning: true,
         }
@@ -1426,6 +1435,7 @@ mod tests {
         ClientFrame::Resume(Resume {
             token: token.map(str::to_owned),
             after,
+            room: None,
         })
     }
 
@@ -1611,6 +1621,7 @@ mod tests {
             env.take_sent();
             // A new process: another id, and no nickname kept for the token.
             chat.receive(ServerFrame::Welcome(Welcome {
+                room: "general".into(),
                 id: 1,
                 nickname: "Anonymous".into(),
                 online: 1,

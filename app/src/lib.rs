@@ -39,6 +39,7 @@ pub const FIRST_PAGE_ID: &str = "parley-history";
 pub fn first_page() -> HistoryPage {
     use_context::<FirstPage>().map_or_else(
         || HistoryPage {
+            room: "general".into(),
             messages: Vec::new(),
             beginning: true,
         },
@@ -120,7 +121,9 @@ mod tests {
     fn the_embedded_first_page_cannot_end_its_script_element() {
         let text = "</script><script>alert(1)</script><!-- <b>";
         let page = HistoryPage {
+            room: "general".into(),
             messages: vec![ChatMessage {
+                room: "general".into(),
                 id: 3,
                 sent_at: "2026-11-25T14:00:00Z".into(),
                 from: 1,

@@ -67,6 +67,8 @@ error_codes! {
     /// A frame that is only valid at another point of the conversation:
     /// `resume` anywhere but first on a `/ws?resume` connection.
     OutOfOrder => "out_of_order",
+    /// The room name breaks the rules of [`RoomName::parse`](super::RoomName::parse).
+    InvalidRoom => "invalid_room",
 }
 
 impl fmt::Display for ErrorCode {

@@ -25,8 +25,8 @@ pub use error::{ErrorCode, ErrorPayload, ProtocolError};
 pub use json::Json;
 pub use text::{
     ClientMessageId, ClientMessageIdError, MessageText, MessageTextError, Nickname, NicknameError,
-    CLIENT_ID_MAX_LEN, DEFAULT_NICKNAME, MAX_COMBINING_MARKS, MESSAGE_MAX_CHARS,
-    NICKNAME_MAX_CHARS,
+    RoomName, RoomNameError, CLIENT_ID_MAX_LEN, DEFAULT_NICKNAME, GENERAL_ROOM,
+    MAX_COMBINING_MARKS, MESSAGE_MAX_CHARS, NICKNAME_MAX_CHARS, ROOM_NAME_MAX_LEN,
 };
 
 /// Largest WebSocket message the server accepts; bigger ones close the
@@ -53,8 +53,11 @@ pub enum ClientFrame {
     /// message id it has.
     Resume(Resume),
     /// `{"type":"history","payload":{"before":120}}`: the page of messages
-    /// just older than id `before`.
+    /// of the client's room just older than id `before`.
     History { before: u64 },
+    /// `{"type":"join","payload":{"room":"rust"}}`: leave this room for
+    /// that one, on the same connection.
+    Join { room: String },
 }
 
 /// The payload of `resume`; both fields may be `null`.
@@ -64,6 +67,9 @@ pub struct Resume {
     pub token: Option<String>,
     /// Every stored message with a greater id is sent before live traffic.
     pub after: Option<u64>,
+    /// The room to be in (`after` is an id of that room); `None` is
+    /// `general`.
+    pub room: Option<String>,
 }
 
 /// A chat message as its sender sends it.
@@ -103,6 +109,8 @@ pub enum ServerFrame {
     /// Stored messages older than those the client has, answering `history`
     /// (and embedded in the server-rendered page as its first page).
     History(HistoryPage),
+    /// The busiest rooms and how many people are online in each.
+    Rooms(RoomList),
 }
 
 /// Someone online.
@@ -116,6 +124,8 @@ pub struct Person {
 /// The payload of `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Welcome {
+    /// The room the client is now in; everything it sends goes there.
+    pub room: String,
     /// This connection's id, as others see it in `from` and in presence.
     pub id: u64,
     pub nickname: String,
@@ -132,6 +142,7 @@ pub struct Welcome {
 /// The payload of `history`: stored messages, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HistoryPage {
+    pub room: String,
     pub messages: Vec<ChatMessage>,
     /// Nothing older is stored: this page starts the conversation.
     pub beginning: bool,
@@ -140,7 +151,10 @@ pub struct HistoryPage {
 /// The payload of a relayed chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatMessage {
-    /// Assigned by the server, strictly increasing.
+    /// The room it was sent in.
+    pub room: String,
+    /// Assigned by the server: unique, and strictly increasing in the
+    /// order messages are sent, across all rooms.
     pub id: u64,
     /// When the server accepted it: RFC 3339, UTC.
     pub sent_at: String,
@@ -164,7 +178,8 @@ pub struct Ack {
 /// under the new name).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Presence {
-    /// How many people are online now.
+    pub room: String,
+    /// How many people are online in the room now.
     pub online: u64,
     pub joined: Vec<Person>,
     pub left: Vec<Person>,
@@ -186,10 +201,28 @@ pub struct Rename {
 /// The payload of `typing`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Typing {
+    pub room: String,
     pub id: u64,
     pub nickname: String,
     /// `false`: they stopped (cleared their draft) without sending.
     pub active: bool,
+}
+
+/// The payload of `rooms`: the rooms with people online, busiest first
+/// (at most [`ROOM_LIST_MAX`]), and always `general`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RoomList {
+    pub rooms: Vec<RoomCount>,
+}
+
+/// Most rooms a `rooms` frame lists.
+pub const ROOM_LIST_MAX: usize = 20;
+
+/// A room and how many people are online in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomCount {
+    pub name: String,
+    pub online: u64,
 }
 
 /// Why a text frame could not be decoded into a [`ClientFrame`].
@@ -240,6 +273,13 @@ impl ClientFrame {
             token: Option<String>,
             #[serde(default)]
             after: Option<u64>,
+            #[serde(default)]
+            room: Option<String>,
+        }
+
+        #[derive(Deserialize)]
+        struct JoinPayload {
+            room: String,
         }
 
         #[derive(Deserialize)]
@@ -287,12 +327,16 @@ impl ClientFrame {
             }
             "typing" => payload(raw, "typing", "true or false").map(Self::Typing),
             "resume" => {
-                let expected = r#"{"token": string or null, "after": id or null}"#;
-                payload(raw, "resume", expected)
-                    .map(|ResumePayload { token, after }| Self::Resume(Resume { token, after }))
+                let expected =
+                    r#"{"token": string or null, "after": id or null, "room": string or null}"#;
+                payload(raw, "resume", expected).map(|ResumePayload { token, after, room }| {
+                    Self::Resume(Resume { token, after, room })
+                })
             }
             "history" => payload(raw, "history", r#"{"before": id}"#)
                 .map(|HistoryPayload { before }| Self::History { before }),
+            "join" => payload(raw, "join", r#"{"room": string}"#)
+                .map(|JoinPayload { room }| Self::Join { room }),
             other => Err(FrameError::UnknownType(
                 other.chars().take(ECHO_MAX_CHARS).collect(),
             )),
@@ -326,15 +370,17 @@ impl ClientFrame {
                 ),
             ),
             Self::Typing(typing) => ("typing", typing.to_string()),
-            Self::Resume(Resume { token, after }) => (
+            Self::Resume(Resume { token, after, room }) => (
                 "resume",
                 format!(
-                    r#"{{"token":{},"after":{}}}"#,
+                    r#"{{"token":{},"after":{},"room":{}}}"#,
                     token.as_deref().map_or_else(|| "null".to_owned(), J::quote),
-                    after.map_or_else(|| "null".to_owned(), |after| after.to_string())
+                    after.map_or_else(|| "null".to_owned(), |after| after.to_string()),
+                    room.as_deref().map_or_else(|| "null".to_owned(), J::quote),
                 ),
             ),
             Self::History { before } => ("history", format!(r#"{{"before":{before}}}"#)),
+            Self::Join { room } => ("join", format!(r#"{{"room":{}}}"#, J::quote(room))),
         };
         format!(r#"{{"type":"{kind}","payload":{payload}}}"#)
     }
@@ -359,6 +405,7 @@ impl ServerFrame {
         let p = &payload;
         Some(match frame.string_at("type")?.as_str() {
             "welcome" => Self::Welcome(Welcome {
+                room: room(p),
                 id: p.uint_at("id")?,
                 nickname: p.string_at("nickname")?,
                 online: p.uint_at("online")?,
@@ -367,6 +414,7 @@ impl ServerFrame {
             }),
             "message" => Self::Message(chat_message(p)?),
             "history" => Self::History(HistoryPage {
+                room: room(p),
                 messages: p
                     .get("messages")?
                     .array()?
@@ -381,6 +429,7 @@ impl ServerFrame {
                 sent_at: p.string_at("sent_at")?,
             }),
             "presence" => Self::Presence(Presence {
+                room: room(p),
                 online: p.uint_at("online")?,
                 joined: people(&p.get("joined")?)?,
                 left: people(&p.get("left")?)?,
@@ -402,9 +451,23 @@ impl ServerFrame {
                 },
             }),
             "typing" => Self::Typing(Typing {
+                room: room(p),
                 id: p.uint_at("id")?,
                 nickname: p.string_at("nickname")?,
                 active: p.get("active")?.boolean()?,
+            }),
+            "rooms" => Self::Rooms(RoomList {
+                rooms: p
+                    .get("rooms")?
+                    .array()?
+                    .iter()
+                    .map(|r| {
+                        Some(RoomCount {
+                            name: r.string_at("name")?,
+                            online: r.uint_at("online")?,
+                        })
+                    })
+                    .collect::<Option<_>>()?,
             }),
             "error" => Self::Error(ErrorPayload {
                 code: ErrorCode::from_wire(&p.string_at("code")?),
@@ -416,8 +479,15 @@ impl ServerFrame {
     }
 }
 
+/// The room a frame names; a server from before rooms only had `general`.
+fn room<J: Json>(p: &J) -> String {
+    p.string_at("room")
+        .unwrap_or_else(|| GENERAL_ROOM.to_owned())
+}
+
 fn chat_message<J: Json>(p: &J) -> Option<ChatMessage> {
     Some(ChatMessage {
+        room: room(p),
         id: p.uint_at("id")?,
         sent_at: p.string_at("sent_at")?,
         from: p.uint_at("from")?,
@@ -456,6 +526,7 @@ mod tests {
 
     fn message() -> ChatMessage {
         ChatMessage {
+            room: "general".into(),
             id: 42,
             sent_at: "2026-11-25T14:03:07.250Z".into(),
             from: 7,
@@ -490,12 +561,20 @@ mod tests {
                 ClientFrame::Resume(Resume {
                     token: Some("9f86d081884c7d65".into()),
                     after: Some(41),
+                    room: Some("rust".into()),
                 }),
-                json!({"type": "resume", "payload": {"token": "9f86d081884c7d65", "after": 41}}),
+                json!({"type": "resume", "payload": {"token": "9f86d081884c7d65", "after": 41,
+                    "room": "rust"}}),
             ),
             (
                 ClientFrame::Resume(Resume::default()),
-                json!({"type": "resume", "payload": {"token": null, "after": null}}),
+                json!({"type": "resume", "payload": {"token": null, "after": null, "room": null}}),
+            ),
+            (
+                ClientFrame::Join {
+                    room: "rust".into(),
+                },
+                json!({"type": "join", "payload": {"room": "rust"}}),
             ),
             (
                 ClientFrame::History { before: 120 },
@@ -527,6 +606,7 @@ mod tests {
         let cases = [
             (
                 ServerFrame::Welcome(Welcome {
+                    room: "general".into(),
                     id: 7,
                     nickname: "Anonymous".into(),
                     online: 1,
@@ -536,22 +616,25 @@ mod tests {
                     }],
                     token: "9f86d081884c7d65".into(),
                 }),
-                json!({"type": "welcome", "payload": {"id": 7, "nickname": "Anonymous",
+                json!({"type": "welcome", "payload": {"room": "general", "id": 7,
+                    "nickname": "Anonymous",
                     "online": 1, "people": [{"id": 7, "nickname": "Anonymous"}],
                     "token": "9f86d081884c7d65"}}),
             ),
             (
                 ServerFrame::History(HistoryPage {
+                    room: "general".into(),
                     messages: vec![message()],
                     beginning: true,
                 }),
-                json!({"type": "history", "payload": {"messages": [{"id": 42,
+                json!({"type": "history", "payload": {"room": "general",
+                    "messages": [{"room": "general", "id": 42,
                     "sent_at": "2026-11-25T14:03:07.250Z", "from": 7,
                     "nickname": "alice", "text": "hello"}], "beginning": true}}),
             ),
             (
                 ServerFrame::Message(message()),
-                json!({"type": "message", "payload": {"id": 42,
+                json!({"type": "message", "payload": {"room": "general", "id": 42,
                     "sent_at": "2026-11-25T14:03:07.250Z", "from": 7,
                     "nickname": "alice", "text": "hello"}}),
             ),
@@ -566,6 +649,7 @@ mod tests {
             ),
             (
                 ServerFrame::Presence(Presence {
+                    room: "general".into(),
                     online: 2,
                     joined: vec![alice()],
                     left: vec![Person {
@@ -579,18 +663,29 @@ mod tests {
                     }],
                     people: None,
                 }),
-                json!({"type": "presence", "payload": {"online": 2,
+                json!({"type": "presence", "payload": {"room": "general", "online": 2,
                     "joined": [{"id": 7, "nickname": "alice"}],
                     "left": [{"id": 3, "nickname": "bob"}],
                     "renamed": [{"id": 5, "previous": "Anonymous", "nickname": "carol"}]}}),
             ),
             (
                 ServerFrame::Typing(Typing {
+                    room: "rust".into(),
                     id: 7,
                     nickname: "alice".into(),
                     active: true,
                 }),
-                json!({"type": "typing", "payload": {"id": 7, "nickname": "alice", "active": true}}),
+                json!({"type": "typing", "payload": {"room": "rust", "id": 7,
+                    "nickname": "alice", "active": true}}),
+            ),
+            (
+                ServerFrame::Rooms(RoomList {
+                    rooms: vec![RoomCount {
+                        name: "general".into(),
+                        online: 3,
+                    }],
+                }),
+                json!({"type": "rooms", "payload": {"rooms": [{"name": "general", "online": 3}]}}),
             ),
             (
                 ServerFrame::Error(ErrorPayload::new(ErrorCode::UnknownType, "nope")),
@@ -608,6 +703,16 @@ mod tests {
             assert_eq!(json_of(&frame.encode()), shape);
             assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
         }
+    }
+
+    #[test]
+    fn frames_from_a_server_without_rooms_are_in_general() {
+        let frame = r#"{"type":"message","payload":{"id":1,"sent_at":"t","from":2,
+            "nickname":"a","text":"b"}}"#;
+        let Some(ServerFrame::Message(message)) = ServerFrame::decode(frame) else {
+            panic!("not understood");
+        };
+        assert_eq!(message.room, GENERAL_ROOM);
     }
 
     #[test]
@@ -640,14 +745,14 @@ mod tests {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
             assert_eq!(ErrorCode::from_wire(code.as_str()), code);
         }
-        assert_eq!(ErrorCode::KNOWN.len(), 11);
+        assert_eq!(ErrorCode::KNOWN.len(), 12);
         assert_eq!(ErrorCode::from_wire("from_the_future"), ErrorCode::Unknown);
     }
 
     #[test]
     fn clients_tolerate_newer_servers() {
         let frame = ServerFrame::decode(
-            r#"{"type":"message","payload":{"id":1,"sent_at":"t","from":2,"nickname":"a","text":"b","room":"x"}}"#,
+            r#"{"type":"message","payload":{"id":1,"sent_at":"t","from":2,"nickname":"a","text":"b","mood":"x"}}"#,
         );
         assert!(matches!(frame, Some(ServerFrame::Message(m)) if m.text == "b"));
         assert_eq!(

@@ -19,6 +19,77 @@ pub const MESSAGE_MAX_CHARS: usize = 2_000;
 pub const MAX_COMBINING_MARKS: usize = 4;
 /// Longest `client_id`, in bytes; a UUID takes 36.
 pub const CLIENT_ID_MAX_LEN: usize = 64;
+/// The room at `/`, and the room of every client that never names one.
+pub const GENERAL_ROOM: &str = "general";
+/// Longest room name, in bytes (all its characters are ASCII).
+pub const ROOM_NAME_MAX_LEN: usize = 32;
+
+/// A validated room name: 1 to [`ROOM_NAME_MAX_LEN`] lowercase ASCII
+/// letters, digits, `-` or `_`, so it is its own URL path segment
+/// (`/r/<name>`) and cannot pass for another name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a room name is 1 to {ROOM_NAME_MAX_LEN} of a-z, 0-9, - and _")]
+pub struct RoomNameError;
+
+impl ProtocolError for RoomNameError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidRoom
+    }
+}
+
+impl RoomName {
+    pub fn parse(raw: &str) -> Result<Self, RoomNameError> {
+        let allowed =
+            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_';
+        if (1..=ROOM_NAME_MAX_LEN).contains(&raw.len()) && raw.bytes().all(allowed) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(RoomNameError)
+        }
+    }
+
+    /// `general`.
+    pub fn general() -> Self {
+        Self(GENERAL_ROOM.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The room's page: `/` for `general`, `/r/<name>` for the others.
+    pub fn path(&self) -> String {
+        if self.0 == GENERAL_ROOM {
+            "/".to_owned()
+        } else {
+            format!("/r/{}", self.0)
+        }
+    }
+
+    /// The room a page path shows: `/` is `general`, `/r/<name>` is
+    /// `<name>`; `None` for any other path or an invalid name.
+    pub fn from_path(path: &str) -> Option<Self> {
+        match path {
+            "/" | "" => Some(Self::general()),
+            _ => Self::parse(path.strip_prefix("/r/")?).ok(),
+        }
+    }
+}
+
+impl Default for RoomName {
+    fn default() -> Self {
+        Self::general()
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// A validated nickname: trimmed, 1 to [`NICKNAME_MAX_CHARS`] characters, no
 /// control, invisible or direction-changing characters.
@@ -274,6 +345,38 @@ mod tests {
             MessageText::parse(&zalgo).unwrap_err(),
             MessageTextError::StackedMarks
         );
+    }
+
+    #[test]
+    fn room_names_are_short_lowercase_and_url_safe() {
+        for good in ["general", "a", "rust-lang", "room_2", &"x".repeat(32)] {
+            assert_eq!(RoomName::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "General",
+            "with space",
+            "é",
+            "a/b",
+            "../x",
+            "a.b",
+            "%2e",
+            &"x".repeat(33),
+        ] {
+            assert_eq!(RoomName::parse(bad), Err(RoomNameError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn room_paths_round_trip_and_general_is_the_root() {
+        assert_eq!(RoomName::general().path(), "/");
+        assert_eq!(RoomName::from_path("/"), Some(RoomName::general()));
+        let rust = RoomName::parse("rust").unwrap();
+        assert_eq!(rust.path(), "/r/rust");
+        assert_eq!(RoomName::from_path("/r/rust"), Some(rust));
+        for bad in ["/r/", "/r/Rust", "/r/a/b", "/rust", "/x/rust"] {
+            assert_eq!(RoomName::from_path(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
