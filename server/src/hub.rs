@@ -1399,4 +1399,191 @@ mod tests {
         assert_eq!(next_frame(&mut client).await["payload"]["text"], "new");
         assert!(lock(&general(&hub).relayed).caught_up.is_empty());
     }
+
+    /// A client that asked for `room`, past its welcome.
+    async fn join_room(hub: &Arc<Hub>, room: &str) -> (Joined<HubSeat>, TcpStream) {
+        let resume = Resume {
+            room: Some(room.into()),
+            ..Resume::default()
+        };
+        join_as(hub, Some(resume)).await
+    }
+
+    /// The next frame of type `kind`, skipping others.
+    async fn next_of(client: &mut TcpStream, kind: &str) -> Value {
+        loop {
+            let frame = next_frame(client).await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_and_typing_stay_in_their_room() {
+        let hub = hub().await;
+        let (alice, _alice_client) = join(&hub).await;
+        let (_bob, mut bob_client) = join(&hub).await;
+        let (carol, mut carol_client) = join_room(&hub, "rust").await;
+        let (dave, _dave_client) = join_room(&hub, "rust").await;
+        hub.typing(alice.id, &alice.seat, &Nickname::default(), true);
+        say(&hub, &alice, "general only", None);
+        let typing = next_of(&mut bob_client, "typing").await;
+        assert_eq!(typing["payload"]["room"], "general");
+        let message = next_of(&mut bob_client, "message").await;
+        assert_eq!(message["payload"]["text"], "general only");
+        assert_eq!(message["payload"]["room"], "general");
+
+        hub.typing(dave.id, &dave.seat, &Nickname::default(), true);
+        say(&hub, &dave, "rust only", None);
+        let typing = next_of(&mut carol_client, "typing").await;
+        assert_eq!(typing["payload"]["id"], dave.id.get(), "not alice's");
+        let message = next_of(&mut carol_client, "message").await;
+        assert_eq!(message["payload"]["text"], "rust only", "not general's");
+        assert_eq!(message["payload"]["room"], "rust");
+        assert_ne!(carol.id, dave.id);
+    }
+
+    #[tokio::test]
+    async fn switching_rooms_leaves_one_and_joins_the_other_as_the_same_person() {
+        let hub = hub().await;
+        let (mut alice, mut alice_client) = join(&hub).await;
+        hub.rename(alice.id, &alice.seat, Nickname::parse("alice").unwrap())
+            .unwrap();
+        let (_bob, mut bob_client) = join(&hub).await;
+        let (carol, mut carol_client) = join_room(&hub, "rust").await;
+        say(&hub, &carol, "before alice came", Some("c1"));
+        next_of(&mut carol_client, "ack").await;
+        hub.announce_presence(&general(&hub));
+        let rust = hub.room(&RoomName::parse("rust").unwrap()).unwrap();
+        hub.announce_presence(&rust);
+        next_of(&mut bob_client, "presence").await;
+        next_of(&mut carol_client, "presence").await;
+
+        let nickname = Nickname::parse("alice").unwrap();
+        let rust_name = RoomName::parse("rust").unwrap();
+        alice = hub
+            .switch(alice.id, &alice.seat, &nickname, rust_name)
+            .await
+            .unwrap();
+        assert_eq!(alice.nickname, nickname);
+        let history = next_of(&mut alice_client, "history").await;
+        assert_eq!(history["payload"]["room"], "rust");
+        assert_eq!(
+            history["payload"]["messages"][0]["text"],
+            "before alice came"
+        );
+        let welcome = next_frame(&mut alice_client).await;
+        assert_eq!(welcome["type"], "welcome", "right after the page");
+        assert_eq!(welcome["payload"]["room"], "rust");
+        assert_eq!(welcome["payload"]["id"], alice.id.get());
+        assert_eq!(welcome["payload"]["online"], 2);
+
+        hub.announce_presence(&general(&hub));
+        let left = next_of(&mut bob_client, "presence").await;
+        assert_eq!(left["payload"]["left"][0]["nickname"], "alice");
+        hub.announce_presence(&rust);
+        let joined = next_of(&mut carol_client, "presence").await;
+        assert_eq!(joined["payload"]["joined"][0]["nickname"], "alice");
+
+        say(&hub, &carol, "welcome alice", None);
+        let message = next_of(&mut alice_client, "message").await;
+        assert_eq!(message["payload"]["text"], "welcome alice");
+    }
+
+    #[tokio::test]
+    async fn a_nickname_taken_in_the_new_room_becomes_anonymous_there() {
+        let hub = hub().await;
+        let (alice, _alice_client) = join(&hub).await;
+        let (other, _other_client) = join_room(&hub, "rust").await;
+        let nickname = Nickname::parse("alice").unwrap();
+        hub.rename(alice.id, &alice.seat, nickname.clone()).unwrap();
+        hub.rename(other.id, &other.seat, nickname.clone()).unwrap();
+        let moved = hub
+            .switch(
+                alice.id,
+                &alice.seat,
+                &nickname,
+                RoomName::parse("rust").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(moved.nickname.is_default());
+    }
+
+    #[tokio::test]
+    async fn the_room_list_counts_people_busiest_first_and_a_room_closes_when_empty() {
+        let hub = hub().await;
+        let (_a, _a_client) = join(&hub).await;
+        let (b, _b_client) = join_room(&hub, "rust").await;
+        let (c, _c_client) = join_room(&hub, "rust").await;
+        let (_d, _d_client) = join_room(&hub, "go").await;
+        let counts = |hub: &Hub| -> Vec<(String, u64)> {
+            hub.room_list()
+                .rooms
+                .into_iter()
+                .map(|count| (count.name, count.online))
+                .collect()
+        };
+        let expected = [("rust", 2), ("general", 1), ("go", 1)];
+        assert_eq!(
+            counts(&hub),
+            expected.map(|(name, online)| (name.to_owned(), online))
+        );
+        assert_eq!(hub.rooms(), 3);
+        hub.leave(b.id, &b.seat);
+        hub.leave(c.id, &c.seat);
+        assert_eq!(hub.rooms(), 2, "rust closed with its last member");
+        assert!(hub.room(&RoomName::parse("rust").unwrap()).is_none());
+        let expected = [("general", 1), ("go", 1)];
+        assert_eq!(
+            counts(&hub),
+            expected.map(|(name, online)| (name.to_owned(), online))
+        );
+    }
+
+    #[tokio::test]
+    async fn everyone_hears_of_a_change_in_the_room_list() {
+        let hub = hub_listing(100, Duration::from_millis(10)).await;
+        let (_alice, mut alice_client) = join(&hub).await;
+        let (_bob, _bob_client) = join_room(&hub, "rust").await;
+        loop {
+            let rooms = next_of(&mut alice_client, "rooms").await;
+            if rooms["payload"]["rooms"][0]["name"] == "general"
+                && rooms["payload"]["rooms"][1]["name"] == "rust"
+            {
+                break;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_person_resuming_into_another_room_leaves_the_one_they_were_in() {
+        let hour = Duration::from_secs(3600);
+        let hub = hub_with(100, hour, hour).await;
+        let (_watcher, mut watcher_client) = join(&hub).await;
+        let (server, mut client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let first = hub.join(writer, Some(Resume::default())).await.unwrap();
+        let token = next_frame(&mut client).await["payload"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        hub.announce_presence(&general(&hub));
+        next_of(&mut watcher_client, "presence").await;
+        hub.leave(first.id, &first.seat);
+        drop(client);
+
+        let resume = Resume {
+            token: Some(token),
+            room: Some("rust".into()),
+            ..Resume::default()
+        };
+        let (again, _client) = join_as(&hub, Some(resume)).await;
+        assert_eq!(again.id, first.id);
+        hub.announce_presence(&general(&hub));
+        let left = next_of(&mut watcher_client, "presence").await;
+        assert_eq!(left["payload"]["left"][0]["id"], first.id.get());
+        assert_eq!(hub.room_list().rooms.len(), 2);
+    }
 }

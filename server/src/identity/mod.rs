@@ -288,4 +288,22 @@ mod tests {
         assert_eq!(identities.release(&late.token, late.seat), Release::Away);
         assert_eq!(identities.len(), 3);
     }
+
+    #[test]
+    fn a_person_is_where_they_last_went_and_a_resume_says_where_that_was() {
+        let mut identities = Identities::new(10);
+        let (first, previous) = identities.claim(None, ClientId::next(), "general");
+        assert_eq!(previous, None);
+        assert_eq!(
+            identities.move_to(&first.token, first.seat, "rust"),
+            Some("general")
+        );
+        identities.release(&first.token, first.seat);
+        let (again, previous) =
+            identities.claim(Some(first.token.as_str()), ClientId::next(), "go");
+        assert_eq!(previous, Some("rust"));
+        // The old connection can move nobody.
+        assert_eq!(identities.move_to(&first.token, first.seat, "elm"), None);
+        assert_eq!(identities.forget(&again.token, again.seat), Some("go"));
+    }
 }
