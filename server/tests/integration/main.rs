@@ -7,6 +7,7 @@ mod http;
 mod lifecycle;
 mod limits;
 mod resume;
+mod rooms;
 mod session;
 mod storage;
 mod support;

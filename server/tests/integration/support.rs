@@ -197,11 +197,22 @@ impl TestServer {
     /// A client of `/ws?resume` that sent `resume {token, after}` first,
     /// past its `welcome`, with the `message` frames that came before it.
     pub async fn resume(&self, token: Option<&str>, after: Option<u64>) -> (Client, Vec<Value>) {
+        self.resume_in("general", token, after).await
+    }
+
+    /// [`resume`](Self::resume) into `room`.
+    pub async fn resume_in(
+        &self,
+        room: &str,
+        token: Option<&str>,
+        after: Option<u64>,
+    ) -> (Client, Vec<Value>) {
         let (mut socket, _) =
             tokio_tungstenite::connect_async(format!("ws://{}/ws?resume", self.addr))
                 .await
                 .expect("WebSocket handshake");
-        let resume = json!({"type": "resume", "payload": {"token": token, "after": after}});
+        let resume =
+            json!({"type": "resume", "payload": {"token": token, "after": after, "room": room}});
         socket
             .send(Message::text(resume.to_string()))
             .await
