@@ -4,6 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{builder::RangedU64ValueParser, Parser};
 
+use crate::proxy::TrustedProxies;
 use crate::session::RateLimit;
 use crate::ws::upgrade::OriginPolicy;
 
@@ -168,6 +169,15 @@ pub struct HttpConfig {
     #[arg(long, env = "PARLEY_HTTP_WRITE_TIMEOUT_SECS", default_value_t = HttpConfig::DEFAULT.http_write_timeout_secs,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub http_write_timeout_secs: u64,
+
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Host` are
+    /// believed: comma-separated IP addresses and CIDR ranges, like
+    /// `127.0.0.1,10.0.0.0/8`. Requests they forward count against the
+    /// client's address, and the Origin check compares with the host the
+    /// client asked the proxy for. None by default: those headers are ignored.
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", default_value = "", hide_default_value = true,
+          value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl HttpConfig {
@@ -177,6 +187,7 @@ impl HttpConfig {
         max_connections: 16384,
         max_connections_per_ip: 256,
         http_write_timeout_secs: 30,
+        trusted_proxies: TrustedProxies::NONE,
     };
 
     pub fn write_timeout(&self) -> Duration {
@@ -255,6 +266,9 @@ mod tests {
             &["--http-write-timeout-secs", "0"],
             &["--allowed-origins", "chat.example.com"],
             &["--allowed-origins", "https://chat.example.com/"],
+            &["--trusted-proxies", "localhost"],
+            &["--trusted-proxies", "10.0.0.1/8"],
+            &["--trusted-proxies", "10.0.0.0/33"],
         ] {
             let args = std::iter::once("parley").chain(nonsense.iter().copied());
             let err = Config::try_parse_from(args).expect_err(&format!("{nonsense:?}"));
@@ -301,6 +315,18 @@ mod tests {
     }
 
     #[test]
+    fn the_trusted_proxies_are_taken() {
+        let config =
+            Config::try_parse_from(["parley", "--trusted-proxies", "127.0.0.1, 10.0.0.0/8"])
+                .unwrap();
+        assert_eq!(
+            config.http.trusted_proxies,
+            TrustedProxies::parse("127.0.0.1,10.0.0.0/8").unwrap()
+        );
+        assert!(config.http.trusted_proxies.contains([10, 1, 2, 3].into()));
+    }
+
+    #[test]
     fn the_defaults_of_the_flags_are_the_defaults_in_code() {
         let config = Config::try_parse_from(["parley"]).unwrap();
         let http = HttpConfig::DEFAULT;
@@ -314,6 +340,8 @@ mod tests {
             config.http.http_write_timeout_secs,
             http.http_write_timeout_secs
         );
+        assert_eq!(config.http.trusted_proxies, http.trusted_proxies);
+        assert!(config.http.trusted_proxies.is_empty());
         assert_eq!(
             config.connection.read_buffer,
             ConnectionConfig::DEFAULT.read_buffer

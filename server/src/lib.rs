@@ -15,7 +15,8 @@
 //! - store: [`store`], where messages are kept (SQLite or PostgreSQL).
 //!
 //! Beside them: [`config`] (flags and environment variables), [`limits`]
-//! (caps on open connections), [`metrics`] (Prometheus), [`client_id`]
+//! (caps on open connections), [`proxy`] (what trusted reverse proxies
+//! forward: the client's address and host), [`metrics`] (Prometheus), [`client_id`]
 //! (the id every layer knows a client by), [`store`] (the messages, in
 //! SQLite or PostgreSQL).
 
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod presence;
+pub mod proxy;
 pub mod room;
 mod serve;
 pub mod session;

@@ -5,14 +5,30 @@
 //! axum's server wraps each connection in a private type of hyper-util's.
 //! HTTP/2 is not offered: browsers only speak it over TLS, which a reverse
 //! proxy in front of Parley terminates.
+//!
+//! A connection counts against its peer's address from accept on, except a
+//! trusted proxy's: each request on it counts against its client's address
+//! once its headers are read (see [`FromProxy`]).
 
-use std::{future::Future, io, net::SocketAddr, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
-use axum::Router;
-use hyper::server::conn::http1;
+use axum::{
+    extract::Request,
+    response::{IntoResponse, Response},
+    Router,
+};
+use futures_util::future::{self, Either, Ready};
+use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    service::TowerToHyperService,
+    service::{TowerToHyperService, TowerToHyperServiceFuture},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -20,7 +36,13 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{accepted::Accepted, limits::Refusal, AppState};
+use crate::{
+    accepted::Accepted,
+    config::HttpConfig,
+    limits::{ConnectionLimits, Refusal},
+    proxy::Proxied,
+    AppState,
+};
 
 /// How long shutdown waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -62,7 +84,8 @@ pub async fn serve(
     let token = state.shutdown.clone();
     let tasks = state.tasks.clone();
     let limits = state.limits.clone();
-    let write_timeout = state.http.write_timeout();
+    let config = Arc::clone(&state.http);
+    let write_timeout = config.write_timeout();
     let router = crate::router(state);
     // HTTP connections, apart from the WebSocket tasks in `state.tasks`.
     let http = TaskTracker::new();
@@ -79,10 +102,27 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        match limits.try_acquire(peer.ip()) {
+        let from_proxy = config.trusted_proxies.contains(peer.ip());
+        let slot = if from_proxy {
+            limits.try_acquire_proxied()
+        } else {
+            limits.try_acquire(peer.ip())
+        };
+        match slot {
             Ok(slot) => {
                 let io = Accepted::new(socket, slot, write_timeout);
-                http.spawn(http1_connection(io, router.clone(), token.clone()));
+                let router = TowerToHyperService::new(router.clone());
+                if from_proxy {
+                    let service = FromProxy {
+                        router,
+                        proxy: peer.ip(),
+                        config: Arc::clone(&config),
+                        limits: limits.clone(),
+                    };
+                    http.spawn(http1_connection(io, service, token.clone()));
+                } else {
+                    http.spawn(http1_connection(io, router, token.clone()));
+                }
             }
             Err(refusal) => {
                 match refusal {
@@ -113,7 +153,13 @@ pub async fn serve(
 
 /// Serves one HTTP/1.1 connection, which may become a WebSocket. On
 /// shutdown, a request in progress is finished; an idle connection closes.
-async fn http1_connection(io: Accepted, router: Router, shutdown: CancellationToken) {
+async fn http1_connection<S>(io: Accepted, service: S, shutdown: CancellationToken)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     // Chat frames are small and latency-sensitive: don't let Nagle hold them.
     if let Err(err) = io.stream().set_nodelay(true) {
         tracing::warn!(%err, "could not set TCP_NODELAY");
@@ -121,7 +167,7 @@ async fn http1_connection(io: Accepted, router: Router, shutdown: CancellationTo
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
@@ -133,6 +179,47 @@ async fn http1_connection(io: Accepted, router: Router, shutdown: CancellationTo
     };
     if let Err(err) = result {
         tracing::debug!(%err, "HTTP connection ended with an error");
+    }
+}
+
+/// The router, for a connection from a trusted proxy: each request counts
+/// against its client's address (from `X-Forwarded-For`) before it is
+/// routed, and is refused with `429` if that address is at its cap; the
+/// connection stays open for the proxy's other requests.
+#[derive(Clone)]
+struct FromProxy {
+    router: TowerToHyperService<Router>,
+    proxy: IpAddr,
+    config: Arc<HttpConfig>,
+    limits: ConnectionLimits,
+}
+
+impl hyper::service::Service<Request<Incoming>> for FromProxy {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        Ready<Result<Response, Infallible>>,
+        TowerToHyperServiceFuture<Router, Request<Incoming>>,
+    >;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        let client = self
+            .config
+            .trusted_proxies
+            .client(self.proxy, request.headers());
+        match self.limits.try_acquire_address(client) {
+            Ok(slot) => {
+                request.extensions_mut().insert(Proxied {
+                    client,
+                    slot: Arc::new(slot),
+                });
+                Either::Right(self.router.call(request))
+            }
+            Err(refusal) => {
+                tracing::debug!(%client, proxy = %self.proxy, "{refusal}; request refused");
+                Either::Left(future::ready(Ok(refusal.into_response())))
+            }
+        }
     }
 }
 

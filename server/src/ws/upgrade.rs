@@ -21,12 +21,20 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tungstenite::handshake::derive_accept_key;
 
-use crate::{accepted::Accepted, config::HttpConfig, limits::ConnectionSlot};
+use crate::{
+    accepted::Accepted,
+    config::HttpConfig,
+    limits::{AddressSlot, ConnectionSlot},
+    proxy::{self, Proxied},
+};
 
 /// A valid WebSocket upgrade request, ready to be accepted.
 pub struct WebSocketUpgrade {
     accept_key: HeaderValue,
     on_upgrade: OnUpgrade,
+    /// For a request a trusted proxy forwarded: its client's place under the
+    /// per-address cap, which the WebSocket keeps while it is open.
+    client: Option<Arc<AddressSlot>>,
 }
 
 /// The connection once the handshake is through.
@@ -34,7 +42,8 @@ pub struct Upgraded {
     pub socket: TcpStream,
     /// Bytes the client sent right behind its request, already read.
     pub read_ahead: Bytes,
-    /// The connection's place under the limits: keep it as long as the socket.
+    /// The connection's place under the limits (and, behind a trusted
+    /// proxy, its client's): keep it as long as the socket.
     pub slot: ConnectionSlot,
 }
 
@@ -98,10 +107,13 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let http = Arc::<HttpConfig>::from_ref(state);
+        // Only `serve` puts this in, for a request from a trusted proxy.
+        let proxied = parts.extensions.remove::<Proxied>();
         let accept_key = accept_key(
             &parts.method,
             parts.version,
             &parts.headers,
+            proxied.is_some(),
             &http.allowed_origins,
         )?;
         let on_upgrade = parts
@@ -111,6 +123,7 @@ where
         Ok(Self {
             accept_key,
             on_upgrade,
+            client: proxied.map(|proxied| proxied.slot),
         })
     }
 }
@@ -138,6 +151,7 @@ impl WebSocketUpgrade {
         let Self {
             accept_key,
             on_upgrade,
+            client,
         } = self;
         let response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -151,7 +165,10 @@ impl WebSocketUpgrade {
                 .await?
                 .downcast::<TokioIo<Accepted>>()
                 .map_err(|_| UpgradeFailed::NotTcp)?;
-            let (socket, slot) = parts.io.into_inner().into_parts();
+            let (socket, mut slot) = parts.io.into_inner().into_parts();
+            if let Some(client) = client {
+                slot.attribute(client);
+            }
             Ok(Upgraded {
                 socket,
                 read_ahead: parts.read_buf,
@@ -162,11 +179,14 @@ impl WebSocketUpgrade {
     }
 }
 
-/// Checks the handshake and derives `Sec-WebSocket-Accept`.
+/// Checks the handshake and derives `Sec-WebSocket-Accept`. `proxied`: the
+/// request came through a trusted proxy, whose `X-Forwarded-Host` names the
+/// host the browser asked for.
 fn accept_key(
     method: &Method,
     version: Version,
     headers: &HeaderMap,
+    proxied: bool,
     origins: &OriginPolicy,
 ) -> Result<HeaderValue, UpgradeError> {
     if method != Method::GET {
@@ -199,7 +219,7 @@ fn accept_key(
     {
         return Err(UpgradeError::InvalidKey);
     }
-    check_origin(headers, origins)?;
+    check_origin(headers, proxied, origins)?;
     Ok(HeaderValue::try_from(derive_accept_key(key.as_bytes()))
         .expect("base64 is a valid header value"))
 }
@@ -208,10 +228,14 @@ fn accept_key(
 /// same-origin rule to WebSockets themselves, so without this check any
 /// page the user visits could chat in their name (cross-site WebSocket
 /// hijacking). Clients that send no `Origin` are not browsers, and pass.
-fn check_origin(headers: &HeaderMap, origins: &OriginPolicy) -> Result<(), UpgradeError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok());
+/// Behind a trusted proxy, the page's host is the one the browser asked the
+/// proxy for (see [`proxy::request_host`]).
+fn check_origin(
+    headers: &HeaderMap,
+    proxied: bool,
+    origins: &OriginPolicy,
+) -> Result<(), UpgradeError> {
+    let host = proxy::request_host(headers, proxied);
     let allowed = headers.get_all(header::ORIGIN).iter().all(|origin| {
         origin
             .to_str()
@@ -323,6 +347,7 @@ mod tests {
             method,
             Version::HTTP_11,
             headers,
+            false,
             &OriginPolicy::SAME_ORIGIN,
         )
     }
@@ -393,6 +418,7 @@ mod tests {
             &Method::GET,
             Version::HTTP_10,
             &handshake(&[]),
+            false,
             &OriginPolicy::SAME_ORIGIN,
         );
         assert_eq!(result, Err(UpgradeError::HttpTooOld));
@@ -464,7 +490,14 @@ mod tests {
         );
         let own = handshake(&[("origin", "http://localhost"), ("host", "localhost")]);
         assert!(check(&Method::GET, &own).is_ok());
-        assert!(accept_key(&Method::GET, Version::HTTP_11, &foreign, &OriginPolicy::Any).is_ok());
+        assert!(accept_key(
+            &Method::GET,
+            Version::HTTP_11,
+            &foreign,
+            false,
+            &OriginPolicy::Any
+        )
+        .is_ok());
         let mut twice = own.clone();
         twice.append("origin", HeaderValue::from_static("https://evil.example"));
         assert_eq!(
@@ -475,6 +508,35 @@ mod tests {
             UpgradeError::ForeignOrigin.into_response().status(),
             StatusCode::FORBIDDEN
         );
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_origin_is_compared_with_the_forwarded_host() {
+        let forwarded = handshake(&[
+            ("host", "10.0.0.5:3000"),
+            ("x-forwarded-host", "chat.example.com"),
+            ("origin", "https://chat.example.com"),
+        ]);
+        let verdict = |headers: &HeaderMap, proxied| {
+            accept_key(
+                &Method::GET,
+                Version::HTTP_11,
+                headers,
+                proxied,
+                &OriginPolicy::SAME_ORIGIN,
+            )
+        };
+        assert!(verdict(&forwarded, true).is_ok());
+        // From anyone else the header means nothing: Host is the page's.
+        assert_eq!(verdict(&forwarded, false), Err(UpgradeError::ForeignOrigin));
+        let mut internal = forwarded.clone();
+        internal.insert("origin", HeaderValue::from_static("http://10.0.0.5:3000"));
+        assert!(verdict(&internal, false).is_ok());
+        assert_eq!(verdict(&internal, true), Err(UpgradeError::ForeignOrigin));
+        // A trusted proxy that sends no X-Forwarded-Host: Host it is.
+        let mut hostless = internal.clone();
+        hostless.remove("x-forwarded-host");
+        assert!(verdict(&hostless, true).is_ok());
     }
 
     #[test]
@@ -585,7 +647,7 @@ mod tests {
                 }
                 let (mut parts, ()) = request.body(()).unwrap().into_parts();
 
-                let verdict = accept_key(&parts.method, parts.version, &parts.headers, &policy);
+                let verdict = accept_key(&parts.method, parts.version, &parts.headers, false, &policy);
                 if verdict.is_ok() {
                     prop_assert_eq!(&method, Method::GET);
                     prop_assert_eq!(version, Version::HTTP_11);

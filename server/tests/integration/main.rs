@@ -6,6 +6,7 @@ mod chat;
 mod http;
 mod lifecycle;
 mod limits;
+mod proxy;
 mod resume;
 mod rooms;
 mod session;
