@@ -8,6 +8,12 @@
 #   - Debian's PostgreSQL binaries, which scripts/with-postgres.sh runs for the
 #     store's tests (skip with PARLEY_SKIP_POSTGRES=1; the server itself needs no
 #     database server, SQLite is the default)
+#   - Debian's redis-server and nginx, which the tests of several server
+#     processes start as processes of their own, on free loopback ports with
+#     throwaway directories (skip with PARLEY_SKIP_CLUSTER=1)
+#
+# Packages are installed with their services kept from starting (policy-rc.d):
+# tests never use a system service, and none is left running on a CI machine.
 #   - the npm packages in end2end/: Playwright, and binaryen's wasm-opt, which
 #     release builds need (Debian's binaryen produces wasm that fails to hydrate)
 set -euo pipefail
@@ -36,20 +42,41 @@ if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version"
   cargo install wasm-bindgen-cli --version "$bindgen_version" --force
 fi
 
+# Installs Debian packages without starting their services: policy-rc.d
+# answering 101 is Debian's way to tell the maintainer scripts "not now".
+apt_install() {
+  local sudo="" policy=/usr/sbin/policy-rc.d own_policy=""
+  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    own_policy=1
+  fi
+  local status=0
+  $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$@" || status=$?
+  [[ -z "$own_policy" ]] || $sudo rm -f "$policy"
+  return "$status"
+}
+
 if [[ "${PARLEY_SKIP_BROWSER:-0}" != 1 ]] && [[ ! -x /usr/bin/chromium ]]; then
   say "Installing Debian's Chromium"
-  sudo=""
-  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium
+  apt_install chromium
 fi
 
 if [[ "${PARLEY_SKIP_POSTGRES:-0}" != 1 ]] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   say "Installing Debian's PostgreSQL"
-  sudo=""
-  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q postgresql
+  apt_install postgresql
+fi
+
+if [[ "${PARLEY_SKIP_CLUSTER:-0}" != 1 ]]; then
+  missing=()
+  [[ -x /usr/bin/redis-server ]] || missing+=(redis-server)
+  # `nginx`, not `nginx-light`: the one name every Debian release has.
+  [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    say "Installing Debian's ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
 fi
 
 lock="$root/end2end/package-lock.json"
