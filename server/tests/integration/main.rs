@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod chat;
+mod cluster;
 mod http;
 mod lifecycle;
 mod limits;

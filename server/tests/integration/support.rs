@@ -30,6 +30,8 @@ use tokio_tungstenite::{
 };
 use tokio_util::task::TaskTracker;
 
+pub mod cluster;
+
 /// Long enough for a loaded CI machine, short enough to fail fast.
 pub const WAIT: Duration = Duration::from_secs(5);
 
