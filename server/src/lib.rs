@@ -147,8 +147,14 @@ async fn room(state: State<AppState>, Path(name): Path<String>, request: Request
         Ok(room) => page(state, room, request).await,
         Err(invalid) => (
             StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("There is no room by that name: {invalid}.\n"),
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            format!(
+                "<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\">\
+                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                 <title>No such room · Parley</title>\
+                 <h1>No such room</h1><p>There is no room by that name: {invalid}.</p>\
+                 <p><a href=\"/\">Go to #general</a></p></html>\n"
+            ),
         )
             .into_response(),
     }
