@@ -32,6 +32,28 @@ pub struct Config {
 
     #[command(flatten)]
     pub store: StoreConfig,
+
+    /// Shares rooms with other Parley processes through this Redis, e.g.
+    /// `redis://127.0.0.1:6379`. Needs a PostgreSQL `DATABASE_URL` that
+    /// every process shares. Unset: this process chats alone.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+}
+
+impl Config {
+    /// What the flags cannot check one by one: several processes share
+    /// rooms only through one store, and SQLite is one process's file.
+    pub fn check(&self) -> Result<(), String> {
+        let postgres = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.store.database_url.starts_with(scheme));
+        if self.redis_url.is_some() && !postgres {
+            return Err("REDIS_URL shares rooms between processes, which needs a \
+                 PostgreSQL DATABASE_URL (postgres://...) that they all use"
+                .into());
+        }
+        Ok(())
+    }
 }
 
 /// Per-connection tuning; the defaults favour many mostly idle chat clients.
@@ -229,6 +251,24 @@ impl Default for StoreConfig {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn redis_needs_a_shared_postgresql_store() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("parley").chain(args.iter().copied())).unwrap()
+        };
+        let alone = parse(&[]);
+        assert!(alone.check().is_ok());
+        let on_sqlite = parse(&["--redis-url", "redis://127.0.0.1:1"]);
+        assert!(on_sqlite.check().unwrap_err().contains("PostgreSQL"));
+        let shared = parse(&[
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--database-url",
+            "postgres://localhost/parley",
+        ]);
+        assert!(shared.check().is_ok());
+    }
 
     #[test]
     fn flags_are_consistent() {

@@ -26,9 +26,9 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, Weak,
+        Arc, Mutex, OnceLock, Weak,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use app::protocol::{
@@ -38,7 +38,9 @@ use app::protocol::{
 use bytes::Bytes;
 
 use crate::{
+    broker::{self, Broker, Signal, Sink},
     client_id::ClientId,
+    cluster::{Cluster, Occupants},
     commit::{Committer, Outcome, Pending},
     flush::FlushPool,
     identity::{Claim, Identities, Release, ResumeToken, Seat},
@@ -71,6 +73,10 @@ pub struct Hub {
     directory_due: AtomicBool,
     /// The room list as last announced.
     directory: Mutex<Vec<RoomCount>>,
+    /// How messages and presence reach the other server processes, if any.
+    broker: OnceLock<Broker>,
+    /// Who the other server processes have online.
+    cluster: Mutex<Cluster>,
     metrics: Metrics,
 }
 
@@ -149,8 +155,28 @@ impl Hub {
             resume_grace,
             directory_due: AtomicBool::new(false),
             directory: Mutex::default(),
+            broker: OnceLock::new(),
+            cluster: Mutex::default(),
             metrics,
         })
+    }
+
+    /// Shares rooms with other server processes through `broker` from now
+    /// on; without a call the hub is alone ([`Broker::Local`]). Once only.
+    pub fn use_broker(&self, broker: Broker) {
+        if self.broker.set(broker).is_err() {
+            tracing::warn!("the hub already has a broker");
+        }
+    }
+
+    fn broker(&self) -> &Broker {
+        static LOCAL: Broker = Broker::Local;
+        self.broker.get().unwrap_or(&LOCAL)
+    }
+
+    /// Whether the other server processes can be reached (always, alone).
+    pub fn broker_healthy(&self) -> bool {
+        self.broker().healthy()
     }
 
     /// Number of connected clients, in every room.
@@ -246,15 +272,47 @@ impl Hub {
         });
     }
 
-    /// Sends everyone in `room` what changed since its last announcement.
+    /// Sends everyone in `room` what changed since its last announcement,
+    /// and tells the other processes who is here now.
     pub fn announce_presence(&self, room: &Room) {
         room.presence_due.store(false, Ordering::Release);
-        let diff = lock(&room.roster).take_diff();
+        let (diff, here) = {
+            let mut roster = lock(&room.roster);
+            let diff = roster.take_diff();
+            let here = diff.as_ref().and_then(|_| {
+                (!self.broker().is_local()).then(|| occupancy(room.name(), &roster, self.node()))
+            });
+            (diff, here)
+        };
+        if let Some(here) = here {
+            self.broker().announce(here);
+        }
         if let Some(mut diff) = diff {
             diff.room = room.name().to_string();
+            diff.online += lock(&self.cluster).online(room.name());
             let frame = frame::text(&ServerFrame::Presence(diff).encode());
             self.broadcast_except(room, None, &frame);
         }
+    }
+
+    fn node(&self) -> u64 {
+        self.broker().node()
+    }
+
+    /// Passes on another process's presence change to this one's members
+    /// of the room.
+    fn announce_remote(&self, mut diff: app::protocol::Presence) {
+        let Some(room) = RoomName::parse(&diff.room)
+            .ok()
+            .and_then(|name| self.room(&name))
+        else {
+            self.directory_changed();
+            return;
+        };
+        diff.online = lock(&room.roster).len() as u64 + lock(&self.cluster).online(room.name());
+        let frame = frame::text(&ServerFrame::Presence(diff).encode());
+        self.broadcast_except(&room, None, &frame);
+        self.directory_changed();
     }
 
     fn directory_changed(&self) {
@@ -264,14 +322,18 @@ impl Hub {
     }
 
     /// The busiest rooms, most people online first, then by name; always
-    /// with `general`.
+    /// with `general`. Counts people on every server process.
     pub fn room_list(&self) -> RoomList {
-        let mut rooms: Vec<RoomCount> = lock(&self.rooms)
+        let mut counts: HashMap<String, u64> = lock(&self.rooms)
             .values()
-            .map(|held| RoomCount {
-                name: held.room.name().to_string(),
-                online: held.room.online() as u64,
-            })
+            .map(|held| (held.room.name().to_string(), held.room.online() as u64))
+            .collect();
+        for (room, online) in lock(&self.cluster).counts() {
+            *counts.entry(room.to_string()).or_default() += online;
+        }
+        let mut rooms: Vec<RoomCount> = counts
+            .into_iter()
+            .map(|(name, online)| RoomCount { name, online })
             .filter(|count| count.online > 0)
             .collect();
         rooms.sort_unstable_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
@@ -493,6 +555,11 @@ impl Chat for Hub {
         seat: &HubSeat,
         nickname: Nickname,
     ) -> Result<(), NicknameTaken> {
+        // Someone on another process: as good as here (two people taking
+        // one name at the same moment on two processes may both get it).
+        if lock(&self.cluster).has_nickname(seat.room.name(), &nickname) {
+            return Err(NicknameTaken);
+        }
         lock(&seat.room.roster).rename(id, nickname.clone())?;
         self.presence_changed(&seat.room);
         if seat.resumable {
@@ -720,12 +787,20 @@ impl Hub {
                 }
             }
             let nickname = roster.nickname(claim.id).cloned().unwrap_or_default();
+            let (mut online, mut people) = (roster.len() as u64, roster.listing());
+            {
+                let cluster = lock(&self.cluster);
+                online += cluster.online(room.name());
+                if !people.is_empty() {
+                    people.extend(cluster.people(room.name()));
+                }
+            }
             let welcome = ServerFrame::Welcome(Welcome {
                 room: room.name().to_string(),
                 id: claim.id.get(),
                 nickname: nickname.to_string(),
-                online: roster.len() as u64,
-                people: roster.listing(),
+                online,
+                people,
                 token: claim.token.as_str().to_owned(),
             });
             // Written before the client is a member: nothing live precedes it.
@@ -811,7 +886,13 @@ impl Hub {
         } = pending;
         let stored = match outcome {
             Outcome::Stored(message) => {
-                self.relay(&message, Some(from));
+                if self.broker().is_local() {
+                    self.relay(&message, Some(from));
+                } else {
+                    // Relayed when it comes back through the broker, in
+                    // the order of every process's messages.
+                    self.broker().publish(message.clone());
+                }
                 message
             }
             Outcome::Duplicate(message) => message,
@@ -865,6 +946,76 @@ impl Hub {
         relayed.last = message.id;
         drop(relayed);
         self.metrics.message_relayed();
+    }
+}
+
+/// Everyone this process has in `room`, for the other processes.
+fn occupancy(room: &RoomName, roster: &crate::presence::Roster, node: u64) -> Signal {
+    Signal::Room {
+        node,
+        room: room.to_string(),
+        online: roster.len() as u64,
+        people: roster
+            .listing()
+            .into_iter()
+            .map(|person| (person.id, person.nickname))
+            .collect(),
+    }
+}
+
+impl Sink for Hub {
+    fn relay(&self, message: &StoredMessage) {
+        // Client ids are unique across processes: the sender is skipped
+        // wherever it is.
+        Hub::relay(self, message, Some(ClientId::from(message.from)));
+    }
+
+    fn signal(&self, signal: Signal) {
+        let now = Instant::now();
+        match signal {
+            Signal::Hello { node } => {
+                lock(&self.cluster).heard(node, now);
+                for here in Sink::occupancy(self) {
+                    self.broker().announce(here);
+                }
+            }
+            Signal::Beat { node } => lock(&self.cluster).heard(node, now),
+            Signal::Room {
+                node,
+                room,
+                online,
+                people,
+            } => {
+                let Ok(room) = RoomName::parse(&room) else {
+                    return;
+                };
+                let occupants = Occupants {
+                    online,
+                    people: people.into_iter().collect(),
+                };
+                let diff = lock(&self.cluster).update(node, room, occupants, now);
+                self.announce_remote(diff);
+            }
+        }
+    }
+
+    fn occupancy(&self) -> Vec<Signal> {
+        let node = self.node();
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms)
+            .values()
+            .map(|held| Arc::clone(&held.room))
+            .collect();
+        rooms
+            .iter()
+            .map(|room| occupancy(room.name(), &lock(&room.roster), node))
+            .collect()
+    }
+
+    fn expire(&self) {
+        let gone = lock(&self.cluster).expire(broker::redis::NODE_TIMEOUT, Instant::now());
+        for diff in gone {
+            self.announce_remote(diff);
+        }
     }
 }
 

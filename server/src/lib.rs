@@ -21,7 +21,9 @@
 //! SQLite or PostgreSQL).
 
 mod accepted;
+pub mod broker;
 pub mod client_id;
+pub mod cluster;
 pub mod commit;
 pub mod config;
 pub mod flush;
@@ -147,8 +149,14 @@ async fn room(state: State<AppState>, Path(name): Path<String>, request: Request
         Ok(room) => page(state, room, request).await,
         Err(invalid) => (
             StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("There is no room by that name: {invalid}.\n"),
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            format!(
+                "<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\">\
+                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                 <title>No such room · Parley</title>\
+                 <h1>No such room</h1><p>There is no room by that name: {invalid}.</p>\
+                 <p><a href=\"/\">Go to #general</a></p></html>\n"
+            ),
         )
             .into_response(),
     }
@@ -181,8 +189,27 @@ async fn page(State(state): State<AppState>, room: RoomName, request: Request) -
 }
 
 /// 200 while the server serves: for load balancers and orchestrators.
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `degraded` while the other server processes cannot be reached: this one
+/// still serves its own clients (and relays from the store), so it should
+/// stay in the pool.
+async fn healthz(State(hub): State<Arc<Hub>>) -> &'static str {
+    if hub.broker_healthy() {
+        "ok\n"
+    } else {
+        "degraded: the broker (Redis) is unreachable\n"
+    }
+}
+
+/// Shares `state`'s rooms with the other processes on the Redis at `url`.
+/// Client ids get this process's number in their high bits, so they are
+/// unique across processes.
+pub async fn join_cluster(state: &AppState, url: &str) -> Result<(), broker::redis::BrokerError> {
+    let node = client_id::join_cluster(url).await;
+    let sink: std::sync::Weak<dyn broker::Sink> = Arc::downgrade(&state.hub) as _;
+    let redis = broker::RedisBroker::start(url, node, state.store.clone(), sink).await?;
+    state.hub.use_broker(broker::Broker::Redis(redis));
+    tracing::info!(node, "sharing rooms through Redis");
+    Ok(())
 }
 
 /// Every metric, in Prometheus' text format.

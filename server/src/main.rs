@@ -14,6 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut leptos_options = leptos::config::get_configuration(None)?.leptos_options;
     leptos_options.site_addr = config.addr;
 
+    config.check()?;
     let store = Store::open(&config.store.database_url).await?;
     let listener = server::bind(config.addr)?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
@@ -24,6 +25,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.http,
         store.clone(),
     );
+    if let Some(url) = &config.redis_url {
+        server::join_cluster(&state, url).await?;
+    }
     server::serve(listener, state, shutdown_signal()).await?;
     store.close().await;
     tracing::info!("shut down");

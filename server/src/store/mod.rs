@@ -29,7 +29,8 @@ pub struct NewMessage {
 }
 
 /// A message as stored: `id` assigned by the database, strictly increasing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializable: the [broker](crate::broker) passes it between processes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredMessage {
     pub id: u64,
     pub room: String,
@@ -195,6 +196,20 @@ impl Store {
             limit,
         })
         .await
+    }
+
+    /// The id of the newest message of any room; 0 when there is none.
+    pub async fn newest_id(&self) -> Result<u64, StoreError> {
+        let newest = self
+            .range(Range {
+                room: None,
+                above: i64::MIN,
+                below: i64::MAX,
+                newest_first: true,
+                limit: 1,
+            })
+            .await?;
+        Ok(newest.first().map_or(0, |message| message.id))
     }
 
     /// The messages `range` asks for, oldest first.

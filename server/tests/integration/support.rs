@@ -209,34 +209,7 @@ impl TestServer {
         token: Option<&str>,
         after: Option<u64>,
     ) -> (Client, Vec<Value>) {
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(format!("ws://{}/ws?resume", self.addr))
-                .await
-                .expect("WebSocket handshake");
-        let resume =
-            json!({"type": "resume", "payload": {"token": token, "after": after, "room": room}});
-        socket
-            .send(Message::text(resume.to_string()))
-            .await
-            .expect("send resume");
-        let mut client = Client {
-            socket,
-            id: 0,
-            welcome: Value::Null,
-        };
-        let mut missed = Vec::new();
-        loop {
-            let frame = client.next_frame().await;
-            match frame["type"].as_str() {
-                Some("message") => missed.push(frame["payload"].clone()),
-                Some("welcome") => {
-                    client.id = frame["payload"]["id"].as_u64().expect("an id");
-                    client.welcome = frame;
-                    return (client, missed);
-                }
-                _ => panic!("before welcome only missed messages come: {frame}"),
-            }
-        }
+        resume_at(self.addr, room, token, after).await
     }
 
     /// Waits until the hub has exactly `n` clients (joining and leaving
@@ -285,6 +258,44 @@ impl TestServer {
             .expect("server stops in time")
             .unwrap()
             .unwrap();
+    }
+}
+
+/// A client of the server at `addr` that connected to `/ws?resume` and
+/// sent `resume {token, after, room}` first, past its `welcome`, with the
+/// `message` frames that came before it.
+pub async fn resume_at(
+    addr: SocketAddr,
+    room: &str,
+    token: Option<&str>,
+    after: Option<u64>,
+) -> (Client, Vec<Value>) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?resume", addr))
+        .await
+        .expect("WebSocket handshake");
+    let resume =
+        json!({"type": "resume", "payload": {"token": token, "after": after, "room": room}});
+    socket
+        .send(Message::text(resume.to_string()))
+        .await
+        .expect("send resume");
+    let mut client = Client {
+        socket,
+        id: 0,
+        welcome: Value::Null,
+    };
+    let mut missed = Vec::new();
+    loop {
+        let frame = client.next_frame().await;
+        match frame["type"].as_str() {
+            Some("message") => missed.push(frame["payload"].clone()),
+            Some("welcome") => {
+                client.id = frame["payload"]["id"].as_u64().expect("an id");
+                client.welcome = frame;
+                return (client, missed);
+            }
+            _ => panic!("before welcome only missed messages come: {frame}"),
+        }
     }
 }
 

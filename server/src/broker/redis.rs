@@ -1,0 +1,327 @@
+//! The Redis broker: pub/sub between server processes.
+//!
+//! Two channels: `parley:messages` carries each process's newly stored
+//! messages (JSON batches), `parley:presence` its [`Signal`]s. Pub/sub, not
+//! streams: the store is already the durable, ordered log (every process
+//! can read any message back by id), so Redis only has to say "there is
+//! something new" fast; what it drops while a process is away is read
+//! from the store by the [`Sequencer`].
+//!
+//! Three tasks: one publishes (batching whatever queued meanwhile into
+//! one PUBLISH), one subscribes, one beats and expires silent processes.
+//! Each reconnects on its own with exponential backoff, and the broker is
+//! unhealthy (`/healthz` says degraded) while either connection is down.
+//! Nothing waits for Redis: a message that cannot be published is still
+//! stored, and every process reads it from the store.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Weak,
+    },
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    sequencer::{Sequencer, FAST_POLL, SLOW_POLL},
+    Signal, Sink,
+};
+use crate::{
+    cluster::NodeId,
+    store::{Store, StoreError, StoredMessage},
+};
+
+const MESSAGES: &str = "parley:messages";
+const PRESENCE: &str = "parley:presence";
+
+/// How often a process says it is alive.
+pub const BEAT: Duration = Duration::from_secs(1);
+/// How long a silent process stays listed.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest wait between two attempts to reach Redis.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest a PUBLISH may take before Redis counts as gone.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Messages and signals waiting to be published; past this they are
+/// dropped (the store still has the messages).
+const OUTBOX: usize = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("invalid Redis URL: {0}")]
+    InvalidUrl(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct RedisBroker {
+    node: NodeId,
+    outbox: mpsc::Sender<Outgoing>,
+    subscribed: AtomicBool,
+    publishing: AtomicBool,
+    /// How often the sequencer polls the store.
+    poll: watch::Sender<Duration>,
+}
+
+enum Outgoing {
+    Message(StoredMessage),
+    Signal(Signal),
+}
+
+impl RedisBroker {
+    /// Starts sharing through the Redis at `url`, relaying into `sink` from
+    /// the store's newest message on. Returns at once: a Redis that cannot
+    /// be reached yet is retried in the background.
+    pub async fn start(
+        url: &str,
+        node: NodeId,
+        store: Store,
+        sink: Weak<dyn Sink>,
+    ) -> Result<Arc<Self>, BrokerError> {
+        let client =
+            redis::Client::open(url).map_err(|error| BrokerError::InvalidUrl(error.to_string()))?;
+        let last = store.newest_id().await?;
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        let (poll, polling) = watch::channel(FAST_POLL);
+        let (received_tx, received) = mpsc::channel(1024);
+        let broker = Arc::new(Self {
+            node,
+            outbox,
+            subscribed: AtomicBool::new(false),
+            publishing: AtomicBool::new(false),
+            poll,
+        });
+        tokio::spawn(Sequencer::new(last, store, sink.clone()).run(received, polling));
+        tokio::spawn(publish(
+            Arc::downgrade(&broker),
+            client.clone(),
+            queued,
+            sink.clone(),
+        ));
+        tokio::spawn(subscribe(
+            Arc::downgrade(&broker),
+            client,
+            received_tx,
+            sink.clone(),
+        ));
+        tokio::spawn(beat(Arc::downgrade(&broker), sink));
+        Ok(broker)
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire) && self.publishing.load(Ordering::Acquire)
+    }
+
+    pub fn publish(&self, message: StoredMessage) {
+        self.send(Outgoing::Message(message));
+    }
+
+    pub fn announce(&self, signal: Signal) {
+        self.send(Outgoing::Signal(signal));
+    }
+
+    fn send(&self, outgoing: Outgoing) {
+        if self.outbox.try_send(outgoing).is_err() {
+            tracing::debug!("broker outbox full: dropped (the store keeps messages)");
+        }
+    }
+
+    /// Records whether a connection works, and polls the store fast while
+    /// one does not.
+    fn set(&self, flag: &AtomicBool, up: bool) {
+        let was = flag.swap(up, Ordering::AcqRel);
+        if was != up {
+            if up {
+                tracing::info!(node = self.node, "Redis reached");
+            } else {
+                tracing::warn!(
+                    node = self.node,
+                    "Redis unreachable: relaying from the store"
+                );
+            }
+        }
+        let every = if self.healthy() { SLOW_POLL } else { FAST_POLL };
+        self.poll.send_replace(every);
+        metrics::gauge!("parley_broker_up").set(if self.healthy() { 1.0 } else { 0.0 });
+    }
+}
+
+/// Waits before the next attempt: 100 ms, doubling up to [`MAX_BACKOFF`].
+async fn back_off(attempt: &mut u32) {
+    let wait = Duration::from_millis(100)
+        .saturating_mul(1 << (*attempt).min(6))
+        .min(MAX_BACKOFF);
+    *attempt += 1;
+    tokio::time::sleep(wait).await;
+}
+
+async fn publish(
+    broker: Weak<RedisBroker>,
+    client: redis::Client,
+    mut queued: mpsc::Receiver<Outgoing>,
+    sink: Weak<dyn Sink>,
+) {
+    let mut attempt = 0;
+    let mut batch = Vec::new();
+    loop {
+        let mut connection = match client.get_multiplexed_async_connection().await {
+            Ok(connection) => connection,
+            Err(error) => {
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                tracing::debug!(%error, "cannot connect to Redis to publish");
+                broker.set(&broker.publishing, false);
+                drop(broker);
+                back_off(&mut attempt).await;
+                continue;
+            }
+        };
+        attempt = 0;
+        let Some(node) = broker.upgrade().map(|broker| {
+            broker.set(&broker.publishing, true);
+            broker.node
+        }) else {
+            return;
+        };
+        // Whoever is listening learns who this process has, and says who
+        // they have: after a start, and after an outage that may have
+        // made them forget this process.
+        let mut hello = vec![Signal::Hello { node }];
+        if let Some(sink) = sink.upgrade() {
+            hello.extend(sink.occupancy());
+        }
+        let greeted = async {
+            for signal in &hello {
+                let json = serde_json::to_string(signal).unwrap_or_default();
+                connection.publish::<_, _, ()>(PRESENCE, json).await?;
+            }
+            Ok::<_, redis::RedisError>(())
+        };
+        if greeted.await.is_err() {
+            continue;
+        }
+        loop {
+            if queued.recv_many(&mut batch, 1024).await == 0 {
+                return;
+            }
+            let mut messages = Vec::new();
+            let mut signals = Vec::new();
+            for outgoing in batch.drain(..) {
+                match outgoing {
+                    Outgoing::Message(message) => messages.push(message),
+                    Outgoing::Signal(signal) => signals.push(signal),
+                }
+            }
+            let sent = tokio::time::timeout(PUBLISH_TIMEOUT, async {
+                if !messages.is_empty() {
+                    let json = serde_json::to_string(&messages).unwrap_or_default();
+                    connection.publish::<_, _, ()>(MESSAGES, json).await?;
+                }
+                for signal in &signals {
+                    let json = serde_json::to_string(signal).unwrap_or_default();
+                    connection.publish::<_, _, ()>(PRESENCE, json).await?;
+                }
+                Ok::<_, redis::RedisError>(())
+            })
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                broker.set(&broker.publishing, false);
+                break;
+            }
+        }
+    }
+}
+
+async fn subscribe(
+    broker: Weak<RedisBroker>,
+    client: redis::Client,
+    received: mpsc::Sender<Vec<StoredMessage>>,
+    sink: Weak<dyn Sink>,
+) {
+    let mut attempt = 0;
+    loop {
+        let connected = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(MESSAGES).await?;
+            pubsub.subscribe(PRESENCE).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = match connected.await {
+            Ok(pubsub) => pubsub,
+            Err(error) => {
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                tracing::debug!(%error, "cannot subscribe on Redis");
+                broker.set(&broker.subscribed, false);
+                drop(broker);
+                back_off(&mut attempt).await;
+                continue;
+            }
+        };
+        attempt = 0;
+        let Some(node) = broker.upgrade().map(|broker| {
+            broker.set(&broker.subscribed, true);
+            broker.node
+        }) else {
+            return;
+        };
+        let mut stream = pubsub.into_on_message();
+        while let Some(message) = stream.next().await {
+            let payload = message.get_payload_bytes();
+            if message.get_channel_name() == MESSAGES {
+                match serde_json::from_slice::<Vec<StoredMessage>>(payload) {
+                    Ok(batch) => {
+                        if received.send(batch).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "unreadable message batch on Redis"),
+                }
+            } else {
+                match serde_json::from_slice::<Signal>(payload) {
+                    Ok(signal) if signal.node() != node => {
+                        if let Some(sink) = sink.upgrade() {
+                            sink.signal(signal);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "unreadable presence on Redis"),
+                }
+            }
+        }
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        broker.set(&broker.subscribed, false);
+    }
+}
+
+/// Says this process is alive, and forgets the others that fell silent.
+async fn beat(broker: Weak<RedisBroker>, sink: Weak<dyn Sink>) {
+    let mut every = tokio::time::interval(BEAT);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        broker.announce(Signal::Beat { node: broker.node });
+        match sink.upgrade() {
+            Some(sink) => sink.expire(),
+            None => return,
+        }
+    }
+}
