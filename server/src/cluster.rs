@@ -38,9 +38,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// `node` is alive.
-    pub fn heard(&mut self, node: NodeId, now: Instant) {
-        self.heard.insert(node, now);
+    /// `node` is alive; whether it was known.
+    pub fn heard(&mut self, node: NodeId, now: Instant) -> bool {
+        self.heard.insert(node, now).is_some()
     }
 
     /// `node` now has `occupants` in `room`: what changed for this room's

@@ -979,7 +979,14 @@ impl Sink for Hub {
                     self.broker().announce(here);
                 }
             }
-            Signal::Beat { node } => lock(&self.cluster).heard(node, now),
+            Signal::Beat { node } => {
+                if !lock(&self.cluster).heard(node, now) {
+                    // A process this one does not know (it started while
+                    // Redis was away here, or was forgotten while it was
+                    // away there): everyone announces their rooms again.
+                    self.broker().announce(Signal::Hello { node: self.node() });
+                }
+            }
             Signal::Room {
                 node,
                 room,

@@ -96,12 +96,7 @@ impl RedisBroker {
             poll,
         });
         tokio::spawn(Sequencer::new(last, store, sink.clone()).run(received, polling));
-        tokio::spawn(publish(
-            Arc::downgrade(&broker),
-            client.clone(),
-            queued,
-            sink.clone(),
-        ));
+        tokio::spawn(publish(Arc::downgrade(&broker), client.clone(), queued));
         tokio::spawn(subscribe(
             Arc::downgrade(&broker),
             client,
@@ -167,7 +162,6 @@ async fn publish(
     broker: Weak<RedisBroker>,
     client: redis::Client,
     mut queued: mpsc::Receiver<Outgoing>,
-    sink: Weak<dyn Sink>,
 ) {
     let mut attempt = 0;
     let mut batch = Vec::new();
@@ -186,28 +180,9 @@ async fn publish(
             }
         };
         attempt = 0;
-        let Some(node) = broker.upgrade().map(|broker| {
-            broker.set(&broker.publishing, true);
-            broker.node
-        }) else {
-            return;
-        };
-        // Whoever is listening learns who this process has, and says who
-        // they have: after a start, and after an outage that may have
-        // made them forget this process.
-        let mut hello = vec![Signal::Hello { node }];
-        if let Some(sink) = sink.upgrade() {
-            hello.extend(sink.occupancy());
-        }
-        let greeted = async {
-            for signal in &hello {
-                let json = serde_json::to_string(signal).unwrap_or_default();
-                connection.publish::<_, _, ()>(PRESENCE, json).await?;
-            }
-            Ok::<_, redis::RedisError>(())
-        };
-        if greeted.await.is_err() {
-            continue;
+        match broker.upgrade() {
+            Some(broker) => broker.set(&broker.publishing, true),
+            None => return,
         }
         loop {
             if queued.recv_many(&mut batch, 1024).await == 0 {
@@ -274,6 +249,15 @@ async fn subscribe(
         attempt = 0;
         let Some(node) = broker.upgrade().map(|broker| {
             broker.set(&broker.subscribed, true);
+            // Now that this process hears the answers: whoever is
+            // listening learns who it has and says who they have, after a
+            // start and after an outage that may have made them forget it.
+            broker.announce(Signal::Hello { node: broker.node });
+            if let Some(sink) = sink.upgrade() {
+                for here in sink.occupancy() {
+                    broker.announce(here);
+                }
+            }
             broker.node
         }) else {
             return;

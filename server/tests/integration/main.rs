@@ -10,6 +10,7 @@ mod limits;
 mod proxy;
 mod resume;
 mod rooms;
+mod scale_out;
 mod session;
 mod storage;
 mod support;

@@ -431,7 +431,26 @@ impl Client {
     }
 
     async fn next_message(&mut self) -> Message {
-        tokio::time::timeout(WAIT, self.socket.next())
+        self.next_message_within(WAIT).await
+    }
+
+    /// The next frame of type `kind` to arrive within `wait` (for what
+    /// takes longer than [`WAIT`] by design), skipping any others.
+    pub async fn next_of_within(&mut self, kind: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Message::Text(text) = self.next_message_within(left).await {
+                let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+                if frame["type"] == kind {
+                    return frame;
+                }
+            }
+        }
+    }
+
+    async fn next_message_within(&mut self, wait: Duration) -> Message {
+        tokio::time::timeout(wait, self.socket.next())
             .await
             .expect("a frame in time")
             .expect("the connection is open")
