@@ -7,21 +7,24 @@
 //! [`Backoff`]'s delays.
 
 mod js_json;
+mod web_socket;
 
-use std::{future::poll_fn, ops::ControlFlow, sync::Arc, time::Duration};
+use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use futures_util::{
     future::{select, Either},
-    SinkExt, StreamExt,
+    StreamExt,
 };
-use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
 use gloo_timers::future::sleep;
 use js_sys::{Date, Math, Object, Reflect};
 use leptos::{prelude::*, task::spawn_local};
 use wasm_bindgen::JsCast;
 
-use self::js_json::JsJson;
+use self::{
+    js_json::JsJson,
+    web_socket::{Event, Socket},
+};
 use crate::{
     backoff::Backoff,
     chat::{self, Chat, Env},
@@ -129,7 +132,7 @@ async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
         while outbox.try_recv().is_ok() {}
         chat.connecting();
         let mut taken_over = false;
-        if let Some(socket) = open(SOCKET_URL).await {
+        if let Some(socket) = Socket::open(SOCKET_URL).await {
             let opened = Date::now();
             let flow = session(chat, socket, &mut outbox).await;
             backoff.closed_after(Duration::from_millis((Date::now() - opened) as u64));
@@ -143,40 +146,33 @@ async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
     }
 }
 
-/// Opens a socket and waits until it is open (or has failed).
-async fn open(url: &str) -> Option<WebSocket> {
-    let mut socket = WebSocket::open(url).ok()?;
-    poll_fn(|cx| socket.poll_ready_unpin(cx)).await.ok()?;
-    matches!(socket.state(), State::Open).then_some(socket)
-}
-
 /// Runs one connection until it drops (`Continue`: reconnect; `true` if
 /// another tab took this identity over) or the page's state is gone
 /// (`Break`: stop).
 async fn session(
     chat: Chat,
-    socket: WebSocket,
+    mut socket: Socket,
     outbox: &mut UnboundedReceiver<ClientFrame>,
 ) -> ControlFlow<(), bool> {
-    let (mut sink, mut stream) = socket.split();
     loop {
-        match select(stream.next(), outbox.next()).await {
-            Either::Left((Some(Ok(Message::Text(text))), _)) => {
+        match select(socket.events.next(), outbox.next()).await {
+            Either::Left((Some(Event::Text(text)), _)) => {
                 // Frames this client does not understand come from a newer
                 // server; skipping them keeps the chat working.
                 if let Some(frame) = ServerFrame::decode_with::<JsJson>(&text) {
                     chat.receive(frame);
                 }
             }
-            Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
-            Either::Left((Some(Err(WebSocketError::ConnectionClose(close))), _)) => {
-                return ControlFlow::Continue(close.code == RESUMED_ELSEWHERE)
+            // Only ever the first event, which `Socket::open` took.
+            Either::Left((Some(Event::Open), _)) => {}
+            Either::Left((Some(Event::Closed(code)), _)) => {
+                return ControlFlow::Continue(code == RESUMED_ELSEWHERE)
             }
-            Either::Left((Some(Err(_)) | None, _)) => return ControlFlow::Continue(false),
+            Either::Left((Some(Event::Error) | None, _)) => return ControlFlow::Continue(false),
             Either::Right((Some(frame), _)) => {
-                if sink
-                    .send(Message::Text(frame.encode_with::<JsJson>()))
-                    .await
+                if socket
+                    .socket
+                    .send_with_str(&frame.encode_with::<JsJson>())
                     .is_err()
                 {
                     return ControlFlow::Continue(false);
