@@ -10,6 +10,8 @@
 //! and delivers them in that order, which is what keeps every client's
 //! stream in id order.
 
+use std::sync::Arc;
+
 use app::protocol::ClientMessageId;
 use tokio::sync::mpsc;
 
@@ -17,6 +19,7 @@ use crate::{
     client_id::ClientId,
     metrics::Metrics,
     store::{Appended, NewMessage, Store, StoredMessage},
+    writer::ClientWriter,
 };
 
 /// Who to answer about a message once its fate is known.
@@ -24,6 +27,9 @@ use crate::{
 pub struct Pending {
     pub from: ClientId,
     pub client_id: Option<ClientMessageId>,
+    /// The sender's connection, for the ack: it may have moved to another
+    /// room since.
+    pub reply: Option<Arc<ClientWriter>>,
 }
 
 /// What became of one message.

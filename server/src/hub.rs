@@ -1,24 +1,26 @@
-//! The hub: who is connected, and who gets what.
+//! The hub: which room each client is in, and who gets what.
 //!
-//! It is the chat's one room (rooms come later): a registry of connected
-//! clients' writers and the [roster](crate::presence) of who is online under
-//! which nickname. Messages go to the [group commit](crate::commit) first and
-//! come back numbered and durable, in id order; only then is a message
-//! framed once and queued for every recipient as the same shared bytes;
-//! the [flusher pool](crate::flush) writes the queues out. Broadcasts walk
-//! an immutable snapshot of the members, rebuilt lazily at most once per
-//! broadcast after the membership changed, so they never block a client
-//! joining or leaving.
+//! It keeps the process's [rooms](crate::room), each with its own members,
+//! roster and fan-out over the one flusher pool. Messages go to the
+//! [group commit](crate::commit) first and come back numbered and durable,
+//! in id order; only then is a message framed once and queued for the
+//! members of its room as the same shared bytes.
 //!
-//! Presence is announced in coalesced diffs: a change schedules one
-//! announcement a short interval later, which carries every change made
-//! meanwhile.
+//! Presence is announced per room in coalesced diffs: a change schedules
+//! one announcement a short interval later, which carries every change
+//! made meanwhile. The room list (the busiest rooms and their online
+//! counts) is announced to everyone the same way.
 //!
 //! A client that resumes is the person its token names
-//! ([`identity`](crate::identity)); one that dropped stays in the roster for
-//! a grace period. Before it becomes a member it catches up: it is sent
-//! what the store holds after the last id it has, and admitted between two
-//! relays, so it gets every message once.
+//! ([`identity`](crate::identity)); one that dropped stays in its room's
+//! roster for a grace period. Before it becomes a member it catches up: it
+//! is sent what the store holds for its room after the last id it has, and
+//! admitted between two relays, so it gets every message once. Moving to
+//! another room is the same path: the newest page of the room, then a
+//! catch-up from its last id.
+//!
+//! A room lives while anyone holds it (a connection in it, or a person
+//! away from it); the last to let go removes it.
 
 use std::{
     collections::HashMap,
@@ -31,56 +33,52 @@ use std::{
 
 use app::protocol::{
     Ack, ChatMessage, ClientMessageId, ErrorCode, ErrorPayload, HistoryPage, MessageText, Nickname,
-    Resume, ServerFrame, Typing, Welcome,
+    Resume, RoomCount, RoomList, RoomName, ServerFrame, Typing, Welcome, ROOM_LIST_MAX,
 };
 use bytes::Bytes;
 
 use crate::{
     client_id::ClientId,
     commit::{Committer, Outcome, Pending},
-    flush::{FlushPool, Recipients},
+    flush::FlushPool,
     identity::{Claim, Identities, Release, ResumeToken, Seat},
     lock,
     metrics::Metrics,
-    presence::{NicknameTaken, Roster},
-    session::{Joined, Room},
+    presence::NicknameTaken,
+    room::{Fanout, Room},
+    session::{Chat, Joined},
     store::{NewMessage, Store, StoreError, StoredMessage},
-    writer::{ClientWriter, Delivery, Push},
+    writer::{ClientWriter, Delivery},
     ws::frame,
 };
 
 #[derive(Debug)]
 pub struct Hub {
     me: Weak<Hub>,
-    members: Mutex<HashMap<ClientId, Arc<ClientWriter>>>,
-    /// The members as broadcasts see them; `None` after a change.
-    snapshot: Mutex<Option<Recipients>>,
-    roster: Mutex<Roster>,
+    rooms: Mutex<HashMap<RoomName, Held>>,
+    /// The largest room whose members are listed by name in presence.
+    list_limit: usize,
     committer: Committer,
     /// For reads: history pages and catching up.
     store: Store,
     flush: Arc<FlushPool>,
     presence_interval: Duration,
-    /// A presence announcement is scheduled.
-    presence_due: AtomicBool,
-    /// Who holds which resume token.
-    identities: Mutex<Identities>,
+    /// Who holds which resume token, and in which room they are.
+    identities: Mutex<Identities<Arc<Room>>>,
     /// How long a dropped client that can resume stays.
     resume_grace: Duration,
-    /// Held across each relay, so a client catching up is admitted between
-    /// two relays, never during one.
-    relayed: Mutex<Relayed>,
+    /// A room list announcement is scheduled.
+    directory_due: AtomicBool,
+    /// The room list as last announced.
+    directory: Mutex<Vec<RoomCount>>,
     metrics: Metrics,
 }
 
-/// The relays so far, as far as clients catching up need to know.
-#[derive(Debug, Default)]
-struct Relayed {
-    /// The id of the newest message relayed.
-    last: u64,
-    /// Clients admitted with messages they read from the store that are
-    /// still to be relayed: each gets none up to its id.
-    caught_up: Vec<(ClientId, u64)>,
+/// A room and how many hold it: seats in it and people away from it.
+#[derive(Debug)]
+struct Held {
+    room: Arc<Room>,
+    holds: usize,
 }
 
 /// Where a client that caught up from the store stands.
@@ -92,17 +90,22 @@ struct CaughtUp {
     sent: Option<u64>,
 }
 
-/// A hub's hold on one connection's client (see [`Room::Seat`]).
+/// A hub's hold on one connection's client (see [`Chat::Seat`]).
 #[derive(Debug)]
 pub struct HubSeat {
     token: ResumeToken,
     seat: Seat,
     /// Whether the client could come back with its token.
     resumable: bool,
+    room: Arc<Room>,
+    writer: Arc<ClientWriter>,
 }
 
 /// Most people kept away (dropped, waiting for them to resume) at once.
 const AWAY_LIMIT: usize = 10_000;
+
+/// Most rooms open at once: each costs memory while anyone is in it.
+pub const MAX_ROOMS: usize = 100_000;
 
 /// Messages read from the store per query while a client catches up.
 const CATCH_UP_PAGE: u32 = 256;
@@ -111,14 +114,8 @@ const CATCH_UP_PAGE: u32 = 256;
 /// is given up on.
 const CATCH_UP_STALL: Duration = Duration::from_secs(30);
 
-/// What became of one broadcast.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Fanout {
-    /// Recipients who got the frame (written, or queued to be written).
-    pub queued: usize,
-    /// Recipients disconnected because too much was waiting for them.
-    pub evicted: usize,
-}
+/// Messages per `history` page, and in the server-rendered page.
+pub const HISTORY_PAGE: u32 = 50;
 
 impl Hub {
     /// `list_limit`: the largest room whose members are listed by name in
@@ -135,9 +132,8 @@ impl Hub {
     ) -> Arc<Self> {
         Arc::new_cyclic(|me: &Weak<Hub>| Self {
             me: me.clone(),
-            members: Mutex::default(),
-            snapshot: Mutex::default(),
-            roster: Mutex::new(Roster::new(list_limit)),
+            rooms: Mutex::default(),
+            list_limit,
             committer: {
                 let hub = me.clone();
                 Committer::spawn(store.clone(), metrics.clone(), move |pending, outcome| {
@@ -149,122 +145,173 @@ impl Hub {
             store,
             flush: FlushPool::new(),
             presence_interval,
-            presence_due: AtomicBool::new(false),
             identities: Mutex::new(Identities::new(AWAY_LIMIT)),
             resume_grace,
-            relayed: Mutex::default(),
+            directory_due: AtomicBool::new(false),
+            directory: Mutex::default(),
             metrics,
         })
     }
 
-    /// Number of connected clients.
+    /// Number of connected clients, in every room.
     pub fn len(&self) -> usize {
-        lock(&self.members).len()
+        lock(&self.rooms).values().map(|held| held.room.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Whether this client is connected.
+    /// Whether this client is connected, in any room.
     pub fn contains(&self, id: ClientId) -> bool {
-        lock(&self.members).contains_key(&id)
+        lock(&self.rooms)
+            .values()
+            .any(|held| held.room.contains(id))
     }
 
-    /// Sends `frame`, a whole WebSocket frame, to every client except `from`.
-    ///
-    /// The frame is queued for everyone here, which is cheap; the writing is
-    /// handed to the flusher pool, and the caller does not wait for it. Each
-    /// client's queue is in order, so one sender's messages never overtake
-    /// each other.
-    pub fn broadcast_except(&self, from: Option<ClientId>, frame: &Bytes) -> Fanout {
-        self.broadcast_skipping(from, from.as_slice(), frame)
+    /// The room named `name`, if anyone holds it.
+    pub fn room(&self, name: &RoomName) -> Option<Arc<Room>> {
+        lock(&self.rooms)
+            .get(name)
+            .map(|held| Arc::clone(&held.room))
     }
 
-    /// [`broadcast_except`](Self::broadcast_except) for all but `skip`
-    /// (usually one client, or none); `from` only spreads the starting point.
-    fn broadcast_skipping(
-        &self,
-        from: Option<ClientId>,
-        skip: &[ClientId],
-        frame: &Bytes,
-    ) -> Fanout {
-        let members = self.snapshot();
-        let len = members.len();
-        // Broadcasts from different senders start at different places, so
-        // two of them don't queue for the same clients' locks in step.
-        let start = from.map_or(0, |from| from.get() as usize % len.max(1));
-        let mut fanout = Fanout::default();
-        let mut to_flush = Vec::new();
-        for index in (start..len).chain(0..start) {
-            let writer = &members[index];
-            if skip.contains(&writer.id()) {
-                continue;
+    /// How many rooms are open.
+    pub fn rooms(&self) -> usize {
+        lock(&self.rooms).len()
+    }
+
+    /// Sends `frame`, a whole WebSocket frame, to every member of `room`
+    /// except `from`.
+    pub fn broadcast_except(&self, room: &Room, from: Option<ClientId>, frame: &Bytes) -> Fanout {
+        room.broadcast(&self.flush, &self.metrics, from, from.as_slice(), frame)
+    }
+
+    /// A hold on the room `name`, opening it if need be; `None` if too
+    /// many rooms are open.
+    fn hold(&self, name: &RoomName) -> Option<Arc<Room>> {
+        let mut rooms = lock(&self.rooms);
+        let open = rooms.len();
+        if let Some(held) = rooms.get_mut(name) {
+            held.holds += 1;
+            return Some(Arc::clone(&held.room));
+        }
+        if open >= MAX_ROOMS {
+            return None;
+        }
+        let room = Arc::new(Room::new(name.clone(), self.list_limit));
+        rooms.insert(
+            name.clone(),
+            Held {
+                room: Arc::clone(&room),
+                holds: 1,
+            },
+        );
+        Some(room)
+    }
+
+    /// Lets go of a hold from [`hold`](Self::hold); the last one closes
+    /// the room.
+    fn unhold(&self, room: &Room) {
+        let mut rooms = lock(&self.rooms);
+        if let Some(held) = rooms.get_mut(room.name()) {
+            held.holds -= 1;
+            if held.holds == 0 {
+                rooms.remove(room.name());
             }
-            match writer.push(frame) {
-                Push::First => {
-                    to_flush.push(index);
-                    fanout.queued += 1;
-                }
-                Push::Behind => fanout.queued += 1,
-                Push::Evicted => {
-                    tracing::warn!(client = %writer.id(), "client too slow, disconnecting it");
-                    fanout.evicted += 1;
-                }
-                Push::Dropped => {}
-            }
-        }
-        self.flush.submit(members, to_flush);
-        self.metrics.frames_out(fanout.queued);
-        fanout
-    }
-
-    /// Sends one frame to one client, if it is still here.
-    fn send_to(&self, id: ClientId, frame: &ServerFrame) {
-        let writer = lock(&self.members).get(&id).cloned();
-        if let Some(writer) = writer {
-            writer.send(&frame::text(&frame.encode()));
-            self.metrics.frames_out(1);
         }
     }
 
-    fn snapshot(&self) -> Recipients {
-        let mut snapshot = lock(&self.snapshot);
-        if let Some(members) = &*snapshot {
-            return Arc::clone(members);
-        }
-        let members: Recipients = lock(&self.members).values().cloned().collect();
-        *snapshot = Some(Arc::clone(&members));
-        members
-    }
-
-    /// Announces presence changes one interval from now, unless that is
-    /// already planned: the announcement will carry this change too.
-    fn presence_changed(&self) {
-        if self.presence_due.swap(true, Ordering::AcqRel) {
+    /// Announces `room`'s presence changes one interval from now, unless
+    /// that is already planned: the announcement will carry this change
+    /// too. The room list changes with it.
+    fn presence_changed(&self, room: &Arc<Room>) {
+        self.directory_changed();
+        if room.presence_due.swap(true, Ordering::AcqRel) {
             return;
         }
+        let room = Arc::clone(room);
+        self.after_interval(move |hub| hub.announce_presence(&room));
+    }
+
+    /// Runs `then` one presence interval from now, if the hub still exists.
+    fn after_interval(&self, then: impl FnOnce(&Hub) + Send + 'static) {
         let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
         else {
             return;
         };
         runtime.spawn(async move {
             tokio::time::sleep(hub.presence_interval).await;
-            hub.announce_presence();
+            then(&hub);
         });
     }
 
-    /// Sends everyone what changed since the last announcement.
-    pub fn announce_presence(&self) {
-        self.presence_due.store(false, Ordering::Release);
-        let diff = lock(&self.roster).take_diff();
-        if let Some(diff) = diff {
-            self.broadcast_except(None, &frame::text(&ServerFrame::Presence(diff).encode()));
+    /// Sends everyone in `room` what changed since its last announcement.
+    pub fn announce_presence(&self, room: &Room) {
+        room.presence_due.store(false, Ordering::Release);
+        let diff = lock(&room.roster).take_diff();
+        if let Some(mut diff) = diff {
+            diff.room = room.name().to_string();
+            let frame = frame::text(&ServerFrame::Presence(diff).encode());
+            self.broadcast_except(room, None, &frame);
+        }
+    }
+
+    fn directory_changed(&self) {
+        if !self.directory_due.swap(true, Ordering::AcqRel) {
+            self.after_interval(Hub::announce_rooms);
+        }
+    }
+
+    /// The busiest rooms, most people online first, then by name; always
+    /// with `general`.
+    pub fn room_list(&self) -> RoomList {
+        let mut rooms: Vec<RoomCount> = lock(&self.rooms)
+            .values()
+            .map(|held| RoomCount {
+                name: held.room.name().to_string(),
+                online: held.room.online() as u64,
+            })
+            .filter(|count| count.online > 0)
+            .collect();
+        rooms.sort_unstable_by(|a, b| b.online.cmp(&a.online).then_with(|| a.name.cmp(&b.name)));
+        rooms.truncate(ROOM_LIST_MAX);
+        let general = RoomName::general();
+        if !rooms.iter().any(|count| count.name == general.as_str()) {
+            if rooms.len() == ROOM_LIST_MAX {
+                rooms.pop();
+            }
+            rooms.push(RoomCount {
+                name: general.to_string(),
+                online: 0,
+            });
+        }
+        RoomList { rooms }
+    }
+
+    /// Sends every client the room list, if it changed since the last time.
+    pub fn announce_rooms(&self) {
+        self.directory_due.store(false, Ordering::Release);
+        let list = self.room_list();
+        {
+            let mut directory = lock(&self.directory);
+            if *directory == list.rooms {
+                return;
+            }
+            directory.clone_from(&list.rooms);
+        }
+        let frame = frame::text(&ServerFrame::Rooms(list).encode());
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms)
+            .values()
+            .map(|held| Arc::clone(&held.room))
+            .collect();
+        for room in rooms {
+            self.broadcast_except(&room, None, &frame);
         }
     }
 }
 
-impl Room for Hub {
+impl Chat for Hub {
     type Endpoint = Arc<ClientWriter>;
     type Seat = HubSeat;
 
@@ -274,11 +321,38 @@ impl Room for Hub {
         resume: Option<Resume>,
     ) -> Option<Joined<HubSeat>> {
         let resumable = resume.is_some();
-        let Resume { token, after } = resume.unwrap_or_default();
-        let claim = lock(&self.identities).claim(token.as_deref(), writer.id());
+        let Resume { token, after, room } = resume.unwrap_or_default();
+        let name = match room.as_deref().map(RoomName::parse) {
+            None => RoomName::general(),
+            Some(Ok(name)) => name,
+            Some(Err(invalid)) => {
+                refuse(&writer, &self.metrics, invalid.into());
+                RoomName::general()
+            }
+        };
+        // Asking for a room that cannot be opened lands in general.
+        let (room, after) = match self.hold(&name) {
+            Some(room) => (room, after),
+            None => {
+                refuse(&writer, &self.metrics, too_many_rooms());
+                (self.hold(&RoomName::general())?, None)
+            }
+        };
+        let (claim, previous) =
+            lock(&self.identities).claim(token.as_deref(), writer.id(), Arc::clone(&room));
         writer.adopt(claim.id);
         if claim.displaced {
-            self.displace(claim.id);
+            if let Some(previous) = &previous {
+                if let Some(displaced) = previous.remove(claim.id) {
+                    displaced.displace();
+                }
+            }
+        }
+        if let Some(previous) = previous {
+            if !Arc::ptr_eq(&previous, &room) {
+                self.left_room(&previous, claim.id);
+            }
+            self.unhold(&previous);
         }
         if resumable {
             self.metrics.resumed(claim.resumed);
@@ -292,15 +366,17 @@ impl Room for Hub {
                 token: claim.token.clone(),
                 seat: claim.seat,
                 resumable,
+                room: Arc::clone(&room),
+                writer: Arc::clone(&writer),
             }),
         };
         let restore = self.saved_nickname(&claim).await;
         let nickname = match after {
             Some(after) => {
-                self.catch_up(&claim, &writer, after, restore.as_ref())
+                self.catch_up(&room, &claim, &writer, after, restore.as_ref())
                     .await?
             }
-            None => self.admit(&claim, &writer, None, restore.as_ref())?,
+            None => self.admit(&room, &claim, &writer, None, restore.as_ref())?,
         };
         Some(Joined {
             id: claim.id,
@@ -309,12 +385,88 @@ impl Room for Hub {
         })
     }
 
+    async fn switch(
+        &self,
+        id: ClientId,
+        seat: &HubSeat,
+        nickname: &Nickname,
+        to: RoomName,
+    ) -> Result<Joined<HubSeat>, ErrorPayload> {
+        if &to == seat.room.name() {
+            return Err(ErrorPayload::new(
+                ErrorCode::InvalidRoom,
+                "you are in this room already",
+            ));
+        }
+        let room = self.hold(&to).ok_or_else(too_many_rooms)?;
+        let moved = lock(&self.identities).move_to(&seat.token, seat.seat, Arc::clone(&room));
+        let Some(previous) = moved else {
+            // A newer connection is this person now; this one is closing.
+            self.unhold(&room);
+            return Err(ErrorPayload::new(
+                ErrorCode::OutOfOrder,
+                "this connection was taken over",
+            ));
+        };
+        {
+            // No relay of the old room reaches the client after this.
+            let _relays = lock(&previous.relayed);
+            previous.remove(id);
+        }
+        self.left_room(&previous, id);
+        self.unhold(&previous);
+        let claim = Claim {
+            id,
+            token: seat.token.clone(),
+            seat: seat.seat,
+            resumed: false,
+            presented: false,
+            displaced: false,
+        };
+        let mut pending = PendingSeat {
+            hub: self,
+            id,
+            seat: Some(HubSeat {
+                token: seat.token.clone(),
+                seat: seat.seat,
+                resumable: seat.resumable,
+                room: Arc::clone(&room),
+                writer: Arc::clone(&seat.writer),
+            }),
+        };
+        let page = match history_page(&self.store, &to, None).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "could not read a room's latest messages");
+                let unavailable = unavailable("the room's messages cannot be read right now");
+                refuse(&seat.writer, &self.metrics, unavailable);
+                HistoryPage {
+                    room: to.to_string(),
+                    ..HistoryPage::default()
+                }
+            }
+        };
+        let newest = page.messages.last().map_or(0, |message| message.id);
+        seat.writer
+            .send(&frame::text(&ServerFrame::History(page).encode()));
+        self.metrics.frames_out(1);
+        let nickname = self
+            .catch_up(&room, &claim, &seat.writer, newest, Some(nickname))
+            .await
+            .ok_or_else(|| ErrorPayload::new(ErrorCode::OutOfOrder, "the connection is gone"))?;
+        Ok(Joined {
+            id,
+            nickname,
+            seat: pending.seat.take().expect("taken only here, once admitted"),
+        })
+    }
+
     fn leave(&self, id: ClientId, seat: &HubSeat) {
         let away = {
             let mut identities = lock(&self.identities);
             let release = if self.resume_grace > Duration::ZERO && seat.resumable {
                 identities.release(&seat.token, seat.seat)
-            } else if identities.forget(&seat.token, seat.seat) {
+            } else if identities.forget(&seat.token, seat.seat).is_some() {
                 Release::Forgotten
             } else {
                 Release::NotHeld
@@ -326,16 +478,12 @@ impl Room for Hub {
                 Release::NotHeld => return,
             }
         };
-        lock(&self.members).remove(&id);
-        // Dropping the old snapshot here, not at the next broadcast, lets a
-        // departed client's socket close now.
-        let stale = lock(&self.snapshot).take();
-        drop(stale);
+        seat.room.remove(id);
         if away {
             self.await_return(id, seat.token.clone(), seat.seat);
         } else {
-            lock(&self.roster).leave(id);
-            self.presence_changed();
+            self.left_room(&seat.room, id);
+            self.unhold(&seat.room);
         }
     }
 
@@ -345,8 +493,8 @@ impl Room for Hub {
         seat: &HubSeat,
         nickname: Nickname,
     ) -> Result<(), NicknameTaken> {
-        lock(&self.roster).rename(id, nickname.clone())?;
-        self.presence_changed();
+        lock(&seat.room.roster).rename(id, nickname.clone())?;
+        self.presence_changed(&seat.room);
         if seat.resumable {
             self.save_nickname(seat, &nickname);
         }
@@ -356,70 +504,99 @@ impl Room for Hub {
     fn post(
         &self,
         from: ClientId,
+        seat: &HubSeat,
         nickname: &Nickname,
         text: MessageText,
         client_id: Option<ClientMessageId>,
     ) {
         let message = NewMessage {
+            room: seat.room.name().to_string(),
             from: from.get(),
             nickname: nickname.to_string(),
             text: text.into_string(),
             client_id: client_id.as_ref().map(ToString::to_string),
         };
-        let pending = Pending { from, client_id };
+        let pending = Pending {
+            from,
+            client_id,
+            reply: Some(Arc::clone(&seat.writer)),
+        };
         if let Err(backlogged) = self.committer.submit(pending.clone(), message) {
             tracing::warn!(client = %from, "{backlogged}: message refused");
             self.deliver(pending, Outcome::Failed);
         }
     }
 
-    fn typing(&self, from: ClientId, nickname: &Nickname, active: bool) {
+    fn typing(&self, from: ClientId, seat: &HubSeat, nickname: &Nickname, active: bool) {
         let typing = ServerFrame::Typing(Typing {
+            room: seat.room.name().to_string(),
             id: from.get(),
             nickname: nickname.to_string(),
             active,
         });
-        self.broadcast_except(Some(from), &frame::text(&typing.encode()));
+        self.broadcast_except(&seat.room, Some(from), &frame::text(&typing.encode()));
     }
 
-    fn history(&self, to: ClientId, before: u64) {
-        let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
-        else {
+    fn history(&self, seat: &HubSeat, before: u64) {
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        let (writer, room) = (Arc::clone(&seat.writer), seat.room.name().clone());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         runtime.spawn(async move {
-            let frame = match history_page(&hub.store, Some(before)).await {
+            let frame = match history_page(&store, &room, Some(before)).await {
                 Ok(page) => ServerFrame::History(page),
                 Err(error) => {
                     tracing::warn!(%error, "could not read history");
-                    hub.metrics.error(ErrorCode::Unavailable);
-                    ServerFrame::Error(ErrorPayload::new(
-                        ErrorCode::Unavailable,
+                    metrics.error(ErrorCode::Unavailable);
+                    ServerFrame::Error(unavailable(
                         "older messages cannot be read right now; try again",
                     ))
                 }
             };
-            hub.send_to(to, &frame);
+            writer.send(&frame::text(&frame.encode()));
+            metrics.frames_out(1);
         });
     }
 }
 
-/// Messages per `history` page, and in the server-rendered page.
-pub const HISTORY_PAGE: u32 = 50;
+/// Sends one client an error about something it asked for.
+fn refuse(writer: &ClientWriter, metrics: &Metrics, error: ErrorPayload) {
+    metrics.error(error.code);
+    writer.send(&frame::text(&ServerFrame::Error(error).encode()));
+    metrics.frames_out(1);
+}
 
-/// The page of stored messages just older than `before`, or the latest
-/// ones for `None`.
-pub async fn history_page(store: &Store, before: Option<u64>) -> Result<HistoryPage, StoreError> {
+fn unavailable(message: &str) -> ErrorPayload {
+    ErrorPayload::new(ErrorCode::Unavailable, message)
+}
+
+fn too_many_rooms() -> ErrorPayload {
+    unavailable("too many rooms are open; try an existing one")
+}
+
+/// The page of `room`'s stored messages just older than `before`, or the
+/// latest ones for `None`.
+pub async fn history_page(
+    store: &Store,
+    room: &RoomName,
+    before: Option<u64>,
+) -> Result<HistoryPage, StoreError> {
     // One more than a page tells whether anything older remains.
     let mut messages = match before {
-        Some(before) => store.before(before, HISTORY_PAGE + 1).await?,
-        None => store.latest(HISTORY_PAGE + 1).await?,
+        Some(before) => {
+            store
+                .before(room.as_str(), before, HISTORY_PAGE + 1)
+                .await?
+        }
+        None => store.latest(room.as_str(), HISTORY_PAGE + 1).await?,
     };
     let beginning = messages.len() <= HISTORY_PAGE as usize;
     if !beginning {
         messages.remove(0);
     }
     Ok(HistoryPage {
+        room: room.to_string(),
         messages: messages.iter().map(chat_message).collect(),
         beginning,
     })
@@ -442,16 +619,17 @@ impl Drop for PendingSeat<'_> {
 }
 
 impl Hub {
-    /// Sends `writer`'s client every stored message after `after`, in
-    /// order, then admits it; returns its nickname, or `None` if the client
-    /// stopped reading or went away.
+    /// Sends `writer`'s client every stored message of `room` after
+    /// `after`, in order, then admits it; returns its nickname, or `None`
+    /// if the client stopped reading or went away.
     ///
     /// The store holds every message before the hub relays it, so reading
-    /// the store until it has nothing newer than the last relay leaves no
-    /// gap; messages read here but not yet relayed are skipped for this
-    /// client when they are (see [`Relayed`]).
+    /// the store until it has nothing newer than the room's last relay
+    /// leaves no gap; messages read here but not yet relayed are skipped for
+    /// this client when they are (see [`Relayed`](crate::room::Relayed)).
     async fn catch_up(
         &self,
+        room: &Arc<Room>,
         claim: &Claim,
         writer: &Arc<ClientWriter>,
         mut after: u64,
@@ -460,17 +638,19 @@ impl Hub {
         // The newest message sent here: only those can come twice.
         let mut sent = None;
         loop {
-            let page = match self.store.after(after, CATCH_UP_PAGE).await {
+            let page = match self
+                .store
+                .after(room.name().as_str(), after, CATCH_UP_PAGE)
+                .await
+            {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(%error, "could not read the messages a client missed");
-                    self.metrics.error(ErrorCode::Unavailable);
-                    let error = ErrorPayload::new(
-                        ErrorCode::Unavailable,
+                    let error = unavailable(
                         "the messages you missed cannot be read right now; reconnect to try again",
                     );
-                    writer.send(&frame::text(&ServerFrame::Error(error).encode()));
-                    return self.admit(claim, writer, None, restore);
+                    refuse(writer, &self.metrics, error);
+                    return self.admit(room, claim, writer, None, restore);
                 }
             };
             for message in &page {
@@ -496,25 +676,27 @@ impl Hub {
             self.metrics.caught_up(page.len());
             if page.len() < CATCH_UP_PAGE as usize {
                 let caught_up = CaughtUp { has: after, sent };
-                if let Some(nickname) = self.admit(claim, writer, Some(caught_up), restore) {
+                if let Some(nickname) = self.admit(room, claim, writer, Some(caught_up), restore) {
                     return Some(nickname);
                 }
             }
         }
     }
 
-    /// Welcomes the client and makes it a member, unless messages newer
-    /// than it has (if it caught up) were relayed already: then `None`, and
-    /// it has those to read first. Someone new joins the roster here, under
-    /// `restore` if that is free; someone resuming is in it already.
+    /// Welcomes the client to `room` and makes it a member, unless messages
+    /// newer than it has (if it caught up) were relayed already: then
+    /// `None`, and it has those to read first. Someone new to the room
+    /// joins its roster here, under `restore` if that is free; someone
+    /// resuming is in it already.
     fn admit(
         &self,
+        room: &Arc<Room>,
         claim: &Claim,
         writer: &Arc<ClientWriter>,
         caught_up: Option<CaughtUp>,
         restore: Option<&Nickname>,
     ) -> Option<Nickname> {
-        let mut relayed = lock(&self.relayed);
+        let mut relayed = lock(&room.relayed);
         if let Some(CaughtUp { has, sent }) = caught_up {
             if relayed.last > has {
                 return None;
@@ -528,17 +710,18 @@ impl Hub {
         }
         let mut joined_now = false;
         let nickname = {
-            let mut roster = lock(&self.roster);
+            let mut roster = lock(&room.roster);
             if roster.nickname(claim.id).is_none() {
                 roster.join(claim.id);
                 joined_now = true;
-                if let Some(restore) = restore {
-                    // Taken meanwhile: the client starts as Anonymous.
+                if let Some(restore) = restore.filter(|restore| !restore.is_default()) {
+                    // Taken here: the client is Anonymous in this room.
                     let _ = roster.rename(claim.id, restore.clone());
                 }
             }
             let nickname = roster.nickname(claim.id).cloned().unwrap_or_default();
             let welcome = ServerFrame::Welcome(Welcome {
+                room: room.name().to_string(),
                 id: claim.id.get(),
                 nickname: nickname.to_string(),
                 online: roster.len() as u64,
@@ -547,16 +730,28 @@ impl Hub {
             });
             // Written before the client is a member: nothing live precedes it.
             writer.send(&frame::text(&welcome.encode()));
-            self.metrics.frames_out(1);
             nickname
         };
-        lock(&self.members).insert(claim.id, Arc::clone(writer));
-        *lock(&self.snapshot) = None;
+        let mut rooms = lock(&self.directory).clone();
+        if rooms.is_empty() {
+            // Nothing announced yet.
+            rooms = self.room_list().rooms;
+        }
+        let rooms = ServerFrame::Rooms(RoomList { rooms });
+        writer.send(&frame::text(&rooms.encode()));
+        self.metrics.frames_out(2);
+        room.insert(claim.id, Arc::clone(writer));
         drop(relayed);
         if joined_now {
-            self.presence_changed();
+            self.presence_changed(room);
         }
         Some(nickname)
+    }
+
+    /// `id` is no longer in `room`'s roster.
+    fn left_room(&self, room: &Arc<Room>, id: ClientId) {
+        lock(&room.roster).leave(id);
+        self.presence_changed(room);
     }
 
     /// The nickname the store kept for a token this process does not know
@@ -577,29 +772,20 @@ impl Hub {
     /// Keeps a resumable client's new nickname for after a restart; the
     /// rename does not wait for it.
     fn save_nickname(&self, seat: &HubSeat, nickname: &Nickname) {
-        let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
-        else {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let store = self.store.clone();
         let (digest, nickname) = (seat.token.digest(), nickname.to_string());
         runtime.spawn(async move {
-            if let Err(error) = hub.store.save_session(&digest, &nickname).await {
+            if let Err(error) = store.save_session(&digest, &nickname).await {
                 tracing::warn!(%error, "could not save a resume token's nickname");
             }
         });
     }
 
-    /// Closes the connection that held `id` until another one resumed it.
-    fn displace(&self, id: ClientId) {
-        let displaced = lock(&self.members).remove(&id);
-        if let Some(displaced) = displaced {
-            drop(lock(&self.snapshot).take());
-            displaced.displace();
-        }
-    }
-
-    /// Keeps a dropped client's person for the grace period, then lets
-    /// them go unless they came back.
+    /// Keeps a dropped client's person in its room for the grace period,
+    /// then lets them go unless they came back.
     fn await_return(&self, id: ClientId, token: ResumeToken, seat: Seat) {
         let (Some(hub), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
         else {
@@ -607,64 +793,84 @@ impl Hub {
         };
         runtime.spawn(async move {
             tokio::time::sleep(hub.resume_grace).await;
-            if lock(&hub.identities).forget(&token, seat) {
-                lock(&hub.roster).leave(id);
-                hub.presence_changed();
+            let forgotten = lock(&hub.identities).forget(&token, seat);
+            if let Some(room) = forgotten {
+                hub.left_room(&room, id);
+                hub.unhold(&room);
             }
         });
     }
 
-    /// Tells the sender, and for a new message everyone else, what the
-    /// store made of it. Called by the group commit, in id order.
+    /// Tells the sender, and for a new message everyone else in its room,
+    /// what the store made of it. Called by the group commit, in id order.
     fn deliver(&self, pending: Pending, outcome: Outcome) {
-        let Pending { from, client_id } = pending;
+        let Pending {
+            from,
+            client_id,
+            reply,
+        } = pending;
         let stored = match outcome {
             Outcome::Stored(message) => {
-                let frame = frame::text(&ServerFrame::Message(chat_message(&message)).encode());
-                let mut relayed = lock(&self.relayed);
-                if relayed.caught_up.is_empty() {
-                    self.broadcast_except(Some(from), &frame);
-                } else {
-                    // Clients that read this message from the store while
-                    // catching up do not get it again.
-                    relayed
-                        .caught_up
-                        .retain(|&(_, newest)| newest >= message.id);
-                    let skip: Vec<ClientId> = std::iter::once(from)
-                        .chain(relayed.caught_up.iter().map(|&(id, _)| id))
-                        .collect();
-                    self.broadcast_skipping(Some(from), &skip, &frame);
-                }
-                relayed.last = message.id;
-                drop(relayed);
-                self.metrics.message_relayed();
+                self.relay(&message, Some(from));
                 message
             }
             Outcome::Duplicate(message) => message,
             Outcome::Failed => {
-                let error = ErrorPayload::new(
-                    ErrorCode::Unavailable,
-                    "the message could not be stored; it was not sent, try again",
-                )
-                .about(client_id.as_ref().map(ClientMessageId::as_str));
-                self.metrics.error(ErrorCode::Unavailable);
-                self.send_to(from, &ServerFrame::Error(error));
+                let error =
+                    unavailable("the message could not be stored; it was not sent, try again")
+                        .about(client_id.as_ref().map(ClientMessageId::as_str));
+                if let Some(reply) = reply {
+                    refuse(&reply, &self.metrics, error);
+                }
                 return;
             }
         };
-        if let Some(client_id) = client_id {
+        if let (Some(client_id), Some(reply)) = (client_id, reply) {
             let ack = Ack {
                 client_id: client_id.to_string(),
                 id: stored.id,
                 sent_at: stored.sent_at,
             };
-            self.send_to(from, &ServerFrame::Ack(ack));
+            reply.send(&frame::text(&ServerFrame::Ack(ack).encode()));
+            self.metrics.frames_out(1);
         }
+    }
+
+    /// Sends a stored message to the members of its room here, but its
+    /// sender. Messages must come in id order.
+    fn relay(&self, message: &StoredMessage, from: Option<ClientId>) {
+        let Some(room) = RoomName::parse(&message.room)
+            .ok()
+            .and_then(|name| self.room(&name))
+        else {
+            // Nobody here is in that room.
+            return;
+        };
+        let frame = frame::text(&ServerFrame::Message(chat_message(message)).encode());
+        let mut relayed = lock(&room.relayed);
+        if relayed.caught_up.is_empty() {
+            self.broadcast_except(&room, from, &frame);
+        } else {
+            // Clients that read this message from the store while catching
+            // up do not get it again.
+            relayed
+                .caught_up
+                .retain(|&(_, newest)| newest >= message.id);
+            let skip: Vec<ClientId> = from
+                .into_iter()
+                .chain(relayed.caught_up.iter().map(|&(id, _)| id))
+                .collect();
+            room.broadcast(&self.flush, &self.metrics, from, &skip, &frame);
+        }
+        relayed.last = message.id;
+        drop(relayed);
+        self.metrics.message_relayed();
     }
 }
 
 fn chat_message(message: &StoredMessage) -> ChatMessage {
     ChatMessage {
+        room: message.room.clone(),
         id: message.id,
         sent_at: message.sent_at.clone(),
         from: message.from,
@@ -707,10 +913,16 @@ mod tests {
         hub_listing(100, Duration::from_secs(3600)).await
     }
 
-    /// A client of `hub`, past its welcome: its id and its end of the socket.
-    async fn join(hub: &Arc<Hub>) -> (ClientId, TcpStream) {
-        let (joined, client) = join_as(hub, None).await;
-        (joined.id, client)
+    /// A v1 client of `hub`, past its welcome: who it is and its end of
+    /// the socket.
+    async fn join(hub: &Arc<Hub>) -> (Joined<HubSeat>, TcpStream) {
+        join_as(hub, None).await
+    }
+
+    /// The room everyone is in unless they asked for another.
+    fn general(hub: &Hub) -> Arc<Room> {
+        hub.room(&RoomName::general())
+            .expect("someone is in general")
     }
 
     /// A v1 client, or one resuming with `resume`, past its welcome.
@@ -718,8 +930,9 @@ mod tests {
         let (server, mut client) = socket_pair().await;
         let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
         let joined = hub.join(writer, resume).await.expect("admitted");
-        // What a resuming client missed comes first.
+        // What a resuming client missed comes first; the room list follows.
         while next_frame(&mut client).await["type"] != "welcome" {}
+        assert_eq!(next_frame(&mut client).await["type"], "rooms");
         (joined, client)
     }
 
@@ -750,9 +963,10 @@ mod tests {
         assert_eq!(received, expected);
     }
 
-    fn say(hub: &Hub, from: ClientId, text: &str, client_id: Option<&str>) {
+    fn say(hub: &Hub, from: &Joined<HubSeat>, text: &str, client_id: Option<&str>) {
         hub.post(
-            from,
+            from.id,
+            &from.seat,
             &Nickname::default(),
             MessageText::parse(text).unwrap(),
             client_id.map(|id| ClientMessageId::parse(id).unwrap()),
@@ -765,16 +979,16 @@ mod tests {
         let (alice, mut alice_client) = join(&hub).await;
         let (_bob, mut bob_client) = join(&hub).await;
         let (_carol, mut carol_client) = join(&hub).await;
-        hub.announce_presence();
+        hub.announce_presence(&general(&hub));
         for client in [&mut alice_client, &mut bob_client, &mut carol_client] {
             assert_eq!(next_frame(client).await["type"], "presence");
         }
 
-        say(&hub, alice, "hi", Some("c1"));
+        say(&hub, &alice, "hi", Some("c1"));
         for client in [&mut bob_client, &mut carol_client] {
             let frame = next_frame(client).await;
             assert_eq!(frame["payload"]["text"], "hi");
-            assert_eq!(frame["payload"]["from"], alice.get());
+            assert_eq!(frame["payload"]["from"], alice.id.get());
         }
         // The ack is alice's first frame: no copy of her message came before.
         let ack = next_frame(&mut alice_client).await;
@@ -787,9 +1001,9 @@ mod tests {
         let hub = hub().await;
         let (alice, mut alice_client) = join(&hub).await;
         let (_bob, mut bob_client) = join(&hub).await;
-        say(&hub, alice, "once", Some("c1"));
-        say(&hub, alice, "once", Some("c1"));
-        say(&hub, alice, "after", None);
+        say(&hub, &alice, "once", Some("c1"));
+        say(&hub, &alice, "once", Some("c1"));
+        say(&hub, &alice, "after", None);
         let first = next_frame(&mut alice_client).await;
         let again = next_frame(&mut alice_client).await;
         assert_eq!(first["type"], "ack");
@@ -817,12 +1031,12 @@ mod tests {
             clients.push(join(&hub).await.1);
         }
         let tasks: Vec<_> = senders
-            .iter()
-            .map(|&(id, _)| {
+            .into_iter()
+            .map(|(sender, _client)| {
                 let hub = Arc::clone(&hub);
                 tokio::task::spawn_blocking(move || {
                     for i in 0..25 {
-                        say(&hub, id, &format!("{id}/{i}"), None);
+                        say(&hub, &sender, &format!("{}/{i}", sender.id), None);
                     }
                 })
             })
@@ -862,7 +1076,7 @@ mod tests {
         for _ in 0..SHARED_FLUSH_CHUNKS * CHUNK {
             clients.push(join(&hub).await.1);
         }
-        hub.broadcast_except(Some(sender), &Bytes::from_static(b"all"));
+        hub.broadcast_except(&general(&hub), Some(sender.id), &Bytes::from_static(b"all"));
         for client in &mut clients {
             receives(client, b"all").await;
         }
@@ -872,9 +1086,9 @@ mod tests {
     async fn presence_changes_between_announcements_are_coalesced() {
         let hub = hub().await;
         let (watcher, mut watcher_client) = join(&hub).await;
-        hub.announce_presence();
+        hub.announce_presence(&general(&hub));
         let first = next_frame(&mut watcher_client).await;
-        assert_eq!(first["payload"]["joined"][0]["id"], watcher.get());
+        assert_eq!(first["payload"]["joined"][0]["id"], watcher.id.get());
 
         let (bob, _bob_client) = join_as(&hub, None).await;
         let (carol, carol_client) = join_as(&hub, None).await;
@@ -882,7 +1096,7 @@ mod tests {
             .unwrap();
         hub.leave(carol.id, &carol.seat);
         drop(carol_client);
-        hub.announce_presence();
+        hub.announce_presence(&general(&hub));
         let diff = next_frame(&mut watcher_client).await;
         assert_eq!(diff["type"], "presence");
         assert_eq!(diff["payload"]["online"], 2);
@@ -898,9 +1112,13 @@ mod tests {
     async fn a_change_is_announced_by_itself_after_the_interval() {
         let hub = hub_listing(100, Duration::from_millis(20)).await;
         let (alice, mut alice_client) = join(&hub).await;
-        let diff = next_frame(&mut alice_client).await;
+        let mut diff = next_frame(&mut alice_client).await;
+        // The room list changed at the same time.
+        if diff["type"] == "rooms" {
+            diff = next_frame(&mut alice_client).await;
+        }
         assert_eq!(diff["type"], "presence");
-        assert_eq!(diff["payload"]["joined"][0]["id"], alice.get());
+        assert_eq!(diff["payload"]["joined"][0]["id"], alice.id.get());
     }
 
     #[tokio::test]
@@ -909,13 +1127,24 @@ mod tests {
         let (alice, _alice_client) = join(&hub).await;
         let (bob, _bob_client) = join_as(&hub, None).await;
         let frame = Bytes::from_static(b"x");
-        assert_eq!(hub.broadcast_except(Some(alice), &frame).queued, 1);
+        assert_eq!(
+            hub.broadcast_except(&general(&hub), Some(alice.id), &frame)
+                .queued,
+            1
+        );
         hub.leave(bob.id, &bob.seat);
         assert_eq!(hub.len(), 1);
         assert!(!hub.contains(bob.id));
-        assert_eq!(hub.broadcast_except(Some(alice), &frame), Fanout::default());
+        assert_eq!(
+            hub.broadcast_except(&general(&hub), Some(alice.id), &frame),
+            Fanout::default()
+        );
         let (_carol, mut carol_client) = join(&hub).await;
-        assert_eq!(hub.broadcast_except(Some(alice), &frame).queued, 1);
+        assert_eq!(
+            hub.broadcast_except(&general(&hub), Some(alice.id), &frame)
+                .queued,
+            1
+        );
         receives(&mut carol_client, b"x").await;
     }
 
@@ -925,9 +1154,11 @@ mod tests {
         let (alice, _alice_client) = join(&hub).await;
         let (bob, mut bob_client) = join_as(&hub, None).await;
         // The broadcast builds the snapshot that still lists bob.
-        hub.broadcast_except(Some(alice), &Bytes::from_static(b"x"));
+        hub.broadcast_except(&general(&hub), Some(alice.id), &Bytes::from_static(b"x"));
         receives(&mut bob_client, b"x").await;
+        // The connection's task ends, dropping its seat.
         hub.leave(bob.id, &bob.seat);
+        drop(bob);
         let mut buf = [0; 1];
         let read = tokio::time::timeout(Duration::from_secs(1), bob_client.read(&mut buf)).await;
         assert_eq!(read.expect("closed, not left hanging").unwrap(), 0);
@@ -950,10 +1181,10 @@ mod tests {
         let hub = hub_listing(100, Duration::from_secs(3600)).await;
         let (alice, mut alice_client) = join(&hub).await;
         for text in ["one", "two", "three"] {
-            say(&hub, alice, text, None);
+            say(&hub, &alice, text, None);
         }
         // Once alice hears the ack of a fourth, the three are stored.
-        say(&hub, alice, "four", Some("c4"));
+        say(&hub, &alice, "four", Some("c4"));
         while next_frame(&mut alice_client).await["type"] != "ack" {}
 
         let (server, mut client) = socket_pair().await;
@@ -961,6 +1192,7 @@ mod tests {
         let resume = Resume {
             token: None,
             after: Some(1),
+            room: None,
         };
         let joined = hub.join(writer, Some(resume)).await.unwrap();
         let mut kinds = Vec::new();
@@ -972,9 +1204,9 @@ mod tests {
             });
         }
         assert_eq!(kinds, ["two", "three", "four", "welcome"]);
-        say(&hub, alice, "live", None);
+        say(&hub, &alice, "live", None);
         assert_eq!(texts_until(&mut client, "live").await, ["live"]);
-        assert_ne!(joined.id, alice);
+        assert_ne!(joined.id, alice.id);
     }
 
     #[tokio::test]
@@ -989,7 +1221,7 @@ mod tests {
         let token = welcome["payload"]["token"].as_str().unwrap().to_owned();
         hub.rename(first.id, &first.seat, Nickname::parse("alice").unwrap())
             .unwrap();
-        hub.announce_presence();
+        hub.announce_presence(&general(&hub));
         assert_eq!(next_frame(&mut watcher_client).await["type"], "presence");
 
         hub.leave(first.id, &first.seat);
@@ -997,6 +1229,7 @@ mod tests {
         let resume = Resume {
             token: Some(token),
             after: None,
+            room: None,
         };
         let (again, mut client) = {
             let (server, client) = socket_pair().await;
@@ -1006,8 +1239,8 @@ mod tests {
         assert_eq!((again.id, again.nickname.as_str()), (first.id, "alice"));
         let _ = next_frame(&mut client).await;
         // Nothing changed for anyone else: no presence is due.
-        hub.announce_presence();
-        say(&hub, again.id, "back", None);
+        hub.announce_presence(&general(&hub));
+        say(&hub, &again, "back", None);
         let frame = next_frame(&mut watcher_client).await;
         assert_eq!(frame["type"], "message", "no presence frame before it");
         assert_eq!(frame["payload"]["from"], first.id.get());
@@ -1031,6 +1264,7 @@ mod tests {
         let resume = Resume {
             token: Some(token),
             after: None,
+            room: None,
         };
         let second = hub.join(writer, Some(resume)).await.unwrap();
         assert_eq!(second.id, first.id);
@@ -1061,7 +1295,7 @@ mod tests {
                 break;
             }
         }
-        assert!(hub.contains(watcher));
+        assert!(hub.contains(watcher.id));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1073,7 +1307,7 @@ mod tests {
             let hub = Arc::clone(&hub);
             tokio::spawn(async move {
                 for i in 1..=MESSAGES {
-                    say(&hub, alice, &i.to_string(), Some(&format!("c{i}")));
+                    say(&hub, &alice, &i.to_string(), Some(&format!("c{i}")));
                     if i % 50 == 0 {
                         tokio::task::yield_now().await;
                     }
@@ -1090,6 +1324,7 @@ mod tests {
             let resume = Resume {
                 token: None,
                 after: Some(0),
+                room: None,
             };
             hub.join(writer, Some(resume)).await.unwrap();
             resumers.push(client);
@@ -1115,6 +1350,7 @@ mod tests {
         // Stored, but (as if the group commit were slow to hand them on)
         // not relayed yet when the client catches up.
         let message = |text: &str| NewMessage {
+            room: "general".into(),
             from: 99,
             nickname: "bob".into(),
             text: text.into(),
@@ -1130,12 +1366,14 @@ mod tests {
             Some(Resume {
                 token: None,
                 after: Some(0),
+                room: None,
             }),
         )
         .await;
         let pending = Pending {
             from: ClientId::from(99),
             client_id: None,
+            reply: None,
         };
         for appended in stored {
             hub.deliver(pending.clone(), Outcome::Stored(appended.message().clone()));
@@ -1154,10 +1392,11 @@ mod tests {
         let resume = Resume {
             token: None,
             after: Some(1_000),
+            room: None,
         };
         let (_resumer, mut client) = join_as(&hub, Some(resume)).await;
-        say(&hub, alice, "new", None);
+        say(&hub, &alice, "new", None);
         assert_eq!(next_frame(&mut client).await["payload"]["text"], "new");
-        assert!(lock(&hub.relayed).caught_up.is_empty());
+        assert!(lock(&general(&hub).relayed).caught_up.is_empty());
     }
 }

@@ -29,6 +29,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod presence;
+pub mod room;
 mod serve;
 pub mod session;
 pub mod store;
@@ -39,9 +40,10 @@ pub use serve::{bind, serve};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use app::protocol::RoomName;
 use app::{shell, App, FirstPage};
 use axum::{
-    extract::{FromRef, Request, State},
+    extract::{FromRef, Path, Request, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -124,19 +126,39 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::handler))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
-        .leptos_routes_with_handler(generate_route_list(App), get(page))
+        .leptos_routes_with_handler(generate_route_list(App), get(general))
+        .route("/r/{name}", get(room))
         .fallback_service(static_files)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// The chat page, rendered with the latest messages in it, so they show
-/// before the WebAssembly loads (and without JavaScript). The page embeds
-/// them too, so hydration builds exactly the lines the server rendered.
-/// `503` if the store cannot be read: a page without its history would
-/// look like an empty conversation.
-async fn page(State(state): State<AppState>, request: Request) -> Response {
-    let first = match hub::history_page(&state.store, None).await {
+/// `/`: the room `general`.
+async fn general(state: State<AppState>, request: Request) -> Response {
+    page(state, RoomName::general(), request).await
+}
+
+/// `/r/<name>`: any other room, opened by visiting it. A name that is not
+/// a room's gets `404` with the rules.
+async fn room(state: State<AppState>, Path(name): Path<String>, request: Request) -> Response {
+    match RoomName::parse(&name) {
+        Ok(room) => page(state, room, request).await,
+        Err(invalid) => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("There is no room by that name: {invalid}.\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// The chat page of `room`, rendered with its latest messages in it, so
+/// they show before the WebAssembly loads (and without JavaScript). The
+/// page embeds them too, so hydration builds exactly the lines the server
+/// rendered. `503` if the store cannot be read: a page without its history
+/// would look like an empty conversation.
+async fn page(State(state): State<AppState>, room: RoomName, request: Request) -> Response {
+    let first = match hub::history_page(&state.store, &room, None).await {
         Ok(first) => first,
         Err(error) => {
             tracing::warn!(%error, "could not read the latest messages for the page");

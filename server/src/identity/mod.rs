@@ -41,9 +41,10 @@ pub struct Claim {
     pub displaced: bool,
 }
 
+/// `P` is where each person is (the hub keeps their room there).
 #[derive(Debug)]
-pub struct Identities {
-    by_token: HashMap<ResumeToken, Person>,
+pub struct Identities<P> {
+    by_token: HashMap<ResumeToken, Person<P>>,
     next_seat: u64,
     /// People away now, and how many may be: past that, someone who drops
     /// leaves at once, so that connecting and dropping in a loop cannot
@@ -64,13 +65,14 @@ pub enum Release {
 }
 
 #[derive(Debug)]
-struct Person {
+struct Person<P> {
     id: ClientId,
     seat: Seat,
     away: bool,
+    place: P,
 }
 
-impl Identities {
+impl<P> Identities<P> {
     /// At most `away_limit` people are kept away at once.
     pub fn new(away_limit: usize) -> Self {
         Self {
@@ -81,10 +83,11 @@ impl Identities {
         }
     }
 
-    /// The person `token` names, now held by a new seat; else someone new,
-    /// with the id `fresh`, under the token shown if it is well formed (one
-    /// from before a restart), or a new one.
-    pub fn claim(&mut self, token: Option<&str>, fresh: ClientId) -> Claim {
+    /// The person `token` names, now held by a new seat at `place`, with
+    /// the place they were at; else someone new, with the id `fresh`, under
+    /// the token shown if it is well formed (one from before a restart), or
+    /// a new one.
+    pub fn claim(&mut self, token: Option<&str>, fresh: ClientId, place: P) -> (Claim, Option<P>) {
         self.next_seat += 1;
         let seat = Seat(self.next_seat);
         let token = token.and_then(ResumeToken::parse);
@@ -96,7 +99,8 @@ impl Identities {
                 }
                 person.seat = seat;
                 person.away = false;
-                return Claim {
+                let previous = std::mem::replace(&mut person.place, place);
+                let claim = Claim {
                     id: person.id,
                     token: token.clone(),
                     seat,
@@ -104,6 +108,7 @@ impl Identities {
                     presented: false,
                     displaced,
                 };
+                return (claim, Some(previous));
             }
         }
         let id = fresh;
@@ -115,15 +120,28 @@ impl Identities {
                 id,
                 seat,
                 away: false,
+                place,
             },
         );
-        Claim {
+        let claim = Claim {
             id,
             token,
             seat,
             resumed: false,
             presented,
             displaced: false,
+        };
+        (claim, None)
+    }
+
+    /// Moves the person `seat` holds to `place`, returning where they were;
+    /// `None` (and `place` is dropped) if a newer connection holds them.
+    pub fn move_to(&mut self, token: &ResumeToken, seat: Seat, place: P) -> Option<P> {
+        match self.by_token.get_mut(token) {
+            Some(person) if person.seat == seat => {
+                Some(std::mem::replace(&mut person.place, place))
+            }
+            _ => None,
         }
     }
 
@@ -145,23 +163,23 @@ impl Identities {
         }
     }
 
-    /// Lets the person go for good if `seat` still holds them: when their
-    /// connection could never resume, or the grace period after
-    /// [`release`](Self::release) ran out while they stayed away.
-    pub fn forget(&mut self, token: &ResumeToken, seat: Seat) -> bool {
+    /// Lets the person go for good if `seat` still holds them (returning
+    /// where they were): when their connection could never resume, or the
+    /// grace period after [`release`](Self::release) ran out while they
+    /// stayed away.
+    pub fn forget(&mut self, token: &ResumeToken, seat: Seat) -> Option<P> {
         let held = self
             .by_token
             .get(token)
             .is_some_and(|person| person.seat == seat);
-        if held
-            && self
-                .by_token
-                .remove(token)
-                .is_some_and(|person| person.away)
-        {
+        if !held {
+            return None;
+        }
+        let person = self.by_token.remove(token)?;
+        if person.away {
             self.away -= 1;
         }
-        held
+        Some(person.place)
     }
 
     /// People known, connected or away.
@@ -181,10 +199,14 @@ mod tests {
     #[test]
     fn without_a_known_token_everyone_is_someone_new() {
         let mut identities = Identities::new(10);
-        let a = identities.claim(None, ClientId::next());
-        let b = identities.claim(Some("not a token"), ClientId::next());
+        let a = identities.claim(None, ClientId::next(), ()).0;
+        let b = identities
+            .claim(Some("not a token"), ClientId::next(), ())
+            .0;
         let from_before = ResumeToken::generate();
-        let c = identities.claim(Some(from_before.as_str()), ClientId::next());
+        let c = identities
+            .claim(Some(from_before.as_str()), ClientId::next(), ())
+            .0;
         assert!(![&a, &b, &c].iter().any(|claim| claim.resumed));
         assert_ne!(a.id, b.id);
         assert_ne!(a.token, b.token);
@@ -198,9 +220,11 @@ mod tests {
     #[test]
     fn a_released_person_comes_back_with_their_token() {
         let mut identities = Identities::new(10);
-        let first = identities.claim(None, ClientId::next());
+        let first = identities.claim(None, ClientId::next(), ()).0;
         assert_eq!(identities.release(&first.token, first.seat), Release::Away);
-        let again = identities.claim(Some(first.token.as_str()), ClientId::next());
+        let again = identities
+            .claim(Some(first.token.as_str()), ClientId::next(), ())
+            .0;
         assert_eq!(
             (again.id, again.resumed, again.displaced),
             (first.id, true, false)
@@ -211,16 +235,18 @@ mod tests {
             identities.release(&first.token, first.seat),
             Release::NotHeld
         );
-        assert!(!identities.forget(&first.token, first.seat));
-        assert!(identities.forget(&again.token, again.seat));
+        assert!(identities.forget(&first.token, first.seat).is_none());
+        assert!(identities.forget(&again.token, again.seat).is_some());
         assert!(identities.is_empty());
     }
 
     #[test]
     fn a_second_connection_with_the_token_displaces_the_first() {
         let mut identities = Identities::new(10);
-        let first = identities.claim(None, ClientId::next());
-        let second = identities.claim(Some(first.token.as_str()), ClientId::next());
+        let first = identities.claim(None, ClientId::next(), ()).0;
+        let second = identities
+            .claim(Some(first.token.as_str()), ClientId::next(), ())
+            .0;
         assert!(second.resumed && second.displaced);
         assert_eq!(second.id, first.id);
         assert_eq!(
@@ -232,10 +258,12 @@ mod tests {
     #[test]
     fn an_expired_person_is_gone_and_their_token_starts_someone_new() {
         let mut identities = Identities::new(10);
-        let first = identities.claim(None, ClientId::next());
+        let first = identities.claim(None, ClientId::next(), ()).0;
         identities.release(&first.token, first.seat);
-        assert!(identities.forget(&first.token, first.seat));
-        let later = identities.claim(Some(first.token.as_str()), ClientId::next());
+        assert!(identities.forget(&first.token, first.seat).is_some());
+        let later = identities
+            .claim(Some(first.token.as_str()), ClientId::next(), ())
+            .0;
         assert!(!later.resumed);
         assert_ne!(later.id, first.id);
     }
@@ -244,7 +272,7 @@ mod tests {
     fn past_the_limit_of_people_away_a_dropped_person_is_forgotten() {
         let mut identities = Identities::new(2);
         let claims: Vec<_> = (0..3)
-            .map(|_| identities.claim(None, ClientId::next()))
+            .map(|_| identities.claim(None, ClientId::next(), ()).0)
             .collect();
         let releases: Vec<_> = claims
             .iter()
@@ -252,9 +280,11 @@ mod tests {
             .collect();
         assert_eq!(releases, [Release::Away, Release::Away, Release::Forgotten]);
         // One comes back: room for another to be away.
-        let back = identities.claim(Some(claims[0].token.as_str()), ClientId::next());
+        let back = identities
+            .claim(Some(claims[0].token.as_str()), ClientId::next(), ())
+            .0;
         assert!(back.resumed);
-        let late = identities.claim(None, ClientId::next());
+        let late = identities.claim(None, ClientId::next(), ()).0;
         assert_eq!(identities.release(&late.token, late.seat), Release::Away);
         assert_eq!(identities.len(), 3);
     }

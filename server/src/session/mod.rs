@@ -1,15 +1,16 @@
 //! The chat session: what one client's frames mean.
 //!
 //! A [`Session`] takes decoded client frames and decides: it validates
-//! them, applies the client's rate limits, and asks its [`Room`] to rename,
-//! relay, acknowledge or announce typing; what it answers this client alone
-//! (an `error` frame) it returns. It knows nothing of sockets: the transport
-//! ([`crate::ws::connection`]) feeds it frames and writes its answers, and
-//! the tests below drive it with a fake room.
+//! them, applies the client's rate limits, and asks its [`Chat`] to rename,
+//! relay, acknowledge, announce typing or move it to another room; what it
+//! answers this client alone (an `error` frame) it returns. It knows nothing
+//! of sockets: the transport ([`crate::ws::connection`]) feeds it frames
+//! and writes its answers, and the tests below drive it with a fake chat.
 //!
-//! Nothing here waits. What the room does with a message involves I/O (the
-//! store write before the relay): the room answers the sender (`ack`, or an
-//! `unavailable` error) when that is done, through the client's writer,
+//! Nothing here waits but a move to another room, which the transport
+//! awaits when [`Session::handle`] asks for it. What the chat does with a
+//! message involves I/O (the store write before the relay): the chat
+//! answers the sender (`ack`, or an `unavailable` error) when that is done, through the client's writer,
 //! while this session and its read loop go on.
 
 mod rate;
@@ -18,25 +19,28 @@ use std::{future::Future, sync::Arc, time::Instant};
 
 use app::protocol::{
     ClientFrame, ClientMessageId, ErrorCode, ErrorPayload, MessageText, Nickname, OutgoingMessage,
-    Resume, ServerFrame,
+    Resume, RoomName, ServerFrame,
 };
 
 pub use rate::{TokenBucket, TypingThrottle};
 
 use crate::{client_id::ClientId, presence::NicknameTaken};
 
-/// Where a session's client chats: who gets its messages, who else is here.
-pub trait Room: Send + Sync + 'static {
-    /// What the room needs to reach the client (its socket writer).
+/// Where a session's client chats: its rooms, who gets its messages, who
+/// else is there.
+pub trait Chat: Send + Sync + 'static {
+    /// What the chat needs to reach the client (its socket writer).
     type Endpoint: Send;
-    /// The room's hold on one connection's client, handed back on leave.
+    /// The chat's hold on one connection's client: who it is and which
+    /// room it is in; handed back on every call.
     type Seat: Send + Sync;
-    /// Admits the client and sends it `welcome`. With `resume` the client
-    /// can come back after a drop: its `token`, if the room knows it, makes
-    /// it the person it was (same id and nickname, and nobody sees it leave
-    /// or join); every stored message after `after` is sent first, in
-    /// order, before `welcome` and live traffic, with none missed and none
-    /// twice. Without it (a v1 client), or with an unknown token, the
+    /// Admits the client to a room and sends it `welcome`: the room
+    /// `resume` names, else `general`. With `resume` the client can come
+    /// back after a drop: its `token`, if the chat knows it, makes it the
+    /// person it was (same id and nickname, and nobody sees it leave or
+    /// join); every stored message of the room after `after` is sent first,
+    /// in order, before `welcome` and live traffic, with none missed and
+    /// none twice. Without it (a v1 client), or with an unknown token, the
     /// client is someone new named Anonymous. `None`: the client went away
     /// while catching up.
     fn join(
@@ -44,35 +48,50 @@ pub trait Room: Send + Sync + 'static {
         endpoint: Self::Endpoint,
         resume: Option<Resume>,
     ) -> impl Future<Output = Option<Joined<Self::Seat>>> + Send;
+    /// Moves the client to the room `to`: it leaves its room, is sent the
+    /// newest page of `to`'s messages (`history`) and then `welcome`, and
+    /// keeps `nickname` unless someone in `to` has it. An error leaves the
+    /// client where it was.
+    fn switch(
+        &self,
+        id: ClientId,
+        seat: &Self::Seat,
+        nickname: &Nickname,
+        to: RoomName,
+    ) -> impl Future<Output = Result<Joined<Self::Seat>, ErrorPayload>> + Send;
     /// The client's connection is gone. A client that can resume stays
     /// for a grace period; one that cannot, or a connection another one
     /// displaced, leaves at once. Harmless if it already left.
     fn leave(&self, id: ClientId, seat: &Self::Seat);
-    /// Gives the client a nickname, unless someone else online holds it.
+    /// Gives the client a nickname in its room, unless someone else online
+    /// there holds it.
     fn rename(
         &self,
         id: ClientId,
         seat: &Self::Seat,
         nickname: Nickname,
     ) -> Result<(), NicknameTaken>;
-    /// Stores the message, then relays it to everyone else and acks it to
-    /// its sender if it has a `client_id`; returns at once, before any of
-    /// that. A `client_id` stored before is acked again and not relayed.
+    /// Stores the message, then relays it to everyone else in the client's
+    /// room and acks it to its sender if it has a `client_id`; returns at
+    /// once, before any of that. A `client_id` stored before is acked again
+    /// and not relayed.
     fn post(
         &self,
         from: ClientId,
+        seat: &Self::Seat,
         nickname: &Nickname,
         text: MessageText,
         client_id: Option<ClientMessageId>,
     );
-    /// Tells everyone else that the client is (or stopped) typing.
-    fn typing(&self, from: ClientId, nickname: &Nickname, active: bool);
-    /// Sends the client a `history` page: the stored messages just older
-    /// than id `before`. Returns at once; the page follows.
-    fn history(&self, to: ClientId, before: u64);
+    /// Tells everyone else in the room that the client is (or stopped)
+    /// typing.
+    fn typing(&self, from: ClientId, seat: &Self::Seat, nickname: &Nickname, active: bool);
+    /// Sends the client a `history` page: the stored messages of its room
+    /// just older than id `before`. Returns at once; the page follows.
+    fn history(&self, seat: &Self::Seat, before: u64);
 }
 
-/// A client the room admitted.
+/// A client the chat admitted to a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Joined<S> {
     pub id: ClientId,
@@ -89,32 +108,43 @@ pub struct RateLimit {
     pub per_second: u32,
 }
 
-pub struct Session<R: Room> {
+pub struct Session<C: Chat> {
     id: ClientId,
-    seat: R::Seat,
-    room: Arc<R>,
-    /// As the room has it: changed only once the room agreed.
+    seat: C::Seat,
+    chat: Arc<C>,
+    /// As the chat has it: changed only once the chat agreed.
     nickname: Nickname,
     limit: TokenBucket,
     typing: TypingThrottle,
     left: bool,
 }
 
-impl<R: Room> Session<R> {
-    /// Joins `room`, which welcomes the client (see [`Room::join`]);
+/// What the transport does after [`Session::handle`].
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    /// Nothing more.
+    Done,
+    /// Send this frame to the client alone.
+    Send(ServerFrame),
+    /// Await [`Session::switch`] to this room.
+    Switch(RoomName),
+}
+
+impl<C: Chat> Session<C> {
+    /// Joins `chat`, which welcomes the client (see [`Chat::join`]);
     /// `None` if the client went away meanwhile.
     pub async fn join(
-        room: Arc<R>,
-        endpoint: R::Endpoint,
+        chat: Arc<C>,
+        endpoint: C::Endpoint,
         resume: Option<Resume>,
         limit: RateLimit,
         now: Instant,
     ) -> Option<Self> {
-        let Joined { id, nickname, seat } = room.join(endpoint, resume).await?;
+        let Joined { id, nickname, seat } = chat.join(endpoint, resume).await?;
         Some(Self {
             id,
             seat,
-            room,
+            chat,
             nickname,
             limit: TokenBucket::new(limit.burst, limit.per_second, now),
             typing: TypingThrottle::default(),
@@ -127,19 +157,16 @@ impl<R: Room> Session<R> {
     }
 
     /// Acts on one frame from the client (or on why it could not be
-    /// decoded), returning the `error` frame to answer it with, if any.
-    pub fn handle(
-        &mut self,
-        frame: Result<ClientFrame, ErrorPayload>,
-        now: Instant,
-    ) -> Option<ServerFrame> {
+    /// decoded), returning what to answer it with or to do next.
+    pub fn handle(&mut self, frame: Result<ClientFrame, ErrorPayload>, now: Instant) -> Reply {
         // "Typing" news is throttled, not refused: it is sent while typing,
         // and an error for each would be noise.
         if let Ok(ClientFrame::Typing(active)) = frame {
-            if self.typing.allow(active, now) {
-                self.room.typing(self.id, &self.nickname, active);
+            if self.typing.allow(active, now) && !self.left {
+                self.chat
+                    .typing(self.id, &self.seat, &self.nickname, active);
             }
-            return None;
+            return Reply::Done;
         }
         let client_id = match &frame {
             Ok(ClientFrame::Message(message)) => message.client_id.clone(),
@@ -150,25 +177,51 @@ impl<R: Room> Session<R> {
                 ErrorCode::RateLimited,
                 "too many frames: slow down, this one was dropped",
             );
-            return Some(ServerFrame::Error(refusal.about(client_id.as_deref())));
+            return Reply::Send(ServerFrame::Error(refusal.about(client_id.as_deref())));
         }
         let result = match frame {
             Ok(ClientFrame::Nickname(raw)) => self.rename(&raw),
             Ok(ClientFrame::Message(message)) => self.post(message),
             Ok(ClientFrame::Typing(_)) => Ok(()),
             Ok(ClientFrame::History { before }) => {
-                self.room.history(self.id, before);
+                if !self.left {
+                    self.chat.history(&self.seat, before);
+                }
                 Ok(())
             }
+            Ok(ClientFrame::Join { room }) => match RoomName::parse(&room) {
+                Ok(room) if !self.left => return Reply::Switch(room),
+                Ok(_) => Ok(()),
+                Err(invalid) => Err(invalid.into()),
+            },
             Ok(ClientFrame::Resume(_)) => Err(ErrorPayload::new(
                 ErrorCode::OutOfOrder,
                 "resume must be the first frame of a connection to /ws?resume",
             )),
             Err(refused) => Err(refused),
         };
-        result
-            .err()
-            .map(|refused| ServerFrame::Error(refused.about(client_id.as_deref())))
+        match result {
+            Ok(()) => Reply::Done,
+            Err(refused) => Reply::Send(ServerFrame::Error(refused.about(client_id.as_deref()))),
+        }
+    }
+
+    /// Moves the client to `room` (after [`Reply::Switch`]); the error
+    /// frame to answer with if it stays where it was.
+    pub async fn switch(&mut self, room: RoomName) -> Option<ServerFrame> {
+        let moved = self
+            .chat
+            .switch(self.id, &self.seat, &self.nickname, room)
+            .await;
+        match moved {
+            Ok(Joined { nickname, seat, .. }) => {
+                self.seat = seat;
+                self.nickname = nickname;
+                self.typing.reset();
+                None
+            }
+            Err(refused) => Some(ServerFrame::Error(refused)),
+        }
     }
 
     /// Leaves the room now; later frames are ignored. Dropping the session
@@ -176,7 +229,7 @@ impl<R: Room> Session<R> {
     pub fn leave(&mut self) {
         if !self.left {
             self.left = true;
-            self.room.leave(self.id, &self.seat);
+            self.chat.leave(self.id, &self.seat);
         }
     }
 
@@ -185,7 +238,7 @@ impl<R: Room> Session<R> {
         if nickname == self.nickname || self.left {
             return Ok(());
         }
-        self.room
+        self.chat
             .rename(self.id, &self.seat, nickname.clone())
             .map_err(|taken| ErrorPayload::new(ErrorCode::NicknameTaken, taken.to_string()))?;
         self.nickname = nickname;
@@ -203,12 +256,13 @@ impl<R: Room> Session<R> {
             return Ok(());
         }
         self.typing.reset();
-        self.room.post(self.id, &self.nickname, text, client_id);
+        self.chat
+            .post(self.id, &self.seat, &self.nickname, text, client_id);
         Ok(())
     }
 }
 
-impl<R: Room> Drop for Session<R> {
+impl<C: Chat> Drop for Session<C> {
     fn drop(&mut self) {
         self.leave();
     }
@@ -242,28 +296,55 @@ mod tests {
         }
     }
 
-    impl Room for FakeRoom {
+    impl Chat for FakeRoom {
         /// The id the test wants the client to have.
         type Endpoint = ClientId;
-        type Seat = ();
+        /// The client's id.
+        type Seat = ClientId;
 
-        async fn join(&self, id: ClientId, resume: Option<Resume>) -> Option<Joined<()>> {
+        async fn join(&self, id: ClientId, resume: Option<Resume>) -> Option<Joined<ClientId>> {
             self.roster(|roster| roster.join(id));
             let resume = resume.map_or(String::new(), |r| format!(" after {:?}", r.after));
             self.log.lock().unwrap().push(format!("join {id}{resume}"));
             Some(Joined {
                 id,
                 nickname: Nickname::default(),
-                seat: (),
+                seat: id,
             })
         }
 
-        fn leave(&self, id: ClientId, (): &()) {
+        async fn switch(
+            &self,
+            id: ClientId,
+            _: &ClientId,
+            nickname: &Nickname,
+            to: RoomName,
+        ) -> Result<Joined<ClientId>, ErrorPayload> {
+            self.log.lock().unwrap().push(format!("switch {id} {to}"));
+            // As if the nickname were taken there.
+            let nickname = if to.as_str() == "crowded" {
+                Nickname::default()
+            } else {
+                nickname.clone()
+            };
+            Ok(Joined {
+                id,
+                nickname,
+                seat: id,
+            })
+        }
+
+        fn leave(&self, id: ClientId, _: &ClientId) {
             self.roster(|roster| roster.leave(id));
             self.log.lock().unwrap().push(format!("leave {id}"));
         }
 
-        fn rename(&self, id: ClientId, (): &(), nickname: Nickname) -> Result<(), NicknameTaken> {
+        fn rename(
+            &self,
+            id: ClientId,
+            _: &ClientId,
+            nickname: Nickname,
+        ) -> Result<(), NicknameTaken> {
             self.roster(|roster| roster.rename(id, nickname.clone()))?;
             self.log
                 .lock()
@@ -275,6 +356,7 @@ mod tests {
         fn post(
             &self,
             from: ClientId,
+            _: &ClientId,
             nickname: &Nickname,
             text: MessageText,
             client_id: Option<ClientMessageId>,
@@ -286,14 +368,14 @@ mod tests {
             ));
         }
 
-        fn typing(&self, from: ClientId, nickname: &Nickname, active: bool) {
+        fn typing(&self, from: ClientId, _: &ClientId, nickname: &Nickname, active: bool) {
             self.log
                 .lock()
                 .unwrap()
                 .push(format!("typing {from} {nickname} {active}"));
         }
 
-        fn history(&self, to: ClientId, before: u64) {
+        fn history(&self, &to: &ClientId, before: u64) {
             self.log
                 .lock()
                 .unwrap()
@@ -308,13 +390,17 @@ mod tests {
 
     fn session(room: &Arc<FakeRoom>, id: u64, now: Instant) -> Session<FakeRoom> {
         let join = Session::join(Arc::clone(room), ClientId::from(id), None, LIMIT, now);
-        // The fake room answers at once: one poll finishes the join.
-        let mut join = std::pin::pin!(join);
-        match join
+        finish(join).expect("the fake room admits everyone")
+    }
+
+    /// The fake room answers at once: one poll finishes what it does.
+    fn finish<T>(future: impl Future<Output = T>) -> T {
+        let mut future = std::pin::pin!(future);
+        match future
             .as_mut()
             .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
         {
-            std::task::Poll::Ready(session) => session.expect("the fake room admits everyone"),
+            std::task::Poll::Ready(done) => done,
             std::task::Poll::Pending => panic!("the fake room never waits"),
         }
     }
@@ -330,9 +416,9 @@ mod tests {
         Ok(ClientFrame::Nickname(raw.into()))
     }
 
-    fn error_code(reply: Option<ServerFrame>) -> (ErrorCode, Option<String>) {
+    fn error_code(reply: Reply) -> (ErrorCode, Option<String>) {
         match reply {
-            Some(ServerFrame::Error(error)) => (error.code, error.client_id),
+            Reply::Send(ServerFrame::Error(error)) => (error.code, error.client_id),
             other => panic!("expected an error, got {other:?}"),
         }
     }
@@ -342,9 +428,12 @@ mod tests {
         let room = Arc::new(FakeRoom::default());
         let now = Instant::now();
         let mut alice = session(&room, 1, now);
-        assert_eq!(alice.handle(message("  hi  ", None), now), None);
-        assert_eq!(alice.handle(nickname(" alice "), now), None);
-        assert_eq!(alice.handle(message("again", Some("c-1")), now), None);
+        assert_eq!(alice.handle(message("  hi  ", None), now), Reply::Done);
+        assert_eq!(alice.handle(nickname(" alice "), now), Reply::Done);
+        assert_eq!(
+            alice.handle(message("again", Some("c-1")), now),
+            Reply::Done
+        );
         assert_eq!(
             room.log(),
             [
@@ -402,7 +491,7 @@ mod tests {
         drop(alice);
         assert_eq!(
             bob.handle(nickname("alice"), now),
-            None,
+            Reply::Done,
             "free once alice left"
         );
     }
@@ -416,7 +505,7 @@ mod tests {
         let replies: Vec<_> = (0..20)
             .map(|i| flooder.handle(message(&i.to_string(), Some(&format!("c{i}"))), start))
             .collect();
-        assert!(replies[..5].iter().all(Option::is_none));
+        assert!(replies[..5].iter().all(|reply| *reply == Reply::Done));
         for (i, reply) in replies.into_iter().enumerate().skip(5) {
             assert_eq!(
                 error_code(reply),
@@ -436,7 +525,7 @@ mod tests {
         );
         assert_eq!(
             flooder.handle(message("x", None), later + Duration::from_secs(1)),
-            None
+            Reply::Done
         );
     }
 
@@ -447,7 +536,10 @@ mod tests {
         let mut alice = session(&room, 1, now);
         room.log();
         for _ in 0..10 {
-            assert_eq!(alice.handle(Ok(ClientFrame::Typing(true)), now), None);
+            assert_eq!(
+                alice.handle(Ok(ClientFrame::Typing(true)), now),
+                Reply::Done
+            );
         }
         alice.handle(message("done", None), now);
         alice.handle(Ok(ClientFrame::Typing(false)), now);
@@ -464,7 +556,10 @@ mod tests {
         );
         // Typing did not eat into the message budget: 4 of 5 are left.
         for i in 0..4 {
-            assert_eq!(alice.handle(message(&i.to_string(), None), now), None);
+            assert_eq!(
+                alice.handle(message(&i.to_string(), None), now),
+                Reply::Done
+            );
         }
     }
 
@@ -476,7 +571,7 @@ mod tests {
         room.log();
         assert_eq!(
             alice.handle(Ok(ClientFrame::History { before: 40 }), now),
-            None
+            Reply::Done
         );
         assert_eq!(room.log(), ["history #1 before 40"]);
         let resume = Ok(ClientFrame::Resume(Resume::default()));
@@ -485,6 +580,37 @@ mod tests {
             ErrorCode::OutOfOrder
         );
         assert_eq!(room.log(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_join_asks_to_switch_and_a_bad_room_name_is_refused() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        alice.handle(nickname("alice"), now);
+        room.log();
+        let join = |room: &str| Ok(ClientFrame::Join { room: room.into() });
+        assert_eq!(
+            error_code(alice.handle(join("Not A Room"), now)).0,
+            ErrorCode::InvalidRoom
+        );
+        let rust = RoomName::parse("rust").unwrap();
+        assert_eq!(alice.handle(join("rust"), now), Reply::Switch(rust.clone()));
+        assert_eq!(finish(alice.switch(rust)), None);
+        alice.handle(message("hi", None), now);
+        let crowded = RoomName::parse("crowded").unwrap();
+        assert_eq!(finish(alice.switch(crowded)), None);
+        alice.handle(message("who am I", None), now);
+        assert_eq!(
+            room.log(),
+            [
+                "switch #1 rust",
+                "post #1 alice: hi",
+                "switch #1 crowded",
+                "post #1 Anonymous: who am I"
+            ],
+            "the nickname is the one the new room gave"
+        );
     }
 
     #[test]
@@ -515,6 +641,7 @@ mod tests {
                 ),
                 any::<bool>().prop_map(|active| Ok(ClientFrame::Typing(active))),
                 any::<u64>().prop_map(|before| Ok(ClientFrame::History { before })),
+                text.clone().prop_map(|room| Ok(ClientFrame::Join { room })),
                 Just(Err(ErrorPayload::new(ErrorCode::MalformedJson, "no"))),
             ]
         }
@@ -536,7 +663,10 @@ mod tests {
                 for (who, frame, gap_ms) in steps {
                     now += Duration::from_millis(gap_ms);
                     let reply = sessions[who].handle(frame, now);
-                    prop_assert!(matches!(reply, None | Some(ServerFrame::Error(_))));
+                    prop_assert!(matches!(
+                        reply,
+                        Reply::Done | Reply::Send(ServerFrame::Error(_)) | Reply::Switch(_)
+                    ));
                 }
                 let elapsed = now.duration_since(start).as_secs_f64();
                 let allowed = f64::from(LIMIT.burst) + elapsed * f64::from(LIMIT.per_second);

@@ -20,6 +20,8 @@ use sqlx::{PgPool, SqlitePool};
 /// A message to store, as the session accepted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
+    /// A valid room name (see `app::protocol::RoomName`).
+    pub room: String,
     pub from: u64,
     pub nickname: String,
     pub text: String,
@@ -30,6 +32,7 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
     pub id: u64,
+    pub room: String,
     /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:03:07.250Z`.
     pub sent_at: String,
     pub from: u64,
@@ -133,9 +136,10 @@ impl Store {
         }
     }
 
-    /// The newest `limit` messages, oldest first.
-    pub async fn latest(&self, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+    /// The newest `limit` messages of `room`, oldest first.
+    pub async fn latest(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
         self.range(Range {
+            room: Some(room),
             above: i64::MIN,
             below: i64::MAX,
             newest_first: true,
@@ -144,9 +148,15 @@ impl Store {
         .await
     }
 
-    /// Up to `limit` messages with id > `after`, oldest first.
-    pub async fn after(&self, after: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+    /// Up to `limit` messages of `room` with id > `after`, oldest first.
+    pub async fn after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         self.range(Range {
+            room: Some(room),
             above: i64::try_from(after).unwrap_or(i64::MAX),
             below: i64::MAX,
             newest_first: false,
@@ -155,10 +165,16 @@ impl Store {
         .await
     }
 
-    /// Up to `limit` messages with id < `before`, the newest of those,
-    /// oldest first.
-    pub async fn before(&self, before: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+    /// Up to `limit` messages of `room` with id < `before`, the newest of
+    /// those, oldest first.
+    pub async fn before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         self.range(Range {
+            room: Some(room),
             above: i64::MIN,
             below: i64::try_from(before).unwrap_or(i64::MAX),
             newest_first: true,
@@ -167,8 +183,22 @@ impl Store {
         .await
     }
 
+    /// Up to `limit` messages of every room with id > `after`, oldest first:
+    /// what a server process relays when it cannot trust its broker to have
+    /// brought everything.
+    pub async fn tail(&self, after: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        self.range(Range {
+            room: None,
+            above: i64::try_from(after).unwrap_or(i64::MAX),
+            below: i64::MAX,
+            newest_first: false,
+            limit,
+        })
+        .await
+    }
+
     /// The messages `range` asks for, oldest first.
-    async fn range(&self, range: Range) -> Result<Vec<StoredMessage>, StoreError> {
+    async fn range(&self, range: Range<'_>) -> Result<Vec<StoredMessage>, StoreError> {
         let mut messages = match &self.db {
             Db::Sqlite(pool) => sqlite::range(pool, range).await?,
             Db::Postgres(pool) => postgres::range(pool, range).await?,
@@ -209,17 +239,19 @@ impl Store {
     }
 }
 
-/// One read of `messages`: the ids strictly between `above` and `below`,
-/// `limit` of them from the newest end or from the oldest.
+/// One read of `messages`: the ids strictly between `above` and `below`
+/// (in one room, or in all), `limit` of them from the newest end or from
+/// the oldest.
 #[derive(Debug, Clone, Copy)]
-struct Range {
+struct Range<'a> {
+    room: Option<&'a str>,
     above: i64,
     below: i64,
     newest_first: bool,
     limit: u32,
 }
 
-impl Range {
+impl Range<'_> {
     fn order(self) -> &'static str {
         if self.newest_first {
             "DESC"
@@ -233,6 +265,7 @@ impl Range {
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,
+    room: String,
     sent_at: String,
     sender: i64,
     nickname: String,
@@ -246,6 +279,7 @@ impl TryFrom<Row> for StoredMessage {
     fn try_from(row: Row) -> Result<Self, StoreError> {
         Ok(StoredMessage {
             id: stored_id(row.id)?,
+            room: row.room,
             sent_at: row.sent_at,
             from: from_sql(row.sender),
             nickname: row.nickname,
@@ -347,6 +381,7 @@ fn assemble(
             .ok_or_else(|| StoreError::Unexpected("fewer ids than inserted messages".into()))?;
         let stored = StoredMessage {
             id: stored_id(id)?,
+            room: message.room,
             sent_at: sent_at.to_owned(),
             from: message.from,
             nickname: message.nickname,

@@ -12,7 +12,7 @@ use super::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// `sent_at` is a TIMESTAMPTZ; clients get it as RFC 3339 UTC, milliseconds.
-const COLUMNS: &str = "id, \
+const COLUMNS: &str = "id, room, \
     to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS sent_at, \
     sender, nickname, text, client_id";
 
@@ -53,10 +53,11 @@ pub(super) async fn append(
     let mut inserted = Vec::with_capacity(candidates.len());
     for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO messages (sent_at, sender, nickname, text, client_id) ",
+            "INSERT INTO messages (room, sent_at, sender, nickname, text, client_id) ",
         );
         insert.push_values(chunk, |mut row, message| {
-            row.push_bind(sent_at.as_str())
+            row.push_bind(message.room.as_str())
+                .push_bind(sent_at.as_str())
                 .push_unseparated("::timestamptz")
                 .push_bind(to_sql(message.from))
                 .push_bind(message.nickname.as_str())
@@ -89,19 +90,29 @@ pub(super) async fn append(
     assemble(batch, &sent_at, inserted, earlier)
 }
 
-pub(super) async fn range(pool: &PgPool, range: Range) -> Result<Vec<StoredMessage>, StoreError> {
+pub(super) async fn range(
+    pool: &PgPool,
+    range: Range<'_>,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    // Two statements rather than `($1 IS NULL OR room = $1)`, which would
+    // keep generic plans from the (room, id) index.
+    let room = if range.room.is_some() {
+        "room = $4 AND"
+    } else {
+        ""
+    };
     let query = format!(
-        "SELECT {COLUMNS} FROM messages WHERE id > $1 AND id < $2 ORDER BY id {} LIMIT $3",
+        "SELECT {COLUMNS} FROM messages WHERE {room} id > $1 AND id < $2 ORDER BY id {} LIMIT $3",
         range.order()
     );
-    rows(
-        sqlx::query_as::<_, Row>(&query)
-            .bind(range.above)
-            .bind(range.below)
-            .bind(sql_limit(range.limit))
-            .fetch_all(pool)
-            .await?,
-    )
+    let mut select = sqlx::query_as::<_, Row>(&query)
+        .bind(range.above)
+        .bind(range.below)
+        .bind(sql_limit(range.limit));
+    if let Some(room) = range.room {
+        select = select.bind(room);
+    }
+    rows(select.fetch_all(pool).await?)
 }
 
 pub(super) async fn save_session(

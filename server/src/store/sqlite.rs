@@ -14,7 +14,7 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-const COLUMNS: &str = "id, sent_at, sender, nickname, text, client_id";
+const COLUMNS: &str = "id, room, sent_at, sender, nickname, text, client_id";
 
 pub(super) async fn open(url: &str) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
@@ -67,10 +67,11 @@ pub(super) async fn append(
     let mut inserted = Vec::with_capacity(candidates.len());
     for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (sent_at, sender, nickname, text, client_id) ",
+            "INSERT INTO messages (room, sent_at, sender, nickname, text, client_id) ",
         );
         insert.push_values(chunk, |mut row, message| {
-            row.push_bind(sent_at.as_str())
+            row.push_bind(message.room.as_str())
+                .push_bind(sent_at.as_str())
                 .push_bind(to_sql(message.from))
                 .push_bind(message.nickname.as_str())
                 .push_bind(message.text.as_str())
@@ -104,14 +105,25 @@ pub(super) async fn append(
 
 pub(super) async fn range(
     pool: &SqlitePool,
-    range: Range,
+    range: Range<'_>,
 ) -> Result<Vec<StoredMessage>, StoreError> {
+    // Two statements rather than `(? IS NULL OR room = ?)`, which would keep
+    // the planner from the (room, id) index.
+    let room = if range.room.is_some() {
+        "room = ? AND"
+    } else {
+        ""
+    };
     let query = format!(
-        "SELECT {COLUMNS} FROM messages WHERE id > ? AND id < ? ORDER BY id {} LIMIT ?",
+        "SELECT {COLUMNS} FROM messages WHERE {room} id > ? AND id < ? ORDER BY id {} LIMIT ?",
         range.order()
     );
+    let mut select = sqlx::query_as::<_, Row>(&query);
+    if let Some(room) = range.room {
+        select = select.bind(room);
+    }
     rows(
-        sqlx::query_as::<_, Row>(&query)
+        select
             .bind(range.above)
             .bind(range.below)
             .bind(sql_limit(range.limit))

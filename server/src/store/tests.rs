@@ -116,12 +116,17 @@ on_both!(
     a_failing_store_returns_errors,
     concurrent_appends_get_distinct_increasing_ids,
     a_session_keeps_its_latest_nickname_across_reopening,
+    rooms_keep_their_messages_apart_and_the_tail_reads_them_all,
     #[ignore = "a measurement: cargo test -p server --lib store -- --ignored --nocapture"]
     append_rate,
 );
 
+/// The room the tests write to unless they are about rooms.
+const GENERAL: &str = "general";
+
 fn message(n: usize) -> NewMessage {
     NewMessage {
+        room: GENERAL.into(),
         from: n as u64,
         nickname: format!("nick{}", n % 7),
         text: format!("message {n}"),
@@ -156,7 +161,7 @@ fn assert_increasing(ids: &[u64]) {
 
 async fn ids_increase_and_pages_reach_the_beginning(place: Place) {
     let store = place.open().await;
-    assert!(store.latest(10).await.unwrap().is_empty());
+    assert!(store.latest(GENERAL, 10).await.unwrap().is_empty());
     assert!(store.append(vec![]).await.unwrap().is_empty());
 
     let mut stored = Vec::new();
@@ -183,16 +188,16 @@ async fn ids_increase_and_pages_reach_the_beginning(place: Place) {
     assert_increasing(&ids(&stored));
 
     // What the store reads back is exactly what append returned.
-    assert_eq!(store.after(0, 1000).await.unwrap(), stored);
-    assert_eq!(store.latest(1000).await.unwrap(), stored);
-    assert_eq!(store.latest(5).await.unwrap(), stored[31..]);
-    assert!(store.latest(0).await.unwrap().is_empty());
+    assert_eq!(store.after(GENERAL, 0, 1000).await.unwrap(), stored);
+    assert_eq!(store.latest(GENERAL, 1000).await.unwrap(), stored);
+    assert_eq!(store.latest(GENERAL, 5).await.unwrap(), stored[31..]);
+    assert!(store.latest(GENERAL, 0).await.unwrap().is_empty());
 
     // Forward from the start, 10 at a time.
     let mut forward = Vec::new();
     let mut last = 0;
     loop {
-        let page = store.after(last, 10).await.unwrap();
+        let page = store.after(GENERAL, last, 10).await.unwrap();
         let Some(newest) = page.last() else { break };
         last = newest.id;
         forward.extend(page);
@@ -200,9 +205,9 @@ async fn ids_increase_and_pages_reach_the_beginning(place: Place) {
     assert_eq!(forward, stored);
 
     // Backward from the newest 10 to the beginning, as history scrolls.
-    let mut backward = store.latest(10).await.unwrap();
+    let mut backward = store.latest(GENERAL, 10).await.unwrap();
     loop {
-        let page = store.before(backward[0].id, 10).await.unwrap();
+        let page = store.before(GENERAL, backward[0].id, 10).await.unwrap();
         if page.is_empty() {
             break;
         }
@@ -211,12 +216,29 @@ async fn ids_increase_and_pages_reach_the_beginning(place: Place) {
     }
     assert_eq!(backward, stored);
 
-    assert_eq!(store.before(stored[3].id, 2).await.unwrap(), stored[1..3]);
-    assert_eq!(store.after(stored[3].id, 2).await.unwrap(), stored[4..6]);
-    assert!(store.before(stored[0].id, 10).await.unwrap().is_empty());
-    assert!(store.after(stored[35].id, 10).await.unwrap().is_empty());
-    assert!(store.after(u64::MAX, 10).await.unwrap().is_empty());
-    assert_eq!(store.before(u64::MAX, 1).await.unwrap(), stored[35..]);
+    assert_eq!(
+        store.before(GENERAL, stored[3].id, 2).await.unwrap(),
+        stored[1..3]
+    );
+    assert_eq!(
+        store.after(GENERAL, stored[3].id, 2).await.unwrap(),
+        stored[4..6]
+    );
+    assert!(store
+        .before(GENERAL, stored[0].id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .after(GENERAL, stored[35].id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.after(GENERAL, u64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.before(GENERAL, u64::MAX, 1).await.unwrap(),
+        stored[35..]
+    );
 }
 
 async fn a_client_id_is_stored_once(place: Place) {
@@ -261,7 +283,7 @@ async fn a_client_id_is_stored_once(place: Place) {
         ]
     );
 
-    let all = store.after(0, 100).await.unwrap();
+    let all = store.after(GENERAL, 0, 100).await.unwrap();
     assert_eq!(
         all,
         [first.clone(), vec![b.clone(), five.clone(), c.clone()],].concat()
@@ -277,7 +299,7 @@ async fn reopening_keeps_every_message_and_ids_continue(place: Place) {
     drop(store);
 
     let store = place.open().await;
-    assert_eq!(store.after(0, 100).await.unwrap(), before);
+    assert_eq!(store.after(GENERAL, 0, 100).await.unwrap(), before);
     let after = new(store
         .append(vec![message(20), with_client_id(21, "x")])
         .await
@@ -288,7 +310,7 @@ async fn reopening_keeps_every_message_and_ids_continue(place: Place) {
     // Dropped without closing, as a killed process would leave it.
     let store = place.open().await;
     assert_eq!(
-        store.after(0, 100).await.unwrap(),
+        store.after(GENERAL, 0, 100).await.unwrap(),
         [before, after.clone()].concat()
     );
     assert_eq!(
@@ -306,11 +328,11 @@ async fn a_failing_store_returns_errors(place: Place) {
     let error = closed.append(vec![message(1)]).await.unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(matches!(
-        closed.latest(10).await,
+        closed.latest(GENERAL, 10).await,
         Err(StoreError::Unavailable(_))
     ));
     // Another handle on the same database is unaffected.
-    assert_eq!(store.latest(10).await.unwrap(), kept);
+    assert_eq!(store.latest(GENERAL, 10).await.unwrap(), kept);
 
     match &place.postgres {
         None => {
@@ -331,7 +353,7 @@ async fn a_failing_store_returns_errors(place: Place) {
             let error = store.append(vec![message(2)]).await.unwrap_err();
             assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
             assert!(matches!(
-                store.after(0, 10).await,
+                store.after(GENERAL, 0, 10).await,
                 Err(StoreError::Unavailable(_))
             ));
             // Nothing listens on port 1: a server that is down.
@@ -382,7 +404,7 @@ async fn concurrent_appends_get_distinct_increasing_ids(place: Place) {
     everyone.sort_by_key(|m| m.id);
     assert_eq!(everyone.len(), TASKS * BATCHES * SIZE);
     assert_increasing(&ids(&everyone));
-    assert_eq!(stores[1].after(0, 10_000).await.unwrap(), everyone);
+    assert_eq!(stores[1].after(GENERAL, 0, 10_000).await.unwrap(), everyone);
 }
 
 /// Prints how fast 20,000 messages are appended in batches of 100.
@@ -410,7 +432,10 @@ async fn append_rate(place: Place) {
         "{backend}: {TOTAL} messages in batches of {BATCH} in {elapsed:.2?}: {:.0} messages/s",
         TOTAL as f64 / elapsed.as_secs_f64()
     );
-    assert_eq!(store.latest(1).await.unwrap()[0].text, "message 19999");
+    assert_eq!(
+        store.latest(GENERAL, 1).await.unwrap()[0].text,
+        "message 19999"
+    );
 }
 
 #[test]
@@ -441,4 +466,37 @@ async fn a_session_keeps_its_latest_nickname_across_reopening(place: Place) {
         store.session("digest-b").await.unwrap().as_deref(),
         Some("bob")
     );
+}
+
+async fn rooms_keep_their_messages_apart_and_the_tail_reads_them_all(place: Place) {
+    let store = place.open().await;
+    let in_room = |n: usize, room: &str| NewMessage {
+        room: room.into(),
+        ..message(n)
+    };
+    let batch = (0..12)
+        .map(|n| in_room(n, if n % 3 == 0 { "rust" } else { GENERAL }))
+        .collect();
+    let stored: Vec<StoredMessage> = store
+        .append(batch)
+        .await
+        .unwrap()
+        .iter()
+        .map(|appended| appended.message().clone())
+        .collect();
+    let of = |room: &str| -> Vec<StoredMessage> {
+        stored.iter().filter(|m| m.room == room).cloned().collect()
+    };
+    assert_eq!(store.latest("rust", 100).await.unwrap(), of("rust"));
+    assert_eq!(store.latest(GENERAL, 100).await.unwrap(), of(GENERAL));
+    assert_eq!(
+        store.after("rust", stored[3].id, 100).await.unwrap(),
+        of("rust")[2..]
+    );
+    assert_eq!(
+        store.before("rust", stored[9].id, 1).await.unwrap(),
+        of("rust")[2..3]
+    );
+    assert!(store.latest("empty", 10).await.unwrap().is_empty());
+    assert_eq!(store.tail(stored[5].id, 100).await.unwrap(), stored[6..]);
 }

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use app::protocol::{ClientFrame, ErrorCode, ErrorPayload, Resume, ServerFrame};
+use app::protocol::{ClientFrame, ErrorCode, ErrorPayload, Resume, RoomName, ServerFrame};
 use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,7 @@ use tungstenite::{
 use super::frame;
 use crate::{
     metrics::Metrics,
-    session::{RateLimit, Room, Session},
+    session::{Chat, RateLimit, Reply, Session},
     writer::{ClientWriter, Delivery, Trouble},
 };
 
@@ -44,18 +44,18 @@ const READ_BUDGET: usize = 32;
 /// `/ws?resume`) has to send it.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct Connection<R: Room> {
+pub struct Connection<C: Chat> {
     /// tungstenite's protocol state: framing, masking, UTF-8, control frames.
     ws: WebSocket<SocketIo>,
     writer: Arc<ClientWriter>,
     /// Once the room admitted the client.
-    session: Option<Session<R>>,
+    session: Option<Session<C>>,
     metrics: Arc<Metrics>,
 }
 
 /// How a connection joins its room.
-pub struct Joining<R> {
-    pub room: Arc<R>,
+pub struct Joining<C> {
+    pub chat: Arc<C>,
     /// The client connected to `/ws?resume`: its first frame is `resume`.
     pub resuming: bool,
     pub limit: RateLimit,
@@ -97,13 +97,23 @@ enum End {
     Close(CloseCode, &'static str),
 }
 
+/// How far [`Connection::read_available`] got.
+enum Drained {
+    /// Everything that had arrived.
+    All,
+    /// Its budget: more is waiting.
+    Budget,
+    /// A frame asked to move to this room; the rest waits.
+    Switch(RoomName),
+}
+
 enum Event {
     Readable,
     Ping,
     End(End),
 }
 
-impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
+impl<C: Chat<Endpoint = Arc<ClientWriter>>> Connection<C> {
     /// `read_ahead`: bytes the client sent right behind its handshake.
     pub fn new(
         writer: Arc<ClientWriter>,
@@ -126,7 +136,7 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
     /// The connection's whole life.
     pub async fn run(
         mut self,
-        joining: Joining<R>,
+        joining: Joining<C>,
         ping_interval: Duration,
         shutdown: CancellationToken,
     ) {
@@ -153,8 +163,11 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
                 Event::Readable => {
                     heard_since_ping = true;
                     match self.read_available() {
-                        Ok(true) => tokio::task::yield_now().await,
-                        Ok(false) => {}
+                        Ok(Drained::Budget) => tokio::task::yield_now().await,
+                        Ok(Drained::All) => {}
+                        // Boxed: switching rooms reads the store, and this
+                        // future's size is paid by every connected client.
+                        Ok(Drained::Switch(room)) => Box::pin(self.switch(room)).await,
                         Err(end) => break end,
                     }
                 }
@@ -194,7 +207,7 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
     /// Joins the room: a resuming client says who it was before it is
     /// welcomed; any other first frame makes it someone new, and is handled
     /// once it joined.
-    async fn join(&mut self, joining: Joining<R>, shutdown: &CancellationToken) -> Result<(), End> {
+    async fn join(&mut self, joining: Joining<C>, shutdown: &CancellationToken) -> Result<(), End> {
         let shutting_down = || End::Close(CloseCode::Away, "server shutting down");
         let mut first = None;
         let resume = if joining.resuming {
@@ -215,7 +228,7 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
             None
         };
         let join = Session::join(
-            joining.room,
+            joining.chat,
             Arc::clone(&self.writer),
             resume,
             joining.limit,
@@ -227,8 +240,8 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
         };
         tracing::debug!(client = %session.id(), "joined");
         self.session = Some(session);
-        if let Some(first) = first {
-            self.handle_frame(first);
+        if let Some(room) = first.and_then(|first| self.handle_frame(first)) {
+            self.switch(room).await;
         }
         Ok(())
     }
@@ -275,42 +288,62 @@ impl<R: Room<Endpoint = Arc<ClientWriter>>> Connection<R> {
         }
     }
 
-    /// Handles the messages that have arrived. `Ok(true)` if the budget ran
-    /// out with input left to read.
-    fn read_available(&mut self) -> Result<bool, End> {
+    /// Handles the messages that have arrived, up to a budget, or until
+    /// one asks to move to another room.
+    fn read_available(&mut self) -> Result<Drained, End> {
         for _ in 0..READ_BUDGET {
             match self.ws.read() {
-                Ok(message) => self.handle(message),
+                Ok(message) => {
+                    if let Some(room) = self.handle(message) {
+                        return Ok(Drained::Switch(room));
+                    }
+                }
                 Err(tungstenite::Error::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(false)
+                    return Ok(Drained::All)
                 }
                 Err(err) => return Err(end_for_read_error(err)),
             }
         }
-        Ok(true)
+        Ok(Drained::Budget)
     }
 
     /// Hands one message from the client to its session and sends back the
-    /// session's answer, if any.
-    fn handle(&mut self, message: Message) {
-        if let Some(frame) = decode(message) {
-            self.metrics.frame_in();
-            self.handle_frame(frame);
+    /// session's answer, if any; the room to move to, if it asks to.
+    fn handle(&mut self, message: Message) -> Option<RoomName> {
+        let frame = decode(message)?;
+        self.metrics.frame_in();
+        self.handle_frame(frame)
+    }
+
+    fn handle_frame(&mut self, frame: Result<ClientFrame, ErrorPayload>) -> Option<RoomName> {
+        let session = self.session.as_mut()?;
+        match session.handle(frame, std::time::Instant::now()) {
+            Reply::Done => None,
+            Reply::Send(reply) => {
+                self.reply(&reply);
+                None
+            }
+            Reply::Switch(room) => Some(room),
         }
     }
 
-    fn handle_frame(&mut self, frame: Result<ClientFrame, ErrorPayload>) {
-        let Some(session) = &mut self.session else {
+    /// Moves the client to `room`.
+    async fn switch(&mut self, room: RoomName) {
+        let Some(session) = self.session.as_mut() else {
             return;
         };
-        if let Some(reply) = session.handle(frame, std::time::Instant::now()) {
-            if let ServerFrame::Error(error) = &reply {
-                tracing::debug!(code = %error.code, "refused a frame");
-                self.metrics.error(error.code);
-            }
-            self.writer.send(&frame::text(&reply.encode()));
-            self.metrics.frames_out(1);
+        if let Some(refused) = session.switch(room).await {
+            self.reply(&refused);
         }
+    }
+
+    fn reply(&self, reply: &ServerFrame) {
+        if let ServerFrame::Error(error) = reply {
+            tracing::debug!(code = %error.code, "refused a frame");
+            self.metrics.error(error.code);
+        }
+        self.writer.send(&frame::text(&reply.encode()));
+        self.metrics.frames_out(1);
     }
 
     /// The client closed and tungstenite queued the reply: leave, then give

@@ -66,7 +66,7 @@ pub async fn handler(
             config.client_buffer_bytes,
         ));
         let joining = Joining {
-            room: hub,
+            chat: hub,
             resuming,
             limit: chat.rate_limit(),
         };

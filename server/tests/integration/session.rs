@@ -159,7 +159,8 @@ async fn typing_reaches_the_others_once_per_interval_and_a_message_follows_it() 
     alice.say("typed").await;
     assert_eq!(
         bob.next_json().await,
-        json!({"type": "typing", "payload": {"id": alice.id, "nickname": "Anonymous", "active": true}})
+        json!({"type": "typing", "payload": {"room": "general", "id": alice.id,
+            "nickname": "Anonymous", "active": true}})
     );
     bob.expect_message("Anonymous", "typed").await;
 

@@ -34,7 +34,7 @@ async fn a_message_is_stored_before_it_is_acked_or_relayed(url: String) {
 
     let ack = say_acked(&mut alice, "kept", "m-1").await;
     // The moment the ack is here, the message is in the store.
-    let stored = server.store.after(0, 10).await.unwrap();
+    let stored = server.store.after("general", 0, 10).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(
         (stored[0].id, stored[0].text.as_str()),
@@ -71,7 +71,7 @@ async fn after_a_restart_the_history_is_intact_and_ids_continue(url: String) {
     );
     let texts: Vec<_> = server
         .store
-        .latest(10)
+        .latest("general", 10)
         .await
         .unwrap()
         .into_iter()
@@ -87,7 +87,7 @@ async fn the_same_client_id_sent_twice_is_stored_once(url: String) {
     let first = say_acked(&mut alice, "once", "dup-1").await;
     let again = say_acked(&mut alice, "once", "dup-1").await;
     assert_eq!(first, again);
-    assert_eq!(server.store.after(0, 10).await.unwrap().len(), 1);
+    assert_eq!(server.store.after("general", 0, 10).await.unwrap().len(), 1);
 }
 
 on_both_stores!(a_failing_store_is_told_to_the_sender_and_nothing_is_acked_or_relayed);
@@ -150,7 +150,7 @@ async fn a_message_acked_just_before_a_crash_survives_it(url: String) {
         .unwrap();
 
     let store = Store::open(&url).await.unwrap();
-    let stored = store.after(0, 10).await.unwrap();
+    let stored = store.after("general", 0, 10).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, ack["id"].as_u64().unwrap());
 }

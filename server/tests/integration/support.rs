@@ -334,12 +334,13 @@ impl Client {
         .await;
     }
 
-    /// The next frame that is not about presence (joins and leaves come
-    /// and go with other tests' clients). Pings are skipped too.
+    /// The next frame that is not about presence or the room list (joins
+    /// and leaves come and go with other tests' clients). Pings are skipped
+    /// too.
     pub async fn next_json(&mut self) -> Value {
         loop {
             let frame = self.next_frame().await;
-            if frame["type"] != "presence" {
+            if frame["type"] != "presence" && frame["type"] != "rooms" {
                 return frame;
             }
         }
