@@ -19,9 +19,11 @@ pub fn RoomList(chat: Chat) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::{closure::Closure, JsCast};
-        // The event type every Leptos handler has: no glue of its own.
-        let popstate =
-            Closure::wrap(Box::new(move |_| follow(chat)) as Box<dyn FnMut(web_sys::Event)>);
+        // The event type every Leptos handler has: no glue of its own. (The
+        // web_sys bindings used here, History and Window, are Leptos' own.)
+        let popstate = Closure::wrap(
+            Box::new(move |_| follow(chat)) as Box<dyn FnMut(leptos::web_sys::Event)>
+        );
         let _ = js_sys::Reflect::set(
             &window(),
             &"onpopstate".into(),
