@@ -20,7 +20,7 @@ use leptos::prelude::*;
 
 use crate::protocol::{
     ChatMessage, ClientFrame, ErrorCode, ErrorPayload, HistoryPage, MessageText, MessageTextError,
-    Nickname, OutgoingMessage, Person, Presence, Resume, ServerFrame, Typing,
+    Nickname, OutgoingMessage, Person, Presence, Resume, RoomCount, RoomName, ServerFrame, Typing,
 };
 
 /// How many lines the page keeps as new ones arrive; older ones can be paged
@@ -32,6 +32,8 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TYPING_THROTTLE: Duration = Duration::from_secs(2);
 /// Someone who sent no typing frame for this long has stopped typing.
 pub const TYPING_EXPIRES: Duration = Duration::from_secs(5);
+/// A `history` request's `before` above every id: the newest page.
+const LATEST: u64 = 1 << 53;
 
 /// What the chat needs from outside: the browser's in `socket.rs`, the
 /// tests' own below.
@@ -169,6 +171,13 @@ pub enum Effect {
 #[derive(Debug, Clone)]
 pub struct State {
     pub status: ConnectionStatus,
+    /// The room the page shows; frames about any other room are dropped.
+    pub room: RoomName,
+    /// The rooms and their online counts from the latest `rooms` frame.
+    pub rooms: Vec<RoomCount>,
+    /// The room was switched to and its latest page has not arrived yet:
+    /// the next `history` of the room replaces the list.
+    joining: bool,
     /// The nickname the user chose, shown at once, before the server agrees.
     pub nickname: Nickname,
     pub entries: Vec<Entry>,
@@ -208,6 +217,9 @@ impl Default for State {
     fn default() -> Self {
         Self {
             status: ConnectionStatus::Connecting,
+            room: RoomName::general(),
+            rooms: Vec::new(),
+            joining: false,
             nickname: Nickname::default(),
             entries: Vec::new(),
             people: Vec::new(),
@@ -237,6 +249,8 @@ impl State {
     pub fn first(page: HistoryPage, token: Option<String>) -> Self {
         let mut state = Self {
             token,
+            // The server renders only valid rooms; anything else is general.
+            room: RoomName::parse(&page.room).unwrap_or_default(),
             first_paint: true,
             beginning: page.beginning,
             // The page holds everything stored when it was rendered: even
@@ -261,7 +275,7 @@ impl State {
         ClientFrame::Resume(Resume {
             token: self.token.clone(),
             after: self.last_id,
-            room: None,
+            room: Some(self.room.to_string()),
         })
     }
 
@@ -287,7 +301,7 @@ impl State {
 
     /// Asks for the page of messages before the oldest shown, once at a time.
     fn load_older(&mut self, fx: &mut Effects) {
-        if self.loading || self.beginning || !self.is_online() {
+        if self.loading || self.beginning || self.joining || !self.is_online() {
             return;
         }
         if let Some(before) = self.oldest_id() {
@@ -313,6 +327,59 @@ impl State {
         }
         entries.append(&mut self.entries);
         self.entries = entries;
+    }
+
+    /// The room's latest page, which a switch asked for, as the new list:
+    /// lines that came after the switch (messages newer than the page, own
+    /// messages typed since) stay below it.
+    fn replace(&mut self, page: HistoryPage) {
+        self.joining = false;
+        self.loading = false;
+        self.beginning = page.beginning;
+        let newest = page.messages.last().map_or(0, |message| message.id);
+        self.seen(newest);
+        let later = std::mem::take(&mut self.entries);
+        let own = |id| {
+            later.iter().any(|entry| {
+                matches!(&entry.line, Line::Mine(OwnMessage {
+                    delivery: Delivery::Sent { id: sent, .. },
+                    ..
+                }) if *sent == id)
+            })
+        };
+        for message in page.messages {
+            if !own(message.id) {
+                self.push(Line::Theirs(message));
+            }
+        }
+        for entry in later {
+            if !matches!(&entry.line, Line::Theirs(message) if message.id <= newest) {
+                self.push(entry.line);
+            }
+        }
+    }
+
+    /// Shows `room` instead: an empty list until its latest page arrives,
+    /// nobody online or typing until its welcome. Own messages still pending
+    /// in the old room leave the view (the server has those it got). Online
+    /// (or connecting: the frame follows `resume`) it asks to join; offline
+    /// the next `resume` names the room.
+    fn switch_room(&mut self, room: RoomName, fx: &mut Effects) {
+        self.room = room;
+        self.entries.clear();
+        self.people.clear();
+        self.online = 0;
+        self.typists.clear();
+        self.typing_sent_at = None;
+        self.last_id = None;
+        self.beginning = false;
+        self.loading = false;
+        self.joining = true;
+        if self.status != ConnectionStatus::Offline {
+            fx.push(Effect::Send(ClientFrame::Join {
+                room: self.room.to_string(),
+            }));
+        }
     }
 
     fn connecting(&mut self, fx: &mut Effects) {
@@ -417,8 +484,22 @@ impl State {
     }
 
     fn receive(&mut self, frame: ServerFrame, fx: &mut Effects) {
+        // What still arrives for the room the page left is dropped.
+        let room = match &frame {
+            ServerFrame::Welcome(frame) => &frame.room,
+            ServerFrame::Message(frame) => &frame.room,
+            ServerFrame::History(frame) => &frame.room,
+            ServerFrame::Presence(frame) => &frame.room,
+            ServerFrame::Typing(frame) => &frame.room,
+            _ => self.room.as_str(),
+        };
+        if room != self.room.as_str() {
+            return;
+        }
         match frame {
             ServerFrame::Welcome(welcome) => {
+                // A welcome also answers a join on an open connection.
+                let reconnected = !self.is_online();
                 let previous = self.me.replace(welcome.id);
                 self.online = welcome.online;
                 self.people = welcome.people;
@@ -456,12 +537,20 @@ impl State {
                 for entry in &mut self.entries {
                     if let Line::Mine(own) = &mut entry.line {
                         if let Delivery::Pending { attempt } = own.delivery {
-                            own.delivery = Delivery::Pending {
-                                attempt: attempt + 1,
-                            };
-                            transmit(own.client_id.clone(), own.text.clone(), attempt + 1, fx);
+                            if reconnected {
+                                own.delivery = Delivery::Pending {
+                                    attempt: attempt + 1,
+                                };
+                                transmit(own.client_id.clone(), own.text.clone(), attempt + 1, fx);
+                            }
                         }
                     }
+                }
+                // Switched while offline (the resume named the room): its
+                // latest page is still to be asked for.
+                if self.joining && !self.loading {
+                    self.loading = true;
+                    fx.push(Effect::Send(ClientFrame::History { before: LATEST }));
                 }
             }
             ServerFrame::Message(message) => {
@@ -492,8 +581,9 @@ impl State {
             ServerFrame::Presence(presence) => self.apply_presence(presence),
             ServerFrame::Typing(typing) => self.someone_typing(typing, fx),
             ServerFrame::Error(error) => self.refused(error),
+            ServerFrame::History(page) if self.joining => self.replace(page),
             ServerFrame::History(page) => self.prepend(page),
-            ServerFrame::Rooms(_) => {}
+            ServerFrame::Rooms(list) => self.rooms = list.rooms,
         }
     }
 
@@ -736,6 +826,10 @@ impl Chat {
         self.with(|state| state.beginning)
     }
 
+    pub fn room(&self) -> RoomName {
+        self.with(|state| state.room.clone())
+    }
+
     fn env(&self) -> Option<Arc<dyn Env>> {
         self.env.get_value()
     }
@@ -828,6 +922,17 @@ impl Chat {
         self.change(|state, fx| state.load_older(fx));
     }
 
+    /// Shows `room` instead of the current one, over the same connection
+    /// (its list, people and typists cleared); `false` (nothing changes) if
+    /// it is the current one.
+    pub fn switch_room(&self, room: RoomName) -> bool {
+        let switch = self.state.with_untracked(|state| state.room != room);
+        if switch {
+            self.change(|state, fx| state.switch_room(room, fx));
+        }
+        switch
+    }
+
     pub fn typing(&self, draft: &str) {
         let Some(env) = self.env() else {
             return;
@@ -866,7 +971,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::protocol::{Ack, Rename, Welcome};
+    use crate::protocol::{Ack, Rename, RoomList, Welcome};
 
     type Timer = (Duration, Box<dyn FnOnce() + Send + Sync>);
 
@@ -954,6 +1059,7 @@ mod tests {
 
     fn presence(online: u64) -> Presence {
         Presence {
+            room: "general".into(),
             online,
             ..Presence::default()
         }
@@ -1435,7 +1541,7 @@ mod tests {
         ClientFrame::Resume(Resume {
             token: token.map(str::to_owned),
             after,
-            room: None,
+            room: Some("general".into()),
         })
     }
 
@@ -1678,6 +1784,348 @@ mod tests {
             env.take_sent();
             chat.connecting();
             assert_eq!(env.take_sent(), [resume(None, None)]);
+        });
+    }
+
+    // ---- rooms ----
+
+    fn rust() -> RoomName {
+        RoomName::parse("rust").unwrap()
+    }
+
+    /// `frame` as if it were about `room`.
+    fn in_room(room: &str, mut frame: ServerFrame) -> ServerFrame {
+        match &mut frame {
+            ServerFrame::Welcome(frame) => frame.room = room.into(),
+            ServerFrame::Message(frame) => frame.room = room.into(),
+            ServerFrame::History(frame) => {
+                frame.room = room.into();
+                for message in &mut frame.messages {
+                    message.room = room.into();
+                }
+            }
+            ServerFrame::Presence(frame) => frame.room = room.into(),
+            ServerFrame::Typing(frame) => frame.room = room.into(),
+            _ => {}
+        }
+        frame
+    }
+
+    fn join(room: &str) -> ClientFrame {
+        ClientFrame::Join { room: room.into() }
+    }
+
+    fn typing_in(room: &str, id: u64) -> ServerFrame {
+        ServerFrame::Typing(Typing {
+            room: room.into(),
+            id,
+            nickname: "bob".into(),
+            active: true,
+        })
+    }
+
+    #[test]
+    fn the_page_is_in_the_room_of_its_first_page_and_resumes_there() {
+        Owner::new().with(|| {
+            let ServerFrame::History(first) =
+                in_room("rust", ServerFrame::History(page(3..=4, false)))
+            else {
+                unreachable!()
+            };
+            let (chat, env) = first_chat(first, Some("t"));
+            assert_eq!(chat.room(), rust());
+            chat.connecting();
+            assert_eq!(
+                env.take_sent(),
+                [ClientFrame::Resume(Resume {
+                    token: Some("t".into()),
+                    after: Some(4),
+                    room: Some("rust".into()),
+                })]
+            );
+            // A page the server could not have rendered is general's.
+            let odd = HistoryPage {
+                room: "Not A Room".into(),
+                ..empty_page()
+            };
+            assert_eq!(State::first(odd, None).room, RoomName::general());
+        });
+    }
+
+    #[test]
+    fn frames_about_another_room_are_dropped() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            let before = chat.with(State::clone);
+            chat.receive(in_room("rust", message(3, "carol", "elsewhere")));
+            chat.receive(in_room(
+                "rust",
+                ServerFrame::Presence(Presence {
+                    joined: vec![person(3, "carol")],
+                    ..presence(3)
+                }),
+            ));
+            chat.receive(typing_in("rust", 3));
+            chat.receive(in_room("rust", ServerFrame::History(page(1..=2, true))));
+            chat.receive(in_room("rust", welcome(1, "Anonymous", vec![])));
+            assert!(lines(&chat).is_empty());
+            assert_eq!(names(&chat), ["Anonymous", "bob"]);
+            assert_eq!(chat.online(), 2);
+            assert_eq!(chat.typing_label(), None);
+            assert_eq!(chat.with(|state| state.last_id), before.last_id);
+            assert_eq!(env.take_sent(), []);
+            // The same frames about this room are shown.
+            chat.receive(message(3, "carol", "here"));
+            chat.receive(typing_in("general", 2));
+            assert_eq!(lines(&chat), ["carol: here"]);
+            assert_eq!(chat.typing_label().as_deref(), Some("bob is typing…"));
+        });
+    }
+
+    #[test]
+    fn the_latest_rooms_frame_is_the_room_list() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            assert!(chat.with(|state| state.rooms.is_empty()));
+            let count = |name: &str, online| RoomCount {
+                name: name.into(),
+                online,
+            };
+            for online in [3, 4] {
+                chat.receive(ServerFrame::Rooms(RoomList {
+                    rooms: vec![count("rust", online), count("general", 2)],
+                }));
+            }
+            assert_eq!(
+                chat.with(|state| state.rooms.clone()),
+                [count("rust", 4), count("general", 2)]
+            );
+        });
+    }
+
+    #[test]
+    fn switching_rooms_clears_the_page_and_joins_over_the_same_connection() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(10..=11, false), Some("token-1"));
+            chat.connecting();
+            chat.receive(welcome(
+                1,
+                "Anonymous",
+                vec![person(1, "Anonymous"), person(2, "bob")],
+            ));
+            chat.receive(typing_in("general", 2));
+            chat.send("pending in general");
+            chat.load_older();
+            env.take_sent();
+
+            chat.switch_room(rust());
+            assert_eq!(chat.room(), rust());
+            assert_eq!(env.take_sent(), [join("rust")]);
+            assert!(lines(&chat).is_empty(), "pending ones of general too");
+            assert!(chat.people().is_empty());
+            assert_eq!(chat.online(), 0);
+            assert_eq!(chat.typing_label(), None);
+            chat.with(|state| {
+                assert_eq!(state.last_id, None);
+                assert!(!state.loading && !state.beginning);
+            });
+            chat.load_older();
+            assert_eq!(env.take_sent(), [], "nothing to page back from yet");
+            assert!(!chat.switch_room(rust()));
+            assert_eq!(env.take_sent(), [], "already there");
+
+            // The old room's traffic until the server has moved us.
+            chat.receive(message(2, "bob", "still general"));
+            chat.receive(ServerFrame::History(page(8..=9, false)));
+            chat.receive(ack("c-1", 12));
+            assert!(lines(&chat).is_empty());
+
+            // The new room's latest page replaces the list, then its welcome.
+            chat.receive(in_room("rust", ServerFrame::History(page(20..=21, false))));
+            assert_eq!(lines(&chat), ["bob: 20", "bob: 21"]);
+            assert!(!chat.beginning());
+            chat.receive(in_room(
+                "rust",
+                welcome(
+                    1,
+                    "Anonymous",
+                    vec![person(1, "Anonymous"), person(3, "carol")],
+                ),
+            ));
+            assert_eq!(names(&chat), ["Anonymous", "carol"]);
+            assert_eq!(env.take_sent(), [], "nothing pending to resend");
+            assert_eq!(*env.stored.lock().unwrap(), None, "the same token");
+
+            chat.receive(in_room(
+                "rust",
+                ServerFrame::Message(message_with_id(22, 3, "new")),
+            ));
+            chat.receive(in_room(
+                "rust",
+                ServerFrame::Message(message_with_id(21, 3, "old")),
+            ));
+            assert_eq!(lines(&chat), ["bob: 20", "bob: 21", "bob: new"]);
+            chat.load_older();
+            assert_eq!(env.take_sent(), [ClientFrame::History { before: 20 }]);
+            chat.receive(in_room("rust", ServerFrame::History(page(18..=19, true))));
+            assert_eq!(
+                lines(&chat)[..2],
+                ["bob: 18", "bob: 19"],
+                "older ones prepended again"
+            );
+            assert!(chat.beginning());
+
+            // A reconnect stays in the room.
+            chat.disconnected(false);
+            chat.connecting();
+            assert_eq!(
+                env.take_sent(),
+                [ClientFrame::Resume(Resume {
+                    token: Some("token-1".into()),
+                    after: Some(22),
+                    room: Some("rust".into()),
+                })]
+            );
+        });
+    }
+
+    #[test]
+    fn an_empty_room_starts_at_its_beginning_and_sends_whatever_comes_later() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.switch_room(rust());
+            chat.receive(in_room("rust", ServerFrame::History(empty_page())));
+            assert!(chat.beginning());
+            chat.disconnected(false);
+            env.take_sent();
+            chat.connecting();
+            assert_eq!(
+                env.take_sent(),
+                [ClientFrame::Resume(Resume {
+                    token: Some("token-1".into()),
+                    after: Some(0),
+                    room: Some("rust".into()),
+                })]
+            );
+        });
+    }
+
+    #[test]
+    fn what_is_said_in_the_new_room_before_its_page_arrives_stays_below_it() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.switch_room(rust());
+            chat.send("hello rust");
+            chat.send("second");
+            assert_eq!(
+                env.take_sent(),
+                [
+                    join("rust"),
+                    message_frame("hello rust", "c-1"),
+                    message_frame("second", "c-2")
+                ]
+            );
+            chat.receive(ack("c-1", 30));
+            // The page was read after the first was stored: it is in it.
+            let mut latest = page(29..=30, false);
+            latest.messages[1] = message_with_id(30, 1, "hello rust");
+            chat.receive(in_room("rust", ServerFrame::History(latest)));
+            chat.receive(in_room(
+                "rust",
+                welcome(1, "Anonymous", vec![person(1, "Anonymous")]),
+            ));
+            assert_eq!(
+                lines(&chat),
+                [
+                    "bob: 29",
+                    "Anonymous: hello rust [sent]",
+                    "Anonymous: second [pending]"
+                ]
+            );
+            assert_eq!(env.take_sent(), [], "sent on this connection already");
+            // Acked after the page came: the page's copy goes with the ack.
+            chat.switch_room(RoomName::general());
+            chat.switch_room(rust());
+            assert_eq!(env.take_sent(), [join("general"), join("rust")]);
+            chat.send("third");
+            let mut latest = page(32..=32, false);
+            latest.messages[0] = message_with_id(32, 1, "third");
+            chat.receive(in_room("rust", ServerFrame::History(latest)));
+            chat.receive(ack("c-3", 32));
+            assert_eq!(lines(&chat), ["Anonymous: third [sent]"]);
+        });
+    }
+
+    #[test]
+    fn a_room_switched_to_while_offline_is_resumed_and_its_latest_page_asked_for() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.disconnected(false);
+            env.take_sent();
+            chat.switch_room(rust());
+            assert_eq!(env.take_sent(), [], "nothing to send it on");
+            chat.connecting();
+            assert_eq!(
+                env.take_sent(),
+                [ClientFrame::Resume(Resume {
+                    token: Some("token-1".into()),
+                    after: None,
+                    room: Some("rust".into()),
+                })]
+            );
+            chat.receive(in_room(
+                "rust",
+                welcome(1, "Anonymous", vec![person(1, "Anonymous")]),
+            ));
+            assert_eq!(env.take_sent(), [ClientFrame::History { before: LATEST }]);
+            chat.receive(in_room(
+                "rust",
+                ServerFrame::Message(message_with_id(41, 2, "live")),
+            ));
+            chat.receive(in_room("rust", ServerFrame::History(page(40..=41, true))));
+            assert_eq!(lines(&chat), ["bob: 40", "bob: 41"]);
+            assert!(chat.beginning());
+        });
+    }
+
+    #[test]
+    fn a_room_switched_to_while_connecting_is_joined_after_the_resume() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(1..=2, true), Some("token-1"));
+            chat.connecting();
+            chat.switch_room(rust());
+            assert_eq!(
+                env.take_sent(),
+                [resume(Some("token-1"), Some(2)), join("rust")]
+            );
+            // The resume's answer is about general: dropped, still connecting.
+            chat.receive(ServerFrame::Message(message_with_id(3, 2, "3")));
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            assert_eq!(chat.status(), ConnectionStatus::Connecting);
+            chat.receive(in_room("rust", ServerFrame::History(page(5..=6, false))));
+            chat.receive(in_room(
+                "rust",
+                welcome(1, "Anonymous", vec![person(1, "Anonymous")]),
+            ));
+            assert!(chat.is_online());
+            assert_eq!(lines(&chat), ["bob: 5", "bob: 6"]);
+            assert_eq!(env.take_sent(), []);
+        });
+    }
+
+    #[test]
+    fn a_nickname_taken_in_the_new_room_falls_back_to_what_the_welcome_says() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            chat.set_nickname("bob2");
+            chat.receive(renamed(1, "Anonymous", "bob2", 2));
+            chat.switch_room(rust());
+            chat.receive(in_room("rust", ServerFrame::History(empty_page())));
+            chat.receive(in_room(
+                "rust",
+                welcome(1, "Anonymous", vec![person(1, "Anonymous")]),
+            ));
+            assert_eq!(chat.nickname().as_str(), "Anonymous");
         });
     }
 }

@@ -18,10 +18,10 @@ use leptos::prelude::*;
 
 use crate::{
     components::{
-        Composer, ConnectionIndicator, MessageList, NicknameForm, Notice, OnlineList,
+        Composer, ConnectionIndicator, MessageList, NicknameForm, Notice, OnlineList, RoomList,
         TypingIndicator,
     },
-    protocol::{HistoryPage, ServerFrame},
+    protocol::{HistoryPage, RoomName, ServerFrame},
 };
 
 /// The newest stored messages, for the server to render the page with: it
@@ -47,6 +47,11 @@ pub fn first_page() -> HistoryPage {
     )
 }
 
+/// The document's title in `room`: `#rust · Parley`.
+pub fn title(room: &RoomName) -> String {
+    "#".to_owned() + room.as_str() + " · Parley"
+}
+
 /// `page` as a `history` frame, safe inside `<script>`: JSON never needs a
 /// raw `<`, and without one no message can close the element (`</script>`)
 /// or open a comment.
@@ -57,6 +62,8 @@ pub fn first_page_script(page: HistoryPage) -> String {
 /// The HTML document the server renders around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
+    let page = first_page();
+    let room = RoomName::parse(&page.room).unwrap_or_default();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -64,13 +71,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
-                <title>"Parley"</title>
+                <title>{title(&room)}</title>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=stylesheet/>
                 <script
                     type="application/json"
                     id=FIRST_PAGE_ID
-                    inner_html=first_page_script(first_page())
+                    inner_html=first_page_script(page)
                 ></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -97,11 +104,14 @@ pub fn App() -> impl IntoView {
     view! {
         <main class="chat" data-connection=move || chat.status().as_str()>
             <header class="chat-header">
-                <h1>"Parley"</h1>
+                <h1>
+                    "Parley " <span class="current-room">"#" {move || chat.room().to_string()}</span>
+                </h1>
                 <ConnectionIndicator chat/>
             </header>
             <NicknameForm chat/>
             <div class="room">
+                <RoomList chat/>
                 <MessageList chat/>
                 <OnlineList chat/>
             </div>

@@ -18,12 +18,13 @@ export class Person {
     });
   }
 
-  /** Opens the chat and waits until it is hydrated and connected. */
-  static async join(browser: Browser, baseURL?: string): Promise<Person> {
+  /** Opens the chat (at `path`: `/r/<name>` for a room other than
+   *  general) and waits until it is hydrated and connected. */
+  static async join(browser: Browser, baseURL?: string, path = '/'): Promise<Person> {
     const context = await browser.newContext(baseURL ? { baseURL } : {});
     const page = await context.newPage();
     const person = new Person(context, page);
-    await page.goto('/');
+    await page.goto(path);
     await person.waitOnline();
     await person.skipHistory();
     return person;

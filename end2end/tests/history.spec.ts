@@ -70,11 +70,16 @@ test('a page opened after messages were sent shows them at once, without JavaScr
 test('scrolling to the top, or the button there, pages in older messages until the beginning', async ({
   browser,
 }) => {
+  // Sending 120 messages under the rate limit alone takes 13 s.
+  test.setTimeout(60_000);
   const server = await startServer(ownPort, freshDatabase());
   try {
     const baseURL = urlOf(ownPort);
     await sendMany(browser, baseURL, 'old', 120);
     const a = await Person.join(browser, baseURL);
+    // The sender's page and socket stay listed for the grace period; their
+    // leave lines, appended later, would scroll the list to its end.
+    await expect(a.online.getByRole('heading')).toHaveText('1 online');
     const said = a.allMessages.locator('.says');
     await expect(said.last()).toHaveText('Anonymous: old 120');
     const shown = await said.count();

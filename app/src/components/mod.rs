@@ -7,6 +7,7 @@ mod message_list;
 mod nickname_form;
 mod notice;
 mod online_list;
+mod room_list;
 mod typing_indicator;
 
 pub use composer::Composer;
@@ -15,4 +16,5 @@ pub use message_list::MessageList;
 pub use nickname_form::NicknameForm;
 pub use notice::Notice;
 pub use online_list::OnlineList;
+pub use room_list::RoomList;
 pub use typing_indicator::TypingIndicator;

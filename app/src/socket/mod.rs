@@ -103,6 +103,7 @@ fn first_page() -> HistoryPage {
         Some(ServerFrame::History(page)) => page,
         // The server renders an empty page in the same case.
         _ => HistoryPage {
+            room: crate::protocol::GENERAL_ROOM.to_owned(),
             messages: Vec::new(),
             beginning: true,
         },
