@@ -49,7 +49,7 @@ use app::{shell, App, FirstPage};
 use axum::{
     extract::{FromRef, Path, Request, State},
     http::{header, StatusCode},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::get,
     Router,
 };
@@ -146,6 +146,8 @@ async fn general(state: State<AppState>, request: Request) -> Response {
 /// a room's gets `404` with the rules.
 async fn room(state: State<AppState>, Path(name): Path<String>, request: Request) -> Response {
     match RoomName::parse(&name) {
+        // One address per room: general's is `/`.
+        Ok(room) if room == RoomName::general() => Redirect::permanent("/").into_response(),
         Ok(room) => page(state, room, request).await,
         Err(invalid) => (
             StatusCode::NOT_FOUND,

@@ -94,6 +94,18 @@ async fn a_path_that_is_not_a_room_is_404_with_the_rules() {
 }
 
 #[tokio::test]
+async fn general_has_one_address_the_root() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client.get(server.url("/r/general")).send().await.unwrap();
+    assert_eq!(response.status(), 308);
+    assert_eq!(response.headers()["location"], "/");
+}
+
+#[tokio::test]
 async fn a_bad_room_name_is_refused_and_the_client_stays_where_it_was() {
     let server = TestServer::start().await;
     let mut alice = server.client().await;
