@@ -7,7 +7,9 @@
 #   2. unit and integration tests (cargo test), beside a throwaway PostgreSQL
 #      server (scripts/with-postgres.sh) so the store is tested on it too
 #   3. a release build with cargo leptos, then the Playwright end-to-end tests
-#      against it in Debian's Chromium
+#      against it in Debian's Chromium, beside a throwaway PostgreSQL too (the
+#      tests of two server processes share a database there; they start their
+#      own Redis and nginx)
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 "$here/setup.sh"
@@ -33,6 +35,6 @@ step "Unit and integration tests (with PostgreSQL)"
 step "Release build (cargo leptos build --release --precompress)"
 cargo leptos build --release --precompress
 
-step "End-to-end tests (Playwright, Chromium)"
+step "End-to-end tests (Playwright, Chromium, with PostgreSQL)"
 cd end2end
-npx playwright test
+"$root/scripts/with-postgres.sh" npx playwright test

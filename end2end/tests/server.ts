@@ -11,8 +11,13 @@ export function freshDatabase(): string {
 }
 
 /** A server of a test's own on `port`, so stopping it leaves the shared one
- *  alone; restarted with the same `databaseUrl`, it keeps its history. */
-export async function startServer(port: number, databaseUrl: string): Promise<ChildProcess> {
+ *  alone; restarted with the same `databaseUrl`, it keeps its history.
+ *  `env` adds to (or overrides) its environment. */
+export async function startServer(
+  port: number,
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
   const server = spawn('./target/release/server', [], {
     cwd: repoRoot,
     env: {
@@ -21,6 +26,7 @@ export async function startServer(port: number, databaseUrl: string): Promise<Ch
       RUST_LOG: 'warn',
       DATABASE_URL: databaseUrl,
       PARLEY_RESUME_GRACE_SECS: '2',
+      ...env,
     },
     stdio: 'inherit',
   });

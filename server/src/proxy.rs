@@ -125,12 +125,11 @@ pub fn request_host(headers: &HeaderMap, proxied: bool) -> Option<&str> {
 }
 
 /// Put into the extensions of every request that came through a trusted
-/// proxy: who the client is, and its place under the per-address cap for
-/// as long as the request is handled. A WebSocket upgrade takes the place
-/// along, so it counts as long as the WebSocket is open.
+/// proxy (only `serve` does): its client's place under the per-address cap,
+/// for as long as the request is handled. A WebSocket upgrade takes the
+/// place along, so it counts as long as the WebSocket is open.
 #[derive(Debug, Clone)]
 pub struct Proxied {
-    pub client: IpAddr,
     pub slot: Arc<AddressSlot>,
 }
 

@@ -186,7 +186,6 @@ where
 /// against its client's address (from `X-Forwarded-For`) before it is
 /// routed, and is refused with `429` if that address is at its cap; the
 /// connection stays open for the proxy's other requests.
-#[derive(Clone)]
 struct FromProxy {
     router: TowerToHyperService<Router>,
     proxy: IpAddr,
@@ -210,7 +209,6 @@ impl hyper::service::Service<Request<Incoming>> for FromProxy {
         match self.limits.try_acquire_address(client) {
             Ok(slot) => {
                 request.extensions_mut().insert(Proxied {
-                    client,
                     slot: Arc::new(slot),
                 });
                 Either::Right(self.router.call(request))

@@ -22,7 +22,7 @@ async fn redis_stops_and_starts_again_on_its_port() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_database_both_serve_and_welcome() {
+async fn two_processes_on_one_database_and_redis_serve_welcome_and_share_a_room() {
     let Some(database) = Database::postgres().await else {
         return;
     };
@@ -49,6 +49,18 @@ async fn two_processes_on_one_database_both_serve_and_welcome() {
             client.welcome
         );
     }
+
+    // Redis shares the room: a message said on one process reaches a
+    // client of the other, both ways.
+    let mut alice = first.client().await;
+    let mut bob = second.client().await;
+    alice.say("from the first process").await;
+    bob.expect_message("Anonymous", "from the first process")
+        .await;
+    bob.say("from the second one").await;
+    alice
+        .expect_message("Anonymous", "from the second one")
+        .await;
 
     // A graceful stop, and a crash.
     assert!(first.stop().await.success(), "SIGTERM is a clean exit");
