@@ -14,7 +14,7 @@ async fn the_page_is_rendered_on_the_server() {
     let (status, body) = get(&server.url("/")).await;
     assert_eq!(status, 200);
     for expected in [
-        "<title>Parley</title>",
+        "<title>#general · Parley</title>",
         r#"<label for="nickname-input">Nickname</label>"#,
         r#"<label for="message-input">Message</label>"#,
         r#"data-connection="connecting""#,
