@@ -197,7 +197,7 @@ async fn run_client(index: usize, ws: Ws, role: SenderRole, shared: Arc<Shared>)
     let mut unknown = 0;
 
     let on_event = |event: Event<'_>, received: u64| match event {
-        Event::Message { stamp, id } => {
+        Event::Message { stamp, id, .. } => {
             match id {
                 Some(id) => relay_ids.observe(id),
                 None => unknown += 1,
