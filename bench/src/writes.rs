@@ -16,6 +16,7 @@ use crate::{
     config::{CommonArgs, WritesArgs},
     connect::{connect_all, Connected, Ws, SETTLE},
     histogram::ShardedHistogram,
+    layout::Layout,
     procstat::{ServerUsage, ServerWatch},
     protocol::ClientFrame,
     report::{PerDelivery, WritesReport},
@@ -26,8 +27,9 @@ use crate::{
 
 pub async fn run(common: &CommonArgs, args: &WritesArgs) -> Result<WritesReport> {
     ensure!(!args.duration.is_zero(), "--duration must be more than 0");
-    let mut server = ServerWatch::new(common.server_pid).context("reading the server's /proc")?;
-    let Connected { sockets, elapsed } = connect_all(common, args.clients).await?;
+    let mut server = ServerWatch::new(&common.server_pid).context("reading the server's /proc")?;
+    let Connected { sockets, elapsed } =
+        connect_all(common, args.clients, Layout::new(None, common.addr.len())).await?;
     tokio::time::sleep(SETTLE).await;
     server.connected()?;
 
