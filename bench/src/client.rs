@@ -62,8 +62,13 @@ impl fmt::Display for Errors {
 /// A frame from the server that the modes act on, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// A relayed load-test message, with the id the server gave it.
-    Message { stamp: Stamp, id: Option<u64> },
+    /// A relayed load-test message, with the id the server gave it and the
+    /// room it names.
+    Message {
+        stamp: Stamp,
+        id: Option<u64>,
+        room: Option<&'a str>,
+    },
     /// One of our messages was accepted as `id`.
     Ack { client_id: &'a str, id: u64 },
     /// The server refused something we sent (also counted in
@@ -119,8 +124,15 @@ where
             Some(Ok(Message::Text(text))) => {
                 let received = clock.now();
                 match ServerFrame::decode(&text) {
-                    Ok(ServerFrame::Message { text, id }) => match Stamp::parse(&text) {
-                        Some(stamp) => on_event(Event::Message { stamp, id }, received),
+                    Ok(ServerFrame::Message { text, id, room }) => match Stamp::parse(&text) {
+                        Some(stamp) => on_event(
+                            Event::Message {
+                                stamp,
+                                id,
+                                room: room.as_deref(),
+                            },
+                            received,
+                        ),
                         None => errors.malformed += 1,
                     },
                     Ok(ServerFrame::Ack { client_id, id }) => on_event(
@@ -140,7 +152,7 @@ where
                             received,
                         );
                     }
-                    Ok(ServerFrame::Unknown) => {}
+                    Ok(ServerFrame::Welcome { .. } | ServerFrame::Unknown) => {}
                     Err(_) => errors.malformed += 1,
                 }
             }

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{builder::RangedU64ValueParser, Args, Parser, Subcommand};
+use clap::{builder::RangedU64ValueParser, ArgAction, Args, Parser, Subcommand};
 
 use crate::protocol::MESSAGE_MAX_CHARS;
 
@@ -42,14 +42,20 @@ pub enum Mode {
 
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Server address (an IP address, not a name).
+    /// Server address (an IP address, not a name). Repeat it (or separate
+    /// addresses with commas) for several server processes: clients are
+    /// spread over them round-robin (see `fanout --rooms` for how). Give
+    /// every value on the same side of the mode's name: values after it
+    /// replace those before.
     #[arg(
         long,
         global = true,
         env = "LOADGEN_ADDR",
-        default_value = "127.0.0.1:3000"
+        default_value = "127.0.0.1:3000",
+        value_delimiter = ',',
+        action = ArgAction::Append
     )]
-    pub addr: SocketAddr,
+    pub addr: Vec<SocketAddr>,
 
     /// WebSocket path on the server.
     #[arg(long, global = true, default_value = "/ws")]
@@ -71,8 +77,17 @@ pub struct CommonArgs {
     pub source_addrs: Option<u8>,
 
     /// Process id of the server, to report its memory and CPU use (Linux).
-    #[arg(long, global = true, env = "LOADGEN_SERVER_PID")]
-    pub server_pid: Option<u32>,
+    /// Repeat it (or separate ids with commas) for several server
+    /// processes: the report gives each one's and their sum. As with
+    /// `--addr`, give every value on the same side of the mode's name.
+    #[arg(
+        long,
+        global = true,
+        env = "LOADGEN_SERVER_PID",
+        value_delimiter = ',',
+        action = ArgAction::Append
+    )]
+    pub server_pid: Vec<u32>,
 
     /// Also write the report as JSON to this file.
     #[arg(long, global = true)]
@@ -109,6 +124,15 @@ pub struct FanoutArgs {
     #[arg(long, default_value_t = 10,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub senders: usize,
+
+    /// Spread the clients evenly over this many rooms, `bench-0`,
+    /// `bench-1`, ...: client `i` joins room `i mod N` (by connecting to
+    /// `<path>?resume` and sending `resume` with that room first), so the
+    /// senders, the first clients, are spread over the rooms too, and each
+    /// message is expected by the other clients of its room only. Without
+    /// it every client stays in the server's default room, on plain `<path>`.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=u32::MAX as u64))]
+    pub rooms: Option<usize>,
 
     /// Messages per second from each sender; fractions allowed.
     #[arg(long, default_value_t = 1.0, value_parser = rate)]
@@ -244,13 +268,42 @@ mod tests {
             "42",
         ])
         .unwrap();
-        assert_eq!(cli.common.addr.port(), 4000);
-        assert_eq!(cli.common.server_pid, Some(42));
+        assert_eq!(cli.common.addr, ["127.0.0.1:4000".parse().unwrap()]);
+        assert_eq!(cli.common.server_pid, [42]);
         let Mode::Fanout(fanout) = cli.mode else {
             panic!("parsed {:?}", cli.mode)
         };
         assert_eq!(fanout.rate, 0.5);
         assert_eq!(fanout.warmup, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn several_servers_are_given_by_repeating_flags_or_with_commas() {
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "--addr",
+            "127.0.0.1:4000",
+            "--addr",
+            "127.0.0.1:4001,127.0.0.1:4002",
+            "--server-pid",
+            "7,8",
+            "--server-pid",
+            "9",
+            "fanout",
+            "--rooms",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(cli.common.addr.len(), 3);
+        assert_eq!(cli.common.addr[2].port(), 4002);
+        assert_eq!(cli.common.server_pid, [7, 8, 9]);
+        let Mode::Fanout(fanout) = cli.mode else {
+            panic!("parsed {:?}", cli.mode)
+        };
+        assert_eq!(fanout.rooms, Some(1000));
+        let cli = Cli::try_parse_from(["loadgen", "fanout"]).unwrap();
+        assert_eq!(cli.common.addr, ["127.0.0.1:3000".parse().unwrap()]);
+        assert!(cli.common.server_pid.is_empty());
     }
 
     #[test]
@@ -270,6 +323,7 @@ mod tests {
             &["loadgen", "fanout", "--clients", "1"],
             &["loadgen", "fanout", "--duration", "-1"],
             &["loadgen", "fanout", "--payload-bytes", "2001"],
+            &["loadgen", "fanout", "--rooms", "0"],
             &["loadgen", "idle", "--source-addrs", "0"],
             &["loadgen", "storm", "--repeat", "0"],
             &["loadgen", "writes", "--clients", "1"],

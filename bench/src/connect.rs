@@ -8,8 +8,8 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{anyhow, ensure, Context, Result};
-use futures_util::SinkExt;
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use futures_util::{SinkExt, StreamExt};
 use tokio::{
     net::{TcpSocket, TcpStream},
     sync::Semaphore,
@@ -24,7 +24,8 @@ use tokio_tungstenite::{
 
 use crate::{
     config::CommonArgs,
-    protocol::{ClientFrame, MAX_FRAME_BYTES},
+    layout::Layout,
+    protocol::{ClientFrame, ServerFrame, MAX_FRAME_BYTES},
 };
 
 /// One client connection.
@@ -46,45 +47,66 @@ pub struct Connected {
 }
 
 /// Opens `clients` connections, at most `--connect-concurrency` at a time,
-/// and sets client `i`'s nickname to `c<i>`. Any failure fails the run: a
-/// benchmark with fewer clients than asked for would measure something else.
+/// each to the server and in the room `layout` gives it, and sets client
+/// `i`'s nickname to `c<i>`. Any failure fails the run: a benchmark with
+/// fewer clients than asked for would measure something else.
+///
+/// A client with a room connects to `<path>?resume`, sends `resume` naming
+/// its room first, and waits for the `welcome` that puts it there.
 ///
 /// The connections are not read until all are open, so the whole connect
 /// phase must stay well under the server's ping timeout (60 s for Parley).
-pub async fn connect_all(common: &CommonArgs, clients: usize) -> Result<Connected> {
+pub async fn connect_all(common: &CommonArgs, clients: usize, layout: Layout) -> Result<Connected> {
     let files = raise_open_file_limit().context("raising the open-file limit")?;
     ensure!(
         clients as u64 + SPARE_FILES <= files,
         "{clients} connections need more open files than this process may have ({files}); \
          run several loadgen processes or raise the hard limit (ulimit -Hn)"
     );
-    let sources = source_addrs(common.addr, common.source_addr_count(clients))?;
-    let url: Arc<str> = format!("ws://{}{}", common.addr, common.path).into();
+    ensure!(!common.addr.is_empty(), "no server address (--addr)");
+    let sources = source_addrs(&common.addr, common.source_addr_count(clients))?;
+    let query = if layout.has_rooms() { "?resume" } else { "" };
+    let urls: Vec<Arc<str>> = common
+        .addr
+        .iter()
+        .map(|addr| format!("ws://{addr}{}{query}", common.path).into())
+        .collect();
     let permits = Arc::new(Semaphore::new(common.connect_concurrency));
-    tracing::info!(clients, url = %url, sources = sources.len().max(1), "connecting");
+    tracing::info!(
+        clients,
+        urls = ?urls,
+        rooms = layout.room_count(),
+        sources = sources.len().max(1),
+        "connecting"
+    );
 
     let started = Instant::now();
     let mut pending = JoinSet::new();
     for index in 0..clients {
         let source = (!sources.is_empty()).then(|| sources[index % sources.len()]);
+        let server = layout.server_of(index);
         let (url, permits, target, limit) = (
-            Arc::clone(&url),
+            Arc::clone(&urls[server]),
             Arc::clone(&permits),
-            common.addr,
+            common.addr[server],
             common.connect_timeout,
         );
+        let room = layout.room_name(layout.room_of(index));
         pending.spawn(async move {
             let _permit = permits
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            let connected = tokio::time::timeout(limit, connect_one(index, target, &url, source))
-                .await
-                .unwrap_or_else(|_| Err(anyhow!("timed out after {limit:?}")))
-                .with_context(|| match source {
-                    Some(source) => format!("connecting client {index} from {source}"),
-                    None => format!("connecting client {index}"),
-                });
+            let connected = tokio::time::timeout(
+                limit,
+                connect_one(index, target, &url, source, room.as_deref()),
+            )
+            .await
+            .unwrap_or_else(|_| Err(anyhow!("timed out after {limit:?}")))
+            .with_context(|| match source {
+                Some(source) => format!("connecting client {index} to {target} from {source}"),
+                None => format!("connecting client {index} to {target}"),
+            });
             (index, connected)
         });
     }
@@ -110,6 +132,7 @@ async fn connect_one(
     target: SocketAddr,
     url: &str,
     source: Option<IpAddr>,
+    room: Option<&str>,
 ) -> Result<Ws> {
     let stream = match source {
         Some(source) => {
@@ -122,10 +145,41 @@ async fn connect_one(
     // Every frame is one small message that should leave at once.
     stream.set_nodelay(true)?;
     let (mut ws, _) = client_async_with_config(url, stream, Some(client_config())).await?;
+    if let Some(room) = room {
+        let resume = ClientFrame::Resume {
+            token: None,
+            after: None,
+            room: Some(room),
+        };
+        ws.send(Message::text(resume.encode())).await?;
+        await_welcome(&mut ws, room).await?;
+    }
     let nickname = format!("c{index}");
     ws.send(Message::text(ClientFrame::Nickname(&nickname).encode()))
         .await?;
     Ok(ws)
+}
+
+/// Reads until the server's `welcome`, which must name `room`.
+async fn await_welcome(ws: &mut Ws, room: &str) -> Result<()> {
+    while let Some(frame) = ws.next().await {
+        let Message::Text(text) = frame? else {
+            continue;
+        };
+        match ServerFrame::decode(&text) {
+            Ok(ServerFrame::Welcome {
+                room: Some(welcomed),
+            }) if welcomed == room => {
+                return Ok(());
+            }
+            Ok(ServerFrame::Welcome { room: welcomed }) => {
+                bail!("asked for room {room:?}, welcomed into {welcomed:?}")
+            }
+            Ok(ServerFrame::Error { code, .. }) => bail!("joining room {room:?}: error {code}"),
+            _ => {}
+        }
+    }
+    bail!("the server closed the connection before its welcome")
 }
 
 /// Small buffers: tungstenite's defaults (128 KiB each way) would cost the
@@ -142,16 +196,18 @@ fn client_config() -> WebSocketConfig {
 /// `count` loopback addresses to bind client sockets to, or none (let the
 /// kernel choose) for a single one. Each local address has its own set of
 /// ephemeral ports, so more addresses allow more connections to one server.
-fn source_addrs(target: SocketAddr, count: usize) -> Result<Vec<IpAddr>> {
+fn source_addrs(targets: &[SocketAddr], count: usize) -> Result<Vec<IpAddr>> {
     if count <= 1 {
         return Ok(Vec::new());
     }
-    ensure!(
-        matches!(target.ip(), IpAddr::V4(ip) if ip.is_loopback()),
-        "spreading connections over {count} source addresses needs a 127.x.x.x server \
-         address, not {}",
-        target.ip()
-    );
+    for target in targets {
+        ensure!(
+            matches!(target.ip(), IpAddr::V4(ip) if ip.is_loopback()),
+            "spreading connections over {count} source addresses needs 127.x.x.x server \
+             addresses, not {}",
+            target.ip()
+        );
+    }
     let count = u8::try_from(count)
         .ok()
         .filter(|&count| count < u8::MAX)
@@ -190,20 +246,21 @@ mod tests {
     #[test]
     fn one_source_address_is_left_to_the_kernel() {
         let target: SocketAddr = "10.1.2.3:3000".parse().unwrap();
-        assert!(source_addrs(target, 1).unwrap().is_empty());
+        assert!(source_addrs(&[target], 1).unwrap().is_empty());
     }
 
     #[test]
     fn several_source_addresses_are_consecutive_loopback_ones() {
         let target: SocketAddr = "127.0.0.1:3000".parse().unwrap();
-        let sources = source_addrs(target, 3).unwrap();
+        let sources = source_addrs(&[target], 3).unwrap();
         let expected: Vec<IpAddr> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
             .iter()
             .map(|ip| ip.parse().unwrap())
             .collect();
         assert_eq!(sources, expected);
-        assert!(source_addrs(target, 255).is_err());
-        assert!(source_addrs("10.1.2.3:3000".parse().unwrap(), 2).is_err());
+        assert!(source_addrs(&[target], 255).is_err());
+        assert!(source_addrs(&["10.1.2.3:3000".parse().unwrap()], 2).is_err());
+        assert!(source_addrs(&[target, "10.1.2.3:3000".parse().unwrap()], 2).is_err());
     }
 
     #[test]

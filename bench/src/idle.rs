@@ -9,14 +9,16 @@ use crate::{
     client::{self, Errors},
     config::{CommonArgs, IdleArgs},
     connect::{connect_all, Connected, SETTLE},
+    layout::Layout,
     procstat::ServerWatch,
     report::IdleReport,
     stamp::Clock,
 };
 
 pub async fn run(common: &CommonArgs, args: &IdleArgs) -> Result<IdleReport> {
-    let mut server = ServerWatch::new(common.server_pid).context("reading the server's /proc")?;
-    let Connected { sockets, elapsed } = connect_all(common, args.clients).await?;
+    let mut server = ServerWatch::new(&common.server_pid).context("reading the server's /proc")?;
+    let Connected { sockets, elapsed } =
+        connect_all(common, args.clients, Layout::new(None, common.addr.len())).await?;
 
     // Idle clients still read: that is what answers the server's pings.
     let clock = Clock::new();

@@ -15,10 +15,12 @@
 //! [`compare`] runs those modes against Parley and the Node peer in one go
 //! and reports medians, ratios and targets (the `compare` binary).
 //!
-//! Supporting modules: [`connect`] opens the connections, [`schedule`]
-//! times the senders, [`client`] reads them, [`protocol`] and [`stamp`] are what goes over the wire,
-//! [`tracker`] and [`histogram`] turn arrivals into numbers, [`procstat`]
-//! watches the server process, and [`report`] presents the results.
+//! Supporting modules: [`connect`] opens the connections where [`layout`]
+//! puts them (which server process, which room), [`schedule`] times the
+//! senders, [`client`] reads them, [`protocol`] and [`stamp`] are what goes
+//! over the wire, [`tracker`] and [`histogram`] turn arrivals into numbers,
+//! [`procstat`] watches the server processes, and [`report`] presents the
+//! results.
 
 pub mod client;
 pub mod compare;
@@ -28,6 +30,7 @@ pub mod fanout;
 pub mod floor;
 pub mod histogram;
 pub mod idle;
+pub mod layout;
 pub mod procstat;
 pub mod protocol;
 pub mod report;

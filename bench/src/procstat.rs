@@ -84,7 +84,8 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     Some((user, system))
 }
 
-/// What the server used during a run, when `--server-pid` was given.
+/// What the server used during a run, when `--server-pid` was given: with
+/// several processes, their sums, and each one's in `processes`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerUsage {
     /// Before the generator connected.
@@ -100,78 +101,136 @@ pub struct ServerUsage {
     /// the rounds (storm).
     pub cpu_user_secs: f64,
     pub cpu_system_secs: f64,
+    /// Each process's share, in `--server-pid` order.
+    pub processes: Vec<ProcessUsage>,
+}
+
+/// One server process's part of [`ServerUsage`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessUsage {
+    pub pid: u32,
+    pub rss_before_kib: u64,
+    pub rss_idle_kib: u64,
+    pub rss_end_kib: u64,
+    pub cpu_user_secs: f64,
+    pub cpu_system_secs: f64,
 }
 
 impl fmt::Display for ServerUsage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = if self.processes.len() > 1 {
+            format!(" ({} processes)", self.processes.len())
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "  server rss    {} KiB before, {} KiB idle ({:.2} KiB/connection), {} KiB at the end",
+            "  server rss    {} KiB before, {} KiB idle ({:.2} KiB/connection), {} KiB at the end{all}",
             self.rss_before_kib, self.rss_idle_kib, self.rss_kib_per_connection, self.rss_end_kib
         )?;
         writeln!(
             f,
-            "  server cpu    {:.2} s user + {:.2} s system",
+            "  server cpu    {:.2} s user + {:.2} s system{all}",
             self.cpu_user_secs, self.cpu_system_secs
-        )
+        )?;
+        if self.processes.len() > 1 {
+            for process in &self.processes {
+                writeln!(
+                    f,
+                    "    pid {:<8}  cpu {:.2} s user + {:.2} s system, rss {} KiB idle, {} KiB at the end",
+                    process.pid,
+                    process.cpu_user_secs,
+                    process.cpu_system_secs,
+                    process.rss_idle_kib,
+                    process.rss_end_kib
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// Samples the server at the moments every mode shares: before connecting,
-/// once connected, when the measurement starts and when it ends. Without a
-/// pid it does nothing.
+/// Samples the server processes at the moments every mode shares: before
+/// connecting, once connected, when the measurement starts and when it ends.
+/// Without a pid it does nothing.
 #[derive(Debug, Default)]
 pub struct ServerWatch {
-    probe: Option<Probe>,
+    processes: Vec<Watched>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    probe: Probe,
     rss_before_kib: u64,
     rss_idle_kib: u64,
     cpu_start: CpuTimes,
 }
 
 impl ServerWatch {
-    /// Takes the "before" sample.
-    pub fn new(pid: Option<u32>) -> io::Result<Self> {
-        let Some(pid) = pid else {
-            return Ok(Self::default());
-        };
-        let probe = Probe::new(pid)?;
-        Ok(Self {
-            rss_before_kib: probe.rss_kib()?,
-            probe: Some(probe),
-            ..Self::default()
-        })
+    /// Takes the "before" sample of every process.
+    pub fn new(pids: &[u32]) -> io::Result<Self> {
+        let processes = pids
+            .iter()
+            .map(|&pid| {
+                let probe = Probe::new(pid)?;
+                Ok(Watched {
+                    rss_before_kib: probe.rss_kib()?,
+                    rss_idle_kib: 0,
+                    cpu_start: CpuTimes::default(),
+                    probe,
+                })
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Self { processes })
     }
 
     /// Takes the "idle" sample: call with every connection open and settled.
     pub fn connected(&mut self) -> io::Result<()> {
-        if let Some(probe) = &self.probe {
-            self.rss_idle_kib = probe.rss_kib()?;
+        for process in &mut self.processes {
+            process.rss_idle_kib = process.probe.rss_kib()?;
         }
         Ok(())
     }
 
     /// Starts counting CPU time.
     pub fn start_cpu(&mut self) -> io::Result<()> {
-        if let Some(probe) = &self.probe {
-            self.cpu_start = probe.cpu()?;
+        for process in &mut self.processes {
+            process.cpu_start = process.probe.cpu()?;
         }
         Ok(())
     }
 
     /// Takes the final sample.
     pub fn finish(&self, connections: usize) -> io::Result<Option<ServerUsage>> {
-        let Some(probe) = &self.probe else {
+        if self.processes.is_empty() {
             return Ok(None);
-        };
-        let cpu = probe.cpu()?.since(self.cpu_start);
-        let grown = self.rss_idle_kib as f64 - self.rss_before_kib as f64;
+        }
+        let processes = self
+            .processes
+            .iter()
+            .map(|process| {
+                let cpu = process.probe.cpu()?.since(process.cpu_start);
+                Ok(ProcessUsage {
+                    pid: process.probe.pid,
+                    rss_before_kib: process.rss_before_kib,
+                    rss_idle_kib: process.rss_idle_kib,
+                    rss_end_kib: process.probe.rss_kib()?,
+                    cpu_user_secs: cpu.user_secs,
+                    cpu_system_secs: cpu.system_secs,
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let sum = |field: fn(&ProcessUsage) -> u64| processes.iter().map(field).sum::<u64>();
+        let (rss_before_kib, rss_idle_kib) = (sum(|p| p.rss_before_kib), sum(|p| p.rss_idle_kib));
+        let grown = rss_idle_kib as f64 - rss_before_kib as f64;
         Ok(Some(ServerUsage {
-            rss_before_kib: self.rss_before_kib,
-            rss_idle_kib: self.rss_idle_kib,
-            rss_end_kib: probe.rss_kib()?,
+            rss_before_kib,
+            rss_idle_kib,
+            rss_end_kib: sum(|p| p.rss_end_kib),
             rss_kib_per_connection: grown / connections.max(1) as f64,
-            cpu_user_secs: cpu.user_secs,
-            cpu_system_secs: cpu.system_secs,
+            cpu_user_secs: processes.iter().map(|p| p.cpu_user_secs).sum(),
+            cpu_system_secs: processes.iter().map(|p| p.cpu_system_secs).sum(),
+            processes,
         }))
     }
 }
@@ -200,5 +259,21 @@ mod tests {
         let probe = Probe::new(std::process::id()).unwrap();
         assert!(probe.rss_kib().unwrap() > 0);
         assert!(probe.cpu().unwrap().user_secs >= 0.0);
+    }
+
+    #[test]
+    fn several_processes_are_summed_and_kept_apart() {
+        let pid = std::process::id();
+        let mut watch = ServerWatch::new(&[pid, pid]).unwrap();
+        watch.connected().unwrap();
+        watch.start_cpu().unwrap();
+        let usage = watch.finish(10).unwrap().unwrap();
+        assert_eq!(usage.processes.len(), 2);
+        assert_eq!(usage.processes[0].pid, pid);
+        assert_eq!(
+            usage.rss_idle_kib,
+            usage.processes[0].rss_idle_kib + usage.processes[1].rss_idle_kib
+        );
+        assert!(ServerWatch::new(&[]).unwrap().finish(10).unwrap().is_none());
     }
 }

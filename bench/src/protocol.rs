@@ -27,6 +27,14 @@ pub enum ClientFrame<'a> {
     /// sender gets an `ack` (or an `error` naming the `client_id`).
     #[serde(rename = "message")]
     TrackedMessage { text: &'a str, client_id: &'a str },
+    /// `{"type":"resume","payload":{"token":null,"after":null,"room":"r"}}`:
+    /// the first frame on `/ws?resume`; with no token nor id, it only puts a
+    /// new client in `room`.
+    Resume {
+        token: Option<&'a str>,
+        after: Option<u64>,
+        room: Option<&'a str>,
+    },
 }
 
 impl ClientFrame<'_> {
@@ -38,8 +46,16 @@ impl ClientFrame<'_> {
 /// A frame from the server, reduced to what the generator acts on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ServerFrame<'a> {
-    /// A relayed chat message: its text, and the id the server gave it.
-    Message { text: Cow<'a, str>, id: Option<u64> },
+    /// A relayed chat message: its text, the id the server gave it, and the
+    /// room it was sent in (absent from servers before rooms).
+    Message {
+        text: Cow<'a, str>,
+        id: Option<u64>,
+        room: Option<Cow<'a, str>>,
+    },
+    /// The server took the client in, in `room` (absent from servers before
+    /// rooms).
+    Welcome { room: Option<Cow<'a, str>> },
     /// Our message with this `client_id` was accepted (stored) as `id`.
     Ack { client_id: Cow<'a, str>, id: u64 },
     /// The server refused something we sent; `client_id` names the message
@@ -70,6 +86,15 @@ struct ChatMessage<'a> {
     text: Cow<'a, str>,
     #[serde(default)]
     id: Option<u64>,
+    #[serde(borrow, default)]
+    room: Option<Cow<'a, str>>,
+}
+
+/// The payload of a `welcome` frame, reduced to its room.
+#[derive(Deserialize)]
+struct Welcome<'a> {
+    #[serde(borrow, default)]
+    room: Option<Cow<'a, str>>,
 }
 
 /// The payload of an `ack` frame (`sent_at` is skipped).
@@ -101,7 +126,12 @@ impl<'a> ServerFrame<'a> {
                 Self::Message {
                     text: message.text,
                     id: message.id,
+                    room: message.room,
                 }
+            }
+            "welcome" => {
+                let welcome: Welcome<'a> = serde_json::from_str(payload)?;
+                Self::Welcome { room: welcome.room }
             }
             "ack" => {
                 let ack: Ack<'a> = serde_json::from_str(payload)?;
@@ -144,6 +174,40 @@ mod tests {
             .encode(),
             r#"{"type":"message","payload":{"text":"1:2:3","client_id":"1-2"}}"#
         );
+        assert_eq!(
+            ClientFrame::Resume {
+                token: None,
+                after: None,
+                room: Some("bench-3")
+            }
+            .encode(),
+            r#"{"type":"resume","payload":{"token":null,"after":null,"room":"bench-3"}}"#
+        );
+    }
+
+    #[test]
+    fn rooms_are_read_from_messages_and_welcomes() {
+        let frame = r#"{"type":"message","payload":{"room":"bench-3","id":42,"sent_at":"x","from":3,"nickname":"c3","text":"1:2:3"}}"#;
+        assert_eq!(
+            ServerFrame::decode(frame).unwrap(),
+            ServerFrame::Message {
+                text: "1:2:3".into(),
+                id: Some(42),
+                room: Some("bench-3".into())
+            }
+        );
+        let welcome = r#"{"type":"welcome","payload":{"room":"bench-3","id":7,"nickname":"Anonymous","online":2,"people":[],"token":"ab"}}"#;
+        assert_eq!(
+            ServerFrame::decode(welcome).unwrap(),
+            ServerFrame::Welcome {
+                room: Some("bench-3".into())
+            }
+        );
+        let old = r#"{"type":"welcome","payload":{"id":7,"nickname":"Anonymous","online":2}}"#;
+        assert_eq!(
+            ServerFrame::decode(old).unwrap(),
+            ServerFrame::Welcome { room: None }
+        );
     }
 
     #[test]
@@ -154,7 +218,8 @@ mod tests {
             ServerFrame::decode(frame).unwrap(),
             ServerFrame::Message {
                 text: "1:2:3".into(),
-                id: Some(42)
+                id: Some(42),
+                room: None
             }
         );
         let ack = r#"{"type":"ack","payload":{"client_id":"1-2","id":42,"sent_at":"x"}}"#;
@@ -184,7 +249,8 @@ mod tests {
             ServerFrame::decode(frame).unwrap(),
             ServerFrame::Message {
                 text: "1:2:3".into(),
-                id: None
+                id: None,
+                room: None
             }
         );
         let frame = r#"{"payload":{"text":"a\"b","nickname":"c1","extra":1},"type":"message"}"#;
@@ -192,7 +258,8 @@ mod tests {
             ServerFrame::decode(frame).unwrap(),
             ServerFrame::Message {
                 text: "a\"b".into(),
-                id: None
+                id: None,
+                room: None
             }
         );
     }

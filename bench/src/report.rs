@@ -24,6 +24,7 @@ impl Report {
                 report.gaps == 0
                     && report.duplicates == 0
                     && report.missing == 0
+                    && report.wrong_room == 0
                     && report.errors == 0
             }
             Self::Idle(report) => report.errors == 0,
@@ -54,6 +55,11 @@ impl fmt::Display for Report {
 pub struct FanoutReport {
     pub clients: usize,
     pub senders: usize,
+    /// `--rooms`: the clients were spread over rooms `bench-0`, ...; `None`:
+    /// all in the server's default room.
+    pub rooms: Option<usize>,
+    /// Clients connected to each server process, in `--addr` order.
+    pub servers: Vec<usize>,
     /// Messages per second from each sender.
     pub rate: f64,
     pub warmup_secs: f64,
@@ -63,7 +69,8 @@ pub struct FanoutReport {
     pub connect_secs: f64,
     /// Messages sent that were scheduled inside the measured window.
     pub sent: u64,
-    /// `sent × (clients - 1)`: a message goes to everyone but its sender.
+    /// A message goes to everyone in its room but its sender: `sent ×
+    /// (clients - 1)` without rooms.
     pub expected: u64,
     /// Messages scheduled inside the window that arrived (once).
     pub delivered: u64,
@@ -79,10 +86,15 @@ pub struct FanoutReport {
     pub duplicates: u64,
     /// Messages never received by the end of the drain.
     pub missing: u64,
+    /// Messages (warm-up included) that reached a client of another room
+    /// than their sender's, or named another room than the client's.
+    pub wrong_room: u64,
     pub errors: u64,
     pub error_kinds: Errors,
     pub server: Option<ServerUsage>,
     pub server_us_per_delivery: Option<PerDelivery>,
+    /// Server CPU per message sent in the window.
+    pub server_us_per_message: Option<PerDelivery>,
 }
 
 /// Server CPU time per delivered message, in microseconds.
@@ -107,34 +119,56 @@ impl PerDelivery {
 
 impl fmt::Display for FanoutReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fanout: {} clients", self.clients)?;
+        if let Some(rooms) = self.rooms {
+            write!(f, " in {rooms} rooms")?;
+        }
+        if self.servers.len() > 1 {
+            let servers: Vec<String> = self.servers.iter().map(ToString::to_string).collect();
+            write!(
+                f,
+                " on {} servers ({})",
+                self.servers.len(),
+                servers.join(" + ")
+            )?;
+        }
         writeln!(
             f,
-            "fanout: {} clients, {} senders × {} msg/s, {} s measured after {} s warm-up",
-            self.clients, self.senders, self.rate, self.duration_secs, self.warmup_secs
+            ", {} senders × {} msg/s, {} s measured after {} s warm-up",
+            self.senders, self.rate, self.duration_secs, self.warmup_secs
         )?;
         writeln!(f, "  connect       {:.2} s", self.connect_secs)?;
         writeln!(
             f,
-            "  deliveries    {} of {} expected ({:.0}/s)",
-            self.delivered, self.expected, self.deliveries_per_sec
+            "  deliveries    {} of {} expected ({:.0}/s), {} messages sent",
+            self.delivered, self.expected, self.deliveries_per_sec, self.sent
         )?;
         writeln!(f, "  latency ms    {}", self.latency_ms)?;
         writeln!(f, "  send lag ms   {}", self.send_lag_ms)?;
-        writeln!(
+        write!(
             f,
             "  correctness   {} gaps, {} duplicates, {} missing",
             self.gaps, self.duplicates, self.missing
         )?;
+        if self.rooms.is_some() {
+            write!(f, ", {} in the wrong room", self.wrong_room)?;
+        }
+        writeln!(f)?;
         writeln!(f, "  errors        {}", self.error_kinds)?;
         if let Some(server) = &self.server {
             server.fmt(f)?;
         }
-        if let Some(per) = &self.server_us_per_delivery {
-            writeln!(
-                f,
-                "  per delivery  {:.3} µs server CPU ({:.3} user, {:.3} system)",
-                per.total, per.user, per.system
-            )?;
+        for (what, per) in [
+            ("per message ", &self.server_us_per_message),
+            ("per delivery", &self.server_us_per_delivery),
+        ] {
+            if let Some(per) = per {
+                writeln!(
+                    f,
+                    "  {what}  {:.3} µs server CPU ({:.3} user, {:.3} system)",
+                    per.total, per.user, per.system
+                )?;
+            }
         }
         Ok(())
     }

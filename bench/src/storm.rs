@@ -17,6 +17,7 @@ use crate::{
     client::{self, Errors},
     config::{CommonArgs, StormArgs},
     connect::{connect_all, Connected, Ws, SETTLE},
+    layout::Layout,
     procstat::ServerWatch,
     protocol::ClientFrame,
     report::{Round, StormReport},
@@ -30,8 +31,9 @@ struct Arrival {
 }
 
 pub async fn run(common: &CommonArgs, args: &StormArgs) -> Result<StormReport> {
-    let mut server = ServerWatch::new(common.server_pid).context("reading the server's /proc")?;
-    let Connected { sockets, elapsed } = connect_all(common, args.clients).await?;
+    let mut server = ServerWatch::new(&common.server_pid).context("reading the server's /proc")?;
+    let Connected { sockets, elapsed } =
+        connect_all(common, args.clients, Layout::new(None, common.addr.len())).await?;
 
     let clock = Clock::new();
     let stop = CancellationToken::new();

@@ -16,6 +16,7 @@ use crate::{
     config::{CommonArgs, WritesArgs},
     connect::{connect_all, Connected, Ws, SETTLE},
     histogram::ShardedHistogram,
+    layout::Layout,
     procstat::{ServerUsage, ServerWatch},
     protocol::ClientFrame,
     report::{PerDelivery, WritesReport},
@@ -26,8 +27,9 @@ use crate::{
 
 pub async fn run(common: &CommonArgs, args: &WritesArgs) -> Result<WritesReport> {
     ensure!(!args.duration.is_zero(), "--duration must be more than 0");
-    let mut server = ServerWatch::new(common.server_pid).context("reading the server's /proc")?;
-    let Connected { sockets, elapsed } = connect_all(common, args.clients).await?;
+    let mut server = ServerWatch::new(&common.server_pid).context("reading the server's /proc")?;
+    let Connected { sockets, elapsed } =
+        connect_all(common, args.clients, Layout::new(None, common.addr.len())).await?;
     tokio::time::sleep(SETTLE).await;
     server.connected()?;
 
@@ -197,7 +199,7 @@ async fn run_client(index: usize, ws: Ws, role: SenderRole, shared: Arc<Shared>)
     let mut unknown = 0;
 
     let on_event = |event: Event<'_>, received: u64| match event {
-        Event::Message { stamp, id } => {
+        Event::Message { stamp, id, .. } => {
             match id {
                 Some(id) => relay_ids.observe(id),
                 None => unknown += 1,

@@ -94,24 +94,157 @@ impl TestServer {
     /// Runs loadgen against this server, reporting on this very process:
     /// the server runs inside it.
     async fn loadgen(&self, mode_args: &[&str]) -> Report {
-        let (addr, pid) = (self.addr.to_string(), std::process::id().to_string());
-        let args = [
-            "loadgen",
-            "--addr",
-            &addr,
-            "--server-pid",
-            &pid,
-            "--deadline",
-            "60",
-        ];
-        let cli = Cli::try_parse_from(args.iter().chain(mode_args)).unwrap();
-        parley_bench::run(&cli).await.expect("the run completes")
+        loadgen(&[self.addr], mode_args).await
+    }
+
+    /// The rooms with people in them (`general` is always listed), by name,
+    /// with how many: sampled once every client the run has is connected.
+    async fn loadgen_rooms(
+        &self,
+        clients: usize,
+        mode_args: &[&str],
+    ) -> (Report, Vec<(String, u64)>) {
+        let watcher = {
+            let hub = Arc::clone(&self.hub);
+            tokio::spawn(async move {
+                loop {
+                    if hub.len() == clients {
+                        // The last welcome may still be on its way.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        return hub.room_list();
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let report = self.loadgen(mode_args).await;
+        let list = tokio::time::timeout(Duration::from_secs(1), watcher)
+            .await
+            .expect("the server saw every client connected at once")
+            .unwrap();
+        let rooms = list
+            .rooms
+            .into_iter()
+            .filter(|room| room.online > 0)
+            .map(|room| (room.name, room.online))
+            .collect();
+        (report, rooms)
     }
 
     async fn shutdown(self) {
         self.stop.send(()).unwrap();
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// Runs loadgen against `addrs`, reporting on this very process: the
+/// servers run inside it.
+async fn loadgen(addrs: &[SocketAddr], mode_args: &[&str]) -> Report {
+    let pid = std::process::id().to_string();
+    let mut args = vec!["loadgen".to_owned()];
+    for addr in addrs {
+        args.extend(["--addr".to_owned(), addr.to_string()]);
+    }
+    args.extend(["--server-pid", &pid, "--deadline", "60"].map(str::to_owned));
+    args.extend(mode_args.iter().map(|arg| (*arg).to_owned()));
+    let cli = Cli::try_parse_from(args).unwrap();
+    parley_bench::run(&cli).await.expect("the run completes")
+}
+
+/// Fan-out in rooms: 12 clients in 3 rooms, senders 0 and 3 in `bench-0`,
+/// 1 in `bench-1`, 2 in `bench-2`.
+const ROOMS_ARGS: [&str; 13] = [
+    "fanout",
+    "--clients",
+    "12",
+    "--rooms",
+    "3",
+    "--senders",
+    "4",
+    "--rate",
+    "20",
+    "--warmup",
+    "0.5",
+    "--duration",
+    "2",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_in_rooms_delivers_each_message_to_its_room_only() {
+    let server = TestServer::start().await;
+    let (report, rooms) = server.loadgen_rooms(12, &ROOMS_ARGS).await;
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(
+        rooms,
+        [
+            ("bench-0".to_owned(), 4),
+            ("bench-1".to_owned(), 4),
+            ("bench-2".to_owned(), 4)
+        ],
+        "each client in its room"
+    );
+    let Report::Fanout(FanoutReport {
+        rooms,
+        servers,
+        sent,
+        expected,
+        delivered,
+        gaps,
+        duplicates,
+        missing,
+        wrong_room,
+        errors,
+        server_us_per_message,
+        ..
+    }) = report
+    else {
+        panic!("not a fanout report: {report:?}");
+    };
+    assert_eq!((rooms, servers), (Some(3), vec![12]));
+    // 4 senders × 20 msg/s × 2 s, each to the 3 others of its room.
+    assert_eq!(sent, 160);
+    assert_eq!(expected, 480);
+    assert_eq!(delivered, expected);
+    assert_eq!(
+        (gaps, duplicates, missing, wrong_room, errors),
+        (0, 0, 0, 0, 0)
+    );
+    assert!(server_us_per_message.is_some());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_over_two_servers_that_share_nothing_lose_what_crosses() {
+    // Two processes without a broker: each room's clients alternate between
+    // them, so only half of what each client should get reaches it, and the
+    // run must say so.
+    let (first, second) = (TestServer::start().await, TestServer::start().await);
+    let report = loadgen(&[first.addr, second.addr], &ROOMS_ARGS).await;
+    assert!(!report.is_clean(), "{report}");
+    let Report::Fanout(FanoutReport {
+        servers,
+        expected,
+        delivered,
+        missing,
+        wrong_room,
+        duplicates,
+        server: usage,
+        ..
+    }) = report
+    else {
+        panic!("not a fanout report: {report:?}");
+    };
+    assert_eq!(servers, [6, 6], "clients spread evenly over both");
+    assert_eq!(expected, 480);
+    // Room 0 is clients 0, 3, 6, 9 on servers 0, 1, 0, 1: each message
+    // reaches the one other client on its sender's server.
+    assert_eq!(delivered, 160);
+    assert!(missing > 0);
+    assert_eq!((wrong_room, duplicates), (0, 0));
+    // Both servers live in this process, so it is the one pid watched.
+    assert_eq!(usage.map(|usage| usage.processes.len()), Some(1));
+    first.shutdown().await;
+    second.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -194,12 +194,12 @@ fn common_args(
     deadline: Duration,
 ) -> CommonArgs {
     CommonArgs {
-        addr,
+        addr: vec![addr],
         path: "/ws".to_owned(),
         connect_concurrency,
         connect_timeout: Duration::from_secs(10),
         source_addrs: None,
-        server_pid: Some(pid),
+        server_pid: vec![pid],
         json: None,
         assert_clean: false,
         deadline,
@@ -247,6 +247,7 @@ fn fanout_args(scale: &Scale) -> FanoutArgs {
         duration: Duration::from_secs_f64(scale.fanout_duration_secs),
         drain: DRAIN,
         payload_bytes: 0,
+        rooms: None,
     }
 }
 
@@ -485,6 +486,7 @@ pub async fn rate(runner: &mut Runner<'_>, scale: &Scale) -> Section {
         duration: Duration::from_secs_f64(scale.rate_duration_secs),
         drain: DRAIN,
         payload_bytes: 0,
+        rooms: None,
     };
     let mut ladders: [Vec<Vec<Step>>; 2] = Default::default();
     for pass in 1..=scale.rate_runs {
