@@ -73,6 +73,8 @@ pub struct Hub {
     directory_due: AtomicBool,
     /// The room list as last announced.
     directory: Mutex<Vec<RoomCount>>,
+    /// Turns to save a nickname in the store (see `save_nickname`).
+    session_saves: Arc<tokio::sync::Semaphore>,
     /// How messages and presence reach the other server processes, if any.
     broker: OnceLock<Broker>,
     /// Who the other server processes have online.
@@ -120,6 +122,9 @@ const CATCH_UP_PAGE: u32 = 256;
 /// is given up on.
 const CATCH_UP_STALL: Duration = Duration::from_secs(30);
 
+/// Nickname saves that may use the store at once.
+const SESSION_SAVES: usize = 2;
+
 /// Messages per `history` page, and in the server-rendered page.
 pub const HISTORY_PAGE: u32 = 50;
 
@@ -155,6 +160,7 @@ impl Hub {
             resume_grace,
             directory_due: AtomicBool::new(false),
             directory: Mutex::default(),
+            session_saves: Arc::new(tokio::sync::Semaphore::new(SESSION_SAVES)),
             broker: OnceLock::new(),
             cluster: Mutex::default(),
             metrics,
@@ -845,14 +851,20 @@ impl Hub {
     }
 
     /// Keeps a resumable client's new nickname for after a restart; the
-    /// rename does not wait for it.
+    /// rename does not wait for it. At most [`SESSION_SAVES`] saves run at
+    /// once, the rest wait their turn: thousands of people choosing a
+    /// nickname in the same second must not take every connection of the
+    /// store's pool from the messages (whose commits would then time out).
     fn save_nickname(&self, seat: &HubSeat, nickname: &Nickname) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let store = self.store.clone();
+        let (store, saves) = (self.store.clone(), Arc::clone(&self.session_saves));
         let (digest, nickname) = (seat.token.digest(), nickname.to_string());
         runtime.spawn(async move {
+            let Ok(_turn) = saves.acquire().await else {
+                return;
+            };
             if let Err(error) = store.save_session(&digest, &nickname).await {
                 tracing::warn!(%error, "could not save a resume token's nickname");
             }

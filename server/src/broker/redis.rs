@@ -1,7 +1,10 @@
 //! The Redis broker: pub/sub between server processes.
 //!
 //! Two channels: `parley:messages` carries each process's newly stored
-//! messages (JSON batches), `parley:presence` its [`Signal`]s. Pub/sub, not
+//! messages, `parley:presence` its [`Signal`]s, both as JSON arrays: one
+//! PUBLISH carries whatever queued while the previous one was out, so a
+//! burst (a thousand rooms announced at once) costs a few round trips, not
+//! one each. Pub/sub, not
 //! streams: the store is already the durable, ordered log (every process
 //! can read any message back by id), so Redis only has to say "there is
 //! something new" fast; what it drops while a process is away is read
@@ -201,8 +204,8 @@ async fn publish(
                     let json = serde_json::to_string(&messages).unwrap_or_default();
                     connection.publish::<_, _, ()>(MESSAGES, json).await?;
                 }
-                for signal in &signals {
-                    let json = serde_json::to_string(signal).unwrap_or_default();
+                if !signals.is_empty() {
+                    let json = serde_json::to_string(&signals).unwrap_or_default();
                     connection.publish::<_, _, ()>(PRESENCE, json).await?;
                 }
                 Ok::<_, redis::RedisError>(())
@@ -275,13 +278,13 @@ async fn subscribe(
                     Err(error) => tracing::warn!(%error, "unreadable message batch on Redis"),
                 }
             } else {
-                match serde_json::from_slice::<Signal>(payload) {
-                    Ok(signal) if signal.node() != node => {
-                        if let Some(sink) = sink.upgrade() {
+                match serde_json::from_slice::<Vec<Signal>>(payload) {
+                    Ok(signals) => {
+                        let Some(sink) = sink.upgrade() else { return };
+                        for signal in signals.into_iter().filter(|s| s.node() != node) {
                             sink.signal(signal);
                         }
                     }
-                    Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "unreadable presence on Redis"),
                 }
             }
