@@ -207,6 +207,17 @@ async fn a_killed_process_drops_its_people_and_they_resume_elsewhere_losing_noth
     let (mut alice, _) = resume_at(cluster.processes[0].addr, "general", None, None).await;
     let token = alice.token();
     let mut bob = cluster.client_in(1, "general").await;
+    // Bob knows alice is here (her process has announced her) before her
+    // process dies.
+    let listed = |people: &Value| {
+        people
+            .as_array()
+            .is_some_and(|people| people.iter().any(|p| p["id"] == alice.id))
+    };
+    let mut knows_alice = listed(&bob.welcome["payload"]["people"]);
+    while !knows_alice {
+        knows_alice = listed(&bob.next_of("presence").await["payload"]["joined"]);
+    }
     bob.say_with_id("before", "b-0").await;
     let seen = alice.expect_message("Anonymous", "before").await["id"].as_u64();
 
