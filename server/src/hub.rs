@@ -1106,6 +1106,18 @@ mod tests {
         (joined, client)
     }
 
+    /// A client that can resume, past its welcome, with its token.
+    async fn join_resumable(hub: &Arc<Hub>) -> (Joined<HubSeat>, TcpStream, String) {
+        let (server, mut client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let joined = hub.join(writer, Some(Resume::default())).await.unwrap();
+        let token = next_frame(&mut client).await["payload"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (joined, client, token)
+    }
+
     /// The next server frame's JSON (frames of up to 64 KiB).
     async fn next_frame(client: &mut TcpStream) -> Value {
         let read = async {
@@ -1384,11 +1396,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let hub = hub_with(100, hour, hour).await;
         let (_watcher, mut watcher_client) = join(&hub).await;
-        let (server, mut client) = socket_pair().await;
-        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
-        let first = hub.join(writer, Some(Resume::default())).await.unwrap();
-        let welcome = next_frame(&mut client).await;
-        let token = welcome["payload"]["token"].as_str().unwrap().to_owned();
+        let (first, client, token) = join_resumable(&hub).await;
         hub.rename(first.id, &first.seat, Nickname::parse("alice").unwrap())
             .unwrap();
         hub.announce_presence(&general(&hub));
@@ -1732,13 +1740,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let hub = hub_with(100, hour, hour).await;
         let (_watcher, mut watcher_client) = join(&hub).await;
-        let (server, mut client) = socket_pair().await;
-        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
-        let first = hub.join(writer, Some(Resume::default())).await.unwrap();
-        let token = next_frame(&mut client).await["payload"]["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (first, client, token) = join_resumable(&hub).await;
         hub.announce_presence(&general(&hub));
         next_of(&mut watcher_client, "presence").await;
         hub.leave(first.id, &first.seat);

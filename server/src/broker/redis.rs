@@ -152,6 +152,37 @@ impl RedisBroker {
     }
 }
 
+/// Runs `connect` until it succeeds, backing off between attempts, with
+/// the broker's `flag` down meanwhile and up once connected; `None` once
+/// the broker is gone.
+async fn reach<T, Fut>(
+    broker: &Weak<RedisBroker>,
+    flag: fn(&RedisBroker) -> &AtomicBool,
+    what: &str,
+    mut connect: impl FnMut() -> Fut,
+) -> Option<T>
+where
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        let result = connect().await;
+        let broker = broker.upgrade()?;
+        match result {
+            Ok(connected) => {
+                broker.set(flag(&broker), true);
+                return Some(connected);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "cannot {what} on Redis");
+                broker.set(flag(&broker), false);
+                drop(broker);
+                back_off(&mut attempt).await;
+            }
+        }
+    }
+}
+
 /// Waits before the next attempt: 100 ms, doubling up to [`MAX_BACKOFF`].
 async fn back_off(attempt: &mut u32) {
     let wait = Duration::from_millis(100)
@@ -166,27 +197,13 @@ async fn publish(
     client: redis::Client,
     mut queued: mpsc::Receiver<Outgoing>,
 ) {
-    let mut attempt = 0;
     let mut batch = Vec::new();
     loop {
-        let mut connection = match client.get_multiplexed_async_connection().await {
-            Ok(connection) => connection,
-            Err(error) => {
-                let Some(broker) = broker.upgrade() else {
-                    return;
-                };
-                tracing::debug!(%error, "cannot connect to Redis to publish");
-                broker.set(&broker.publishing, false);
-                drop(broker);
-                back_off(&mut attempt).await;
-                continue;
-            }
+        let connect = || client.get_multiplexed_async_connection();
+        let Some(mut connection) = reach(&broker, |b| &b.publishing, "publish", connect).await
+        else {
+            return;
         };
-        attempt = 0;
-        match broker.upgrade() {
-            Some(broker) => broker.set(&broker.publishing, true),
-            None => return,
-        }
         loop {
             if queued.recv_many(&mut batch, 1024).await == 0 {
                 return;
@@ -228,30 +245,17 @@ async fn subscribe(
     received: mpsc::Sender<Vec<StoredMessage>>,
     sink: Weak<dyn Sink>,
 ) {
-    let mut attempt = 0;
     loop {
-        let connected = async {
+        let connect = || async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(MESSAGES).await?;
             pubsub.subscribe(PRESENCE).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            Ok(pubsub)
         };
-        let pubsub = match connected.await {
-            Ok(pubsub) => pubsub,
-            Err(error) => {
-                let Some(broker) = broker.upgrade() else {
-                    return;
-                };
-                tracing::debug!(%error, "cannot subscribe on Redis");
-                broker.set(&broker.subscribed, false);
-                drop(broker);
-                back_off(&mut attempt).await;
-                continue;
-            }
+        let Some(pubsub) = reach(&broker, |b| &b.subscribed, "subscribe", connect).await else {
+            return;
         };
-        attempt = 0;
         let Some(node) = broker.upgrade().map(|broker| {
-            broker.set(&broker.subscribed, true);
             // Now that this process hears the answers: whoever is
             // listening learns who it has and says who they have, after a
             // start and after an outage that may have made them forget it.
