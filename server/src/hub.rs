@@ -202,7 +202,7 @@ impl Hub {
     }
 
     /// The room named `name`, if anyone holds it.
-    pub fn room(&self, name: &RoomName) -> Option<Arc<Room>> {
+    pub fn room(&self, name: &str) -> Option<Arc<Room>> {
         lock(&self.rooms)
             .get(name)
             .map(|held| Arc::clone(&held.room))
@@ -308,10 +308,7 @@ impl Hub {
     /// Passes on another process's presence change to this one's members
     /// of the room.
     fn announce_remote(&self, mut diff: app::protocol::Presence) {
-        let Some(room) = RoomName::parse(&diff.room)
-            .ok()
-            .and_then(|name| self.room(&name))
-        else {
+        let Some(room) = self.room(&diff.room) else {
             self.directory_changed();
             return;
         };
@@ -932,10 +929,7 @@ impl Hub {
     /// Sends a stored message to the members of its room here, but its
     /// sender. Messages must come in id order.
     fn relay(&self, message: &StoredMessage, from: Option<ClientId>) {
-        let Some(room) = RoomName::parse(&message.room)
-            .ok()
-            .and_then(|name| self.room(&name))
-        else {
+        let Some(room) = self.room(&message.room) else {
             // Nobody here is in that room.
             return;
         };
@@ -1058,6 +1052,7 @@ mod tests {
 
     use super::*;
     use crate::{flush::CHUNK, flush::SHARED_FLUSH_CHUNKS, writer::tests::socket_pair};
+    use app::protocol::GENERAL_ROOM;
 
     const BUDGET: usize = 1 << 20;
 
@@ -1091,8 +1086,7 @@ mod tests {
 
     /// The room everyone is in unless they asked for another.
     fn general(hub: &Hub) -> Arc<Room> {
-        hub.room(&RoomName::general())
-            .expect("someone is in general")
+        hub.room(GENERAL_ROOM).expect("someone is in general")
     }
 
     /// A v1 client, or one resuming with `resume`, past its welcome.
@@ -1633,7 +1627,7 @@ mod tests {
         say(&hub, &carol, "before alice came", Some("c1"));
         next_of(&mut carol_client, "ack").await;
         hub.announce_presence(&general(&hub));
-        let rust = hub.room(&RoomName::parse("rust").unwrap()).unwrap();
+        let rust = hub.room("rust").unwrap();
         hub.announce_presence(&rust);
         next_of(&mut bob_client, "presence").await;
         next_of(&mut carol_client, "presence").await;
@@ -1712,7 +1706,7 @@ mod tests {
         hub.leave(b.id, &b.seat);
         hub.leave(c.id, &c.seat);
         assert_eq!(hub.rooms(), 2, "rust closed with its last member");
-        assert!(hub.room(&RoomName::parse("rust").unwrap()).is_none());
+        assert!(hub.room("rust").is_none());
         let expected = [("general", 1), ("go", 1)];
         assert_eq!(
             counts(&hub),

@@ -79,6 +79,14 @@ impl RoomName {
     }
 }
 
+/// Rooms keyed by name can be looked up with a plain `&str` (a stored
+/// message's room), without parsing or allocating.
+impl std::borrow::Borrow<str> for RoomName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Default for RoomName {
     fn default() -> Self {
         Self::general()
