@@ -108,6 +108,30 @@ pub struct Entry {
     pub line: Line,
 }
 
+impl Entry {
+    /// When the server stored it; `None` for joins, leaves and renames, and
+    /// for own messages not acknowledged yet.
+    pub fn sent_at(&self) -> Option<&str> {
+        match &self.line {
+            Line::Theirs(message) => Some(&message.sent_at),
+            Line::Mine(OwnMessage {
+                delivery: Delivery::Sent { sent_at, .. },
+                ..
+            }) => Some(sent_at),
+            _ => None,
+        }
+    }
+
+    /// Who sent it, `(own, nickname)`; `None` for joins, leaves and renames.
+    pub fn sender(&self) -> Option<(bool, &str)> {
+        match &self.line {
+            Line::Theirs(message) => Some((false, &message.nickname)),
+            Line::Mine(own) => Some((true, &own.nickname)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// A message from someone else.
@@ -198,6 +222,16 @@ pub struct State {
     /// connection attempt, so that hydration finds the server's text; the
     /// redraw after that shows them in the reader's time zone.
     pub first_paint: bool,
+    /// The reader is at the newest line, so the list follows new ones.
+    pub at_bottom: bool,
+    /// Messages from others that came while the reader was scrolled up.
+    pub unread: usize,
+    /// The key of the first message that came unread, which a divider
+    /// marks: kept once read, until messages come unread again.
+    pub divider: Option<u64>,
+    /// The newest message from someone else as it arrived (not from
+    /// history), `nickname: text`, for screen readers to announce.
+    pub announcement: String,
     /// The resume token from the last welcome: who this page was.
     token: Option<String>,
     /// The greatest message id seen; a `message` at or below it is one the
@@ -230,6 +264,10 @@ impl Default for State {
             beginning: true,
             loading: false,
             first_paint: false,
+            at_bottom: true,
+            unread: 0,
+            divider: None,
+            announcement: String::new(),
             token: None,
             last_id: None,
             confirmed: Nickname::default(),
@@ -367,6 +405,7 @@ impl State {
     fn switch_room(&mut self, room: RoomName, fx: &mut Effects) {
         self.room = room;
         self.entries.clear();
+        (self.at_bottom, self.unread, self.divider) = (true, 0, None);
         self.people.clear();
         self.online = 0;
         self.typists.clear();
@@ -406,6 +445,8 @@ impl State {
     }
 
     fn send(&mut self, text: String, client_id: String, fx: &mut Effects) {
+        // The list follows an own message, wherever the reader was.
+        (self.at_bottom, self.unread) = (true, 0);
         self.push(Line::Mine(OwnMessage {
             client_id: client_id.clone(),
             nickname: self.nickname.to_string(),
@@ -562,7 +603,14 @@ impl State {
                 self.seen(message.id);
                 let from = message.from;
                 self.typists.retain(|typist| typist.id != from);
+                self.announcement = message.nickname.clone() + ": " + &message.text;
                 self.push(Line::Theirs(message));
+                if !self.at_bottom {
+                    if self.unread == 0 {
+                        self.divider = Some(self.next_key);
+                    }
+                    self.unread += 1;
+                }
             }
             ServerFrame::Ack(ack) => {
                 self.seen(ack.id);
@@ -712,6 +760,17 @@ impl State {
             None => self.typists.push(Typist { id, nickname, seq }),
         }
         fx.push(Effect::TypingTimer { id, seq });
+    }
+
+    /// The reader scrolled to the bottom or away from it; `true` if that
+    /// changes what is shown: at the bottom, unread messages are read.
+    pub fn scrolled(&mut self, at_bottom: bool) -> bool {
+        self.at_bottom = at_bottom;
+        let read = at_bottom && self.unread > 0;
+        if read {
+            self.unread = 0;
+        }
+        read
     }
 
     /// `true` if the typist was still shown from that frame and is now gone.
@@ -920,6 +979,13 @@ impl Chat {
     /// conversation's beginning is shown.
     pub fn load_older(&self) {
         self.change(|state, fx| state.load_older(fx));
+    }
+
+    /// The reader scrolled the list to its bottom (`true`) or away from it:
+    /// the list follows new lines only at the bottom, and counts messages
+    /// from others as unread elsewhere.
+    pub fn scrolled(&self, at_bottom: bool) {
+        self.state.maybe_update(|state| state.scrolled(at_bottom));
     }
 
     /// Shows `room` instead of the current one, over the same connection

@@ -5,11 +5,14 @@
 //! - [`backoff`]: when to try connecting again.
 //! - `socket` (browser only): the WebSocket to `/ws`, and the clock, timers
 //!   and random ids the chat needs.
+//! - [`display`]: how the message list reads (links, groups, days,
+//!   nickname colours), pure and tested without a browser.
 //! - [`components`]: what the user sees, one component per part of the page.
 
 pub mod backoff;
 pub mod chat;
 pub mod components;
+pub mod display;
 pub mod protocol;
 #[cfg(feature = "hydrate")]
 mod socket;
@@ -34,6 +37,32 @@ pub struct FirstPage(pub HistoryPage);
 /// the browser, so that hydration starts from the messages the server
 /// rendered.
 pub const FIRST_PAGE_ID: &str = "parley-history";
+
+/// Where this browser keeps the chosen theme, `dark` or `light`, in
+/// `localStorage`.
+pub const THEME_KEY: &str = "parley-theme";
+
+/// The page's own script, run before anything is painted, so it never
+/// waits for the wasm:
+/// - the theme: the one this browser chose ([`THEME_KEY`]), so the other
+///   never flashes first; without a choice the stylesheet follows
+///   `prefers-color-scheme`. It sets the "Dark theme" switch to the theme
+///   shown, and a change of it sets and remembers the choice (on
+///   `<html data-theme>`, which the stylesheet follows).
+/// - the message list scrolled to its newest line as soon as it is parsed.
+///
+/// Whatever it cannot do (storage refused) the page does without. The
+/// page budget counts it.
+pub const EARLY_SCRIPT: &str = concat!(
+    r#"(function(){var d=document.documentElement,k="parley-theme",t;"#,
+    r#"try{t=localStorage.getItem(k)}catch(e){}if(t=="dark"||t=="light")d.dataset.theme=t;"#,
+    r#"addEventListener("DOMContentLoaded",function(){"#,
+    r#"var l=document.querySelector(".messages"),c=document.getElementById("theme-dark");"#,
+    r#"if(l)l.scrollTop=l.scrollHeight;if(!c)return;"#,
+    r#"c.checked=(d.dataset.theme||(matchMedia("(prefers-color-scheme: dark)").matches?"dark":"light"))=="dark";"#,
+    r#"c.onchange=function(){d.dataset.theme=c.checked?"dark":"light";"#,
+    r#"try{localStorage.setItem(k,d.dataset.theme)}catch(e){}}})})()"#,
+);
 
 /// The first page the server renders with.
 pub fn first_page() -> HistoryPage {
@@ -72,6 +101,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
                 <title>{title(&room)}</title>
+                <script inner_html=EARLY_SCRIPT></script>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=stylesheet/>
                 <script
@@ -89,10 +119,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The chat page. `data-connection` on `<main>` mirrors the connection
-/// indicator; it can only become `online` once the page is hydrated and the
-/// server has welcomed its socket, which makes it the signal that the page
-/// is ready to use.
+/// The chat page: a header, the rooms, the conversation and who is online,
+/// side by side on wide screens. On narrow ones the rooms and the online
+/// list are popovers, opened by two buttons in the header: the browser
+/// opens, closes (Escape, a tap outside) and announces them, with no code
+/// in the page's wasm.
+///
+/// `data-connection` on `<main>` mirrors the connection indicator; it can
+/// only become `online` once the page is hydrated and the server has
+/// welcomed its socket, which makes it the signal that the page is ready
+/// to use.
 #[component]
 pub fn App() -> impl IntoView {
     #[cfg(feature = "hydrate")]
@@ -102,23 +138,39 @@ pub fn App() -> impl IntoView {
     #[cfg(not(feature = "hydrate"))]
     let chat = chat::Chat::from_state(None, chat::State::first(first_page(), None));
     view! {
-        <main class="chat" data-connection=move || chat.status().as_str()>
+        <a class="skip-link" href="#message-input">
+            "Skip to the message box"
+        </a>
+        <div class="chat">
             <header class="chat-header">
                 <h1>
                     "Parley " <span class="current-room">"#" {move || chat.room().to_string()}</span>
                 </h1>
                 <ConnectionIndicator chat/>
+                // Worked by the page's early script: see EARLY_SCRIPT.
+                <label class="theme-toggle">
+                    <input type="checkbox" role="switch" id="theme-dark"/>
+                    "Dark theme"
+                </label>
+                <div class="panel-toggles">
+                    <button type="button" popovertarget="rooms">
+                        "Rooms"
+                    </button>
+                    <button type="button" popovertarget="online">
+                        "People"
+                    </button>
+                </div>
             </header>
-            <NicknameForm chat/>
-            <div class="room">
-                <RoomList chat/>
+            <RoomList chat/>
+            <main class="room" data-connection=move || chat.status().as_str()>
+                <NicknameForm chat/>
                 <MessageList chat/>
-                <OnlineList chat/>
-            </div>
-            <TypingIndicator chat/>
-            <Notice chat/>
-            <Composer chat/>
-        </main>
+                <TypingIndicator chat/>
+                <Notice chat/>
+                <Composer chat/>
+            </main>
+            <OnlineList chat/>
+        </div>
     }
 }
 
@@ -126,6 +178,15 @@ pub fn App() -> impl IntoView {
 mod tests {
     use super::*;
     use crate::protocol::ChatMessage;
+
+    #[test]
+    fn the_early_script_keeps_the_theme_under_its_key() {
+        assert!(EARLY_SCRIPT.contains(&format!("k=\"{THEME_KEY}\"")));
+        assert!(
+            !EARLY_SCRIPT.contains('<'),
+            "nothing that could end its element"
+        );
+    }
 
     #[test]
     fn the_embedded_first_page_cannot_end_its_script_element() {

@@ -1,33 +1,106 @@
-use leptos::{ev::SubmitEvent, prelude::*};
+use leptos::{ev::KeyboardEvent, html::Textarea, prelude::*};
 
-use crate::chat::Chat;
+use crate::{chat::Chat, protocol::MESSAGE_MAX_CHARS};
 
-/// The message box: Enter sends, the box then clears; blank text is ignored.
-/// Usable once the page has been welcomed; while offline after that, messages
-/// wait as pending and go out on reconnect.
+/// Within this many characters of the limit, the composer says how many
+/// are left.
+const SHOW_REMAINING: usize = 200;
+
+/// The message box: Enter sends, Shift+Enter starts a new line. Sent, the
+/// box clears and keeps the focus; refused (too long...), the text stays
+/// for another try. Usable once the page has been welcomed; while offline
+/// after that, messages wait as pending and go out on reconnect.
 #[component]
 pub fn Composer(chat: Chat) -> impl IntoView {
     let draft = RwSignal::new(String::new());
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
-        if chat.send(&draft.get_untracked()) {
+    let input = NodeRef::<Textarea>::new();
+    let send = move || {
+        if chat.me().is_some() && chat.send(&draft.get_untracked()) {
             draft.set(String::new());
+        }
+        if let Some(input) = input.get_untracked() {
+            let _ = input.focus();
+        }
+    };
+    let on_key = move |ev: KeyboardEvent| {
+        // Not while an input method is composing: its Enter picks a word.
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            send();
         }
     };
     view! {
-        <form class="composer" on:submit=on_submit>
-            <label for="message-input">"Message"</label>
-            <input
+        <form
+            class="composer"
+            aria-label="Send a message"
+            on:submit=move |ev| {
+                ev.prevent_default();
+                send();
+            }
+        >
+            <label for="message-input" class="visually-hidden">
+                "Message"
+            </label>
+            <textarea
                 id="message-input"
                 name="message"
+                rows="1"
                 autocomplete="off"
-                placeholder="Write a message and press Enter"
+                placeholder="Write a message"
+                aria-describedby="message-remaining"
+                node_ref=input
                 bind:value=draft
                 on:input=move |ev| chat.typing(&event_target_value(&ev))
-            />
+                on:keydown=on_key
+            ></textarea>
             <button type="submit" disabled=move || chat.me().is_none()>
                 "Send"
             </button>
+            <p id="message-remaining" class="remaining">
+                {move || remaining(&draft.read())}
+            </p>
         </form>
+    }
+}
+
+/// How many characters `draft` may still grow by, once that is worth
+/// saying; or how many it is over the limit.
+fn remaining(draft: &str) -> Option<String> {
+    let used = draft.trim().chars().count();
+    let (count, state) = match MESSAGE_MAX_CHARS.checked_sub(used) {
+        Some(left) if left > SHOW_REMAINING => return None,
+        Some(left) => (left, "left"),
+        None => (used - MESSAGE_MAX_CHARS, "too many"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    Some(format!("{count} character{plural} {state}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_remaining_characters_show_only_near_the_limit() {
+        assert_eq!(
+            remaining(&"a".repeat(MESSAGE_MAX_CHARS - SHOW_REMAINING - 1)),
+            None
+        );
+        assert_eq!(
+            remaining(&"a".repeat(MESSAGE_MAX_CHARS - SHOW_REMAINING)),
+            Some(format!("{SHOW_REMAINING} characters left"))
+        );
+        assert_eq!(
+            remaining(&"é".repeat(MESSAGE_MAX_CHARS - 1)),
+            Some("1 character left".to_owned())
+        );
+        assert_eq!(
+            remaining(&format!("  {}  ", "a".repeat(MESSAGE_MAX_CHARS + 3))),
+            Some("3 characters too many".to_owned())
+        );
+        assert_eq!(
+            remaining(&"a".repeat(MESSAGE_MAX_CHARS + 1)),
+            Some("1 character too many".to_owned())
+        );
     }
 }

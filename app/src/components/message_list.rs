@@ -1,24 +1,43 @@
-use leptos::{html::Ul, prelude::*};
+use std::{cell::Cell, rc::Rc};
 
-use crate::chat::{Chat, Delivery, Entry, Line};
+use leptos::{either::Either, ev::KeyboardEvent, html::Ul, prelude::*};
+
+use crate::{
+    chat::{Chat, Delivery, Entry, Line},
+    display::{self, Clock, Facts, Moment, Piece},
+};
+
+/// Lines from the bottom within which the reader counts as at the bottom,
+/// in pixels: about two lines.
+const AT_BOTTOM_PX: i32 = 48;
 
 /// The conversation: a `<ul>` with one `<li>` per message, reading
-/// `nickname: text`, then its local time, and quiet system lines for joins,
-/// leaves and renames. Text is always inserted as text, never as HTML, and
-/// inside `<bdi>` so right-to-left text cannot reorder what is around it.
-/// Keeps the newest line in view. Older messages are paged in above the
-/// first line when the list is scrolled to its top, or with the button there.
+/// `nickname: text` and its local time, and quiet system lines for joins,
+/// leaves and renames. Text is always inserted as text, never as HTML
+/// (only `http(s)` URLs become links), inside `<bdi>` so right-to-left text
+/// cannot reorder what is around it. One person's messages a few minutes
+/// apart group under one name; a new day gets a separator.
+///
+/// It follows new lines only while the reader is at the bottom. Scrolled
+/// up, messages from others are counted on a "new messages" button, and a
+/// divider marks the first of them. Older messages page in above the first
+/// line when the list is scrolled to its top, or with the button there.
+/// New messages from others are announced politely by a live region of
+/// their own: the list itself is redrawn in place (trimmed at the top,
+/// paged in above), and as a live region would be announced whole.
 #[component]
 pub fn MessageList(chat: Chat) -> impl IntoView {
     let list = NodeRef::<Ul>::new();
-    // Follows a line appended at the end; otherwise keeps the lines in view
-    // where they were when the list grew above them (older lines paged in:
-    // the list is redrawn in place, so the browser's scroll anchoring
-    // cannot). Measured in the next animation frame, once the list is
-    // redrawn: effects run in no promised order.
-    let seen = std::rc::Rc::new(std::cell::Cell::new((None::<u64>, 0)));
+    // Follows a line appended at the end while the reader is at the bottom;
+    // otherwise keeps the lines in view where they were when the list grew
+    // above them (older lines paged in: the list is redrawn in place, so
+    // the browser's scroll anchoring cannot). Measured in the next
+    // animation frame, once the list is redrawn: effects run in no
+    // promised order.
+    let seen = Rc::new(Cell::new((None::<u64>, 0)));
     Effect::new(move || {
-        let last = chat.with(|state| state.entries.last().map(|entry| entry.key));
+        let (last, follow) =
+            chat.with(|state| (state.entries.last().map(|entry| entry.key), state.at_bottom));
         let seen = seen.clone();
         request_animation_frame(move || {
             let Some(list) = list.get_untracked() else {
@@ -29,59 +48,148 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                 (was_last, was_height) if was_last == last => {
                     list.set_scroll_top(list.scroll_top() + height - was_height);
                 }
-                _ => list.set_scroll_top(height),
+                _ if follow => list.set_scroll_top(height),
+                _ => {}
             }
         });
     });
-    let at_top = move |_| {
-        if list.get().is_some_and(|list| list.scroll_top() == 0) {
+    let on_scroll = move |_| {
+        let Some(list) = list.get() else {
+            return;
+        };
+        if list.scroll_top() == 0 {
             chat.load_older();
         }
+        chat.scrolled(
+            list.scroll_height() - list.scroll_top() - list.client_height() <= AT_BOTTOM_PX,
+        );
     };
+    let jump = move |_| {
+        if let Some(list) = list.get() {
+            list.set_scroll_top(list.scroll_height());
+            let _ = list.focus();
+        }
+    };
+    let unread = move || chat.with(|state| state.unread);
     view! {
-        <ul
-            class="messages"
-            aria-label="Messages"
-            aria-live="polite"
-            node_ref=list
-            on:scroll=at_top
-        >
-            // One reactive attribute, and the stylesheet shows the button or
-            // the beginning: each reactive attribute costs the page's wasm.
-            <li class="history" data-beginning=move || chat.beginning()>
-                <button type="button" on:click=move |_| chat.load_older()>
-                    "Load older messages"
-                </button>
-                <span>"Beginning of the conversation"</span>
-            </li>
-            // Not keyed: a keyed list (For) alone costs the page's wasm about
-            // 5 KiB; redrawn in place, a line whose content is unchanged
-            // leaves its DOM untouched.
-            {move || {
-                let (utc, entries) = chat.with(|state| (state.first_paint, state.entries.clone()));
-                entries.into_iter().map(|entry| line(chat, entry, utc)).collect::<Vec<_>>()
-            }}
-        </ul>
+        <section class="conversation" aria-label="Messages">
+            <ul
+                class="messages"
+                aria-label="Messages"
+                tabindex="0"
+                node_ref=list
+                on:scroll=on_scroll
+                on:keydown=move |ev| step(list, ev)
+            >
+                // One reactive attribute, and the stylesheet shows the button
+                // or the beginning: each reactive attribute costs the page's
+                // wasm.
+                <li class="history" data-beginning=move || chat.beginning()>
+                    <button type="button" on:click=move |_| chat.load_older()>
+                        "Load older messages"
+                    </button>
+                    <span>"Beginning of the conversation"</span>
+                </li>
+                // Not keyed: a keyed list (For) alone costs the page's wasm
+                // about 5 KiB; redrawn in place, a line whose content is
+                // unchanged leaves its DOM untouched.
+                {move || {
+                    let (utc, divider, entries) = chat
+                        .with(|state| (state.first_paint, state.divider, state.entries.clone()));
+                    let clock = Clock::new(utc);
+                    let moments: Vec<Option<Moment>> = entries
+                        .iter()
+                        .map(|entry| entry.sent_at().and_then(|at| clock.moment(at)))
+                        .collect();
+                    let facts: Vec<Facts> = entries
+                        .iter()
+                        .zip(&moments)
+                        .map(|(entry, at)| Facts {
+                            sender: entry.sender(),
+                            at: at.as_ref(),
+                        })
+                        .collect();
+                    let places = display::places(&facts);
+                    entries
+                        .iter()
+                        .zip(moments.iter().zip(places))
+                        .map(|(entry, (at, place))| {
+                            let day = place.new_day.then(|| entry.sent_at().map(|at| clock.day(at)));
+                            let unread = Some(entry.key) == divider;
+                            line(chat, entry.clone(), at.clone(), place.grouped, day.flatten(), unread)
+                        })
+                        .collect::<Vec<_>>()
+                }}
+            </ul>
+            <button type="button" class="jump" hidden=move || unread() == 0 on:click=jump>
+                {move || match unread() {
+                    1 => "1 new message".to_owned(),
+                    count => format!("{count} new messages"),
+                }}
+            </button>
+            <p class="visually-hidden" aria-live="polite" data-testid="announcer">
+                {move || chat.with(|state| state.announcement.clone())}
+            </p>
+        </section>
+    }
+}
+
+/// Arrow keys move the focus from line to line (Up from the list itself
+/// goes to the newest): a focused line shows its full date, and its links
+/// and buttons are next in the tab order.
+fn step(list: NodeRef<Ul>, ev: KeyboardEvent) {
+    use leptos::wasm_bindgen::JsCast;
+
+    let up = match ev.key().as_str() {
+        "ArrowUp" => true,
+        "ArrowDown" => false,
+        _ => return,
+    };
+    let Some(list) = list.get_untracked() else {
+        return;
+    };
+    let focused = document()
+        .active_element()
+        .filter(|element| element.parent_element().as_deref() == Some(&**list));
+    let next = match (focused, up) {
+        (Some(line), true) => line.previous_element_sibling(),
+        (Some(line), false) => line.next_element_sibling(),
+        (None, true) => list.last_element_child(),
+        (None, false) => None,
+    };
+    if let Some(next) = next.and_then(|next| next.dyn_into::<leptos::web_sys::HtmlElement>().ok()) {
+        ev.prevent_default();
+        let _ = next.focus();
     }
 }
 
 /// One line, a message or a join, leave or rename: all of them share one
 /// view type, since each distinct one costs the page's wasm kilobytes, and
 /// the list redraws lines in place.
-fn line(chat: Chat, entry: Entry, utc: bool) -> impl IntoView {
+fn line(
+    chat: Chat,
+    entry: Entry,
+    at: Option<Moment>,
+    grouped: bool,
+    day: Option<String>,
+    unread: bool,
+) -> impl IntoView {
     let mut class = "message";
     let mut separator = ": ";
-    let mut sent_at = None;
     let mut own = None;
+    let hue = entry
+        .sender()
+        .map(|(_, nickname)| format!("--hue:{}", display::hue(nickname)));
+    let time = entry
+        .sent_at()
+        .map(str::to_owned)
+        .zip(at)
+        .map(|(sent_at, at)| {
+            view! { <time datetime=sent_at title=at.full>{at.time}</time> }
+        });
     let (first, second) = match entry.line {
-        Line::Theirs(message) => {
-            sent_at = Some(message.sent_at);
-            (message.nickname, message.text)
-        }
+        Line::Theirs(message) => (message.nickname, message.text),
         Line::Mine(message) => {
-            if let Delivery::Sent { sent_at: at, .. } = &message.delivery {
-                sent_at = Some(at.clone());
-            }
             own = Some((message.delivery, message.client_id));
             (message.nickname, message.text)
         }
@@ -98,6 +206,23 @@ fn line(chat: Chat, entry: Entry, utc: bool) -> impl IntoView {
             (previous, nickname)
         }
     };
+    // Only a message's text can hold links; a nickname is always text.
+    let text = if class == "message" {
+        display::pieces(&second)
+    } else {
+        vec![Piece::Text(&second)]
+    };
+    let text = text
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(run) => Either::Left(run.to_owned()),
+            Piece::Link(url) => Either::Right(view! {
+                <a href=url.to_owned() target="_blank" rel="noopener noreferrer">
+                    {url.to_owned()}
+                </a>
+            }),
+        })
+        .collect::<Vec<_>>();
     let state = own.as_ref().map(|(delivery, _)| delivery.as_str());
     let note = match &own {
         Some((Delivery::Pending { .. }, _)) => Some("sending…"),
@@ -119,60 +244,24 @@ fn line(chat: Chat, entry: Entry, utc: bool) -> impl IntoView {
             }
         });
     view! {
-        <li class=class class:mine=state.is_some() data-state=state>
+        <li
+            class=class
+            class:mine=state.is_some()
+            class:grouped=grouped
+            data-state=state
+            data-unread=unread
+            style=hue
+            tabindex="-1"
+        >
+            <span class="day">{day}</span>
             <span class="says">
                 <bdi class="nickname">{first}</bdi>
-                {separator}
-                <bdi class="text">{second}</bdi>
+                <span class="sep">{separator}</span>
+                <bdi class="text">{text}</bdi>
             </span>
-            {sent_at
-                .map(|sent_at| {
-                    let shown = shown_time(&sent_at, utc);
-                    view! { <time datetime=sent_at>{shown}</time> }
-                })}
+            {time}
             {note.map(|note| view! { <span class="state">{note}</span> })}
             {retry}
         </li>
     }
-}
-
-/// `sent_at` (RFC 3339) as hours and minutes in the reader's time zone and
-/// locale, by the browser's `Date`; in UTC if `utc`, as the server renders it.
-#[cfg(feature = "hydrate")]
-fn shown_time(sent_at: &str, utc: bool) -> String {
-    use js_sys::{Date, Function, Object, Reflect};
-    use wasm_bindgen::{JsCast, JsValue};
-
-    if utc {
-        return utc_time(sent_at);
-    }
-    let date = Date::new(&JsValue::from_str(sent_at));
-    if date.get_time().is_nan() {
-        return sent_at.to_owned();
-    }
-    let options = Object::new();
-    for key in ["hour", "minute"] {
-        let _ = Reflect::set(&options, &key.into(), &"2-digit".into());
-    }
-    // Called with `undefined` locales, which means the reader's own; js_sys
-    // only binds it with a locale string.
-    Reflect::get(&date, &"toLocaleTimeString".into())
-        .ok()
-        .and_then(|format| format.dyn_into::<Function>().ok())
-        .and_then(|format| format.call2(&date, &JsValue::UNDEFINED, &options).ok())
-        .and_then(|time| time.as_string())
-        .unwrap_or_else(|| sent_at.to_owned())
-}
-
-/// The server knows no reader's time zone: it renders UTC.
-#[cfg(not(feature = "hydrate"))]
-fn shown_time(sent_at: &str, _utc: bool) -> String {
-    utc_time(sent_at)
-}
-
-/// `sent_at` as `HH:MM UTC`.
-fn utc_time(sent_at: &str) -> String {
-    sent_at
-        .get(11..16)
-        .map_or_else(|| sent_at.to_owned(), |hm| hm.to_owned() + " UTC")
 }

@@ -45,10 +45,10 @@ pub fn RoomList(chat: Chat) -> impl IntoView {
         }
     };
     view! {
-        <nav class="rooms" aria-label="Rooms">
-            // One handler for every link; not keyed, like the other lists:
-            // short, and redrawn in place.
-            <ul on:click=move |ev: MouseEvent| clicked(chat, ev)>{move || chat.with(links)}</ul>
+        <nav class="rooms" id="rooms" popover="auto" aria-label="Rooms">
+            <h2>"Rooms"</h2>
+            // Above the list, which grows as rooms open: nothing below it to
+            // push down.
             <form class="join-room" on:submit=on_submit>
                 <input
                     name="room"
@@ -59,6 +59,9 @@ pub fn RoomList(chat: Chat) -> impl IntoView {
                 />
                 <p class="room-problem">{move || problem.get()}</p>
             </form>
+            // One handler for every link; not keyed, like the other lists:
+            // short, and redrawn in place.
+            <ul on:click=move |ev: MouseEvent| clicked(chat, ev)>{move || chat.with(links)}</ul>
         </nav>
     }
 }
@@ -119,13 +122,22 @@ fn clicked(chat: Chat, ev: MouseEvent) {
     }
 }
 
-/// Makes `path` the page's, in a new history entry, and shows its room.
+/// Makes `path` the page's, in a new history entry, and shows its room;
+/// on a narrow screen, where the rooms are a popover, it closes.
 #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
 fn go(chat: Chat, path: &str) {
     #[cfg(feature = "hydrate")]
     if let Ok(history) = window().history() {
         let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(path));
         follow(chat);
+        if let Some(rooms) = document().get_element_by_id("rooms") {
+            let hide = js_sys::Reflect::get(&rooms, &"hidePopover".into());
+            if let Ok(hide) =
+                hide.and_then(|hide| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(hide))
+            {
+                let _ = hide.call0(&rooms);
+            }
+        }
     }
 }
 
