@@ -1,4 +1,5 @@
 import { test, expect } from '@playwright/test';
+import { brotliCompressSync } from 'node:zlib';
 
 // The release build is precompressed (cargo leptos build --precompress): the
 // server hands out the .br file to browsers that accept brotli, untouched
@@ -18,9 +19,13 @@ for (const file of ['/pkg/parley.wasm', '/pkg/parley.js']) {
   });
 }
 
-// Everything the browser downloads to run the page ships in these two files.
+// Everything the browser runs for the page: these two files, and the early
+// script inline in the page (its theme before the first paint).
 test('the page, wasm and js after brotli, stays within its 80 KiB budget', async ({ request }) => {
-  let total = 0;
+  const html = await (await request.get('/')).text();
+  const inline = [...html.matchAll(/<script>([^<]*)<\/script>/g)].map((m) => m[1]).join('');
+  expect(inline).toContain('localStorage');
+  let total = brotliCompressSync(inline).length;
   for (const file of ['/pkg/parley.wasm', '/pkg/parley.js']) {
     const response = await request.get(file, { headers: { 'Accept-Encoding': 'br' } });
     expect(response.headers()['content-encoding']).toBe('br');

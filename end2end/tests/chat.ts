@@ -1,4 +1,4 @@
-import { Browser, BrowserContext, Page, expect } from '@playwright/test';
+import { Browser, BrowserContext, BrowserContextOptions, Page, expect } from '@playwright/test';
 
 /** One person in the chat: a browser context of their own, with one page. */
 export class Person {
@@ -19,9 +19,15 @@ export class Person {
   }
 
   /** Opens the chat (at `path`: `/r/<name>` for a room other than
-   *  general) and waits until it is hydrated and connected. */
-  static async join(browser: Browser, baseURL?: string, path = '/'): Promise<Person> {
-    const context = await browser.newContext(baseURL ? { baseURL } : {});
+   *  general) and waits until it is hydrated and connected; `options` set
+   *  up the browser context (viewport, colour scheme...). */
+  static async join(
+    browser: Browser,
+    baseURL?: string,
+    path = '/',
+    options: BrowserContextOptions = {},
+  ): Promise<Person> {
+    const context = await browser.newContext({ ...options, ...(baseURL ? { baseURL } : {}) });
     const page = await context.newPage();
     const person = new Person(context, page);
     await page.goto(path);

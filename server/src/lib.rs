@@ -156,8 +156,8 @@ async fn room(state: State<AppState>, Path(name): Path<String>, request: Request
                 "<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\">\
                  <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
                  <title>No such room · Parley</title>\
-                 <h1>No such room</h1><p>There is no room by that name: {invalid}.</p>\
-                 <p><a href=\"/\">Go to #general</a></p></html>\n"
+                 <main><h1>No such room</h1><p>There is no room by that name: {invalid}.</p>\
+                 <p><a href=\"/\">Go to #general</a></p></main></html>\n"
             ),
         )
             .into_response(),

@@ -20,7 +20,9 @@ pub fn NicknameForm(chat: Chat) -> impl IntoView {
                     <bdi>{move || chat.nickname().to_string()}</bdi>
                 </strong>
             </p>
-            <label for="nickname-input">"Nickname"</label>
+            <label for="nickname-input" class="visually-hidden">
+                "Nickname"
+            </label>
             <input
                 id="nickname-input"
                 name="nickname"

@@ -1,0 +1,159 @@
+import { test, expect, Browser, Locator } from '@playwright/test';
+import { Person } from './chat';
+
+// Reading the conversation: following new messages, unread ones, groups,
+// colours, links, times. A room of each test's own keeps its lines apart.
+const stamp = Date.now().toString(36);
+const room = (label: string) => `/r/${label}-${stamp}`;
+
+/** How far the list is from showing its last line, in pixels. */
+const fromBottom = (list: Locator) =>
+  list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+
+/** ana and ben, in a room of their own. */
+async function pair(browser: Browser, label: string): Promise<[Person, Person]> {
+  const a = await Person.join(browser, undefined, room(label));
+  const b = await Person.join(browser, undefined, room(label));
+  await a.setNickname('ana');
+  await b.setNickname('ben');
+  return [a, b];
+}
+
+test('the list follows new messages at the bottom, and counts them on a button when scrolled up', async ({ browser }) => {
+  const [a, b] = await pair(browser, 'follow');
+  for (let i = 1; i <= 30; i++) await b.say(`line ${i}`);
+  await expect(a.said.last()).toHaveText('ben: line 30');
+  await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
+
+  // Scrolled up, new messages do not move the view; a button counts them.
+  await a.list.evaluate((el) => (el.scrollTop = 40));
+  const jump = a.page.getByRole('button', { name: /new message/ });
+  await expect(jump).toBeHidden();
+  await b.say('while away 1');
+  await b.say('while away 2');
+  await expect(jump).toHaveText('2 new messages');
+  expect(await a.list.evaluate((el) => el.scrollTop)).toBe(40);
+
+  // A divider marks where the reader left off.
+  const divider = a.list.locator('li[data-unread]');
+  await expect(divider).toHaveCount(1);
+  await expect(divider.locator('.says')).toHaveText('ben: while away 1');
+  expect(
+    await divider.evaluate((el) => getComputedStyle(el, '::before').content),
+  ).toBe('"New messages"');
+
+  // The button takes the reader down; the divider stays where it was.
+  await jump.click();
+  await expect(jump).toBeHidden();
+  await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
+  await expect(divider.locator('.says')).toHaveText('ben: while away 1');
+
+  // At the bottom again, the list follows; an own message always does.
+  await b.say('back at the bottom');
+  await expect(a.said.last()).toHaveText('ben: back at the bottom');
+  await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
+  await a.list.evaluate((el) => (el.scrollTop = 0));
+  await a.say('my own');
+  await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
+  await a.leave();
+  await b.leave();
+});
+
+test('new messages from others are announced politely, history is not', async ({ browser }) => {
+  const [a, b] = await pair(browser, 'announce');
+  await b.say('said before c came');
+  const c = await Person.join(browser, undefined, room('announce'));
+  const announcer = c.page.getByTestId('announcer');
+  await expect(announcer).toHaveAttribute('aria-live', 'polite');
+  await expect(c.allMessages).toHaveCount(1);
+  await expect(announcer).toHaveText('');
+  await a.say('hello c');
+  await expect(announcer).toHaveText('ana: hello c');
+  // The list itself is not a live region: it would be read out whole.
+  await expect(c.list).not.toHaveAttribute('aria-live', /./);
+  for (const person of [a, b, c]) await person.leave();
+});
+
+test('one person’s messages minutes apart group under one name, each name in its own colour', async ({ browser }) => {
+  const [a, b] = await pair(browser, 'group');
+  const c = await Person.join(browser, undefined, room('group'));
+  await c.setNickname('cleo');
+  // A rename line between two messages would part them.
+  await expect(a.systemLines.last()).toHaveText('Anonymous is now cleo');
+  await b.say('first');
+  await b.say('second');
+  await c.say('third');
+  await expect(a.said).toHaveText(['ben: first', 'ben: second', 'cleo: third']);
+  const lines = a.messages;
+  await expect(lines.nth(0)).not.toHaveClass(/grouped/);
+  await expect(lines.nth(1)).toHaveClass(/grouped/);
+  await expect(lines.nth(2)).not.toHaveClass(/grouped/);
+  // A grouped line's name is for screen readers only; its time shows on hover.
+  const width = (line: Locator) => line.locator('.nickname').evaluate((el) => el.getBoundingClientRect().width);
+  expect(await width(lines.nth(0))).toBeGreaterThan(10);
+  expect(await width(lines.nth(1))).toBeLessThanOrEqual(1);
+  await expect(lines.nth(1).locator('time')).toHaveCSS('opacity', '0');
+  await lines.nth(1).hover();
+  await expect(lines.nth(1).locator('time')).toHaveCSS('opacity', '1');
+
+  // One colour per name: the same on every page, another for another name.
+  const colour = (line: Locator) => line.locator('.nickname').evaluate((el) => getComputedStyle(el).color);
+  const ben = await colour(lines.nth(0));
+  expect(await colour(b.messages.nth(0))).toBe(ben);
+  expect(await colour(lines.nth(2))).not.toBe(ben);
+
+  // Joins, leaves and renames are quieter than what people say.
+  const system = a.systemLines.last();
+  await expect(system).toBeVisible();
+  const size = (el: Locator) => el.evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
+  expect(await size(system)).toBeLessThan(await size(lines.nth(0).locator('.text')));
+  for (const person of [a, b, c]) await person.leave();
+});
+
+test('http and https URLs become links to a new tab; nothing else is markup', async ({ browser }) => {
+  const [a, b] = await pair(browser, 'links');
+  await b.say('see https://example.com/a?b=1, <b>bold</b> javascript:alert(1) and (http://x.test/y).');
+  const line = a.messages.last();
+  await expect(line.locator('.text')).toHaveText(
+    'see https://example.com/a?b=1, <b>bold</b> javascript:alert(1) and (http://x.test/y).',
+  );
+  const links = line.getByRole('link');
+  await expect(links).toHaveText(['https://example.com/a?b=1', 'http://x.test/y']);
+  for (const [i, href] of ['https://example.com/a?b=1', 'http://x.test/y'].entries()) {
+    await expect(links.nth(i)).toHaveAttribute('href', href);
+    await expect(links.nth(i)).toHaveAttribute('target', '_blank');
+    await expect(links.nth(i)).toHaveAttribute('rel', 'noopener noreferrer');
+  }
+  await expect(line.locator('b')).toHaveCount(0);
+  await a.leave();
+  await b.leave();
+});
+
+test('times are local, the full date shows on hover and focus, and a new day gets a separator', async ({ browser }) => {
+  const timezoneId = 'Pacific/Kiritimati';
+  const a = await Person.join(browser, undefined, room('times'), { timezoneId, locale: 'en-GB' });
+  await a.say('what day is it?');
+  const line = a.messages.last();
+  await expect(line).toHaveAttribute('data-state', 'sent');
+  const time = line.locator('time');
+  const sentAt = (await time.getAttribute('datetime'))!;
+  const expected = await a.page.evaluate((at) => {
+    const date = new Date(at);
+    const f = (options: Intl.DateTimeFormatOptions) => new Intl.DateTimeFormat(undefined, options).format(date);
+    return {
+      time: f({ hour: '2-digit', minute: '2-digit' }),
+      full: f({ dateStyle: 'full', timeStyle: 'short' }),
+      day: f({ dateStyle: 'full' }),
+    };
+  }, sentAt);
+  await expect(time).toHaveText(expected.time);
+  await expect(time).toHaveAttribute('title', expected.full);
+  // The first message of its day, in the reader's time zone.
+  await expect(line.locator('.day')).toHaveText(expected.day);
+  // Focused with the arrow keys, a line shows its full date.
+  await a.list.focus();
+  await a.page.keyboard.press('ArrowUp');
+  await expect(line).toBeFocused();
+  expect(await time.evaluate((el) => getComputedStyle(el, '::after').content)).toBe(`" · ${expected.full}"`);
+  await a.leave();
+});
