@@ -157,3 +157,50 @@ test('times are local, the full date shows on hover and focus, and a new day get
   expect(await time.evaluate((el) => getComputedStyle(el, '::after').content)).toBe(`" · ${expected.full}"`);
   await a.leave();
 });
+
+test('every nickname colour keeps a 4.5:1 contrast in both themes', async ({ browser }) => {
+  for (const colorScheme of ['light', 'dark'] as const) {
+    const context = await browser.newContext({ colorScheme });
+    const page = await context.newPage();
+    await page.goto(room('colours'));
+    const worst = await page.evaluate(() => {
+      // A colour as the screen shows it, through a canvas: sRGB bytes.
+      const canvas = document.createElement('canvas').getContext('2d', { willReadFrequently: true })!;
+      const rgb = (colour: string) => {
+        canvas.fillStyle = colour;
+        canvas.fillRect(0, 0, 1, 1);
+        return [...canvas.getImageData(0, 0, 1, 1).data.slice(0, 3)];
+      };
+      const luminance = (colour: string) => {
+        const [r, g, b] = rgb(colour).map((c) => {
+          const s = c / 255;
+          return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const contrast = (a: string, b: string) => {
+        const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+        return (hi + 0.05) / (lo + 0.05);
+      };
+      const list = document.querySelector('.messages')!;
+      let worst = Infinity;
+      for (const mine of [false, true]) {
+        const line = document.createElement('li');
+        line.className = mine ? 'message mine' : 'message';
+        const name = document.createElement('bdi');
+        name.className = 'nickname';
+        line.append(name);
+        list.append(line);
+        for (let hue = 0; hue < 360; hue += 5) {
+          line.style.setProperty('--hue', String(hue));
+          const background = getComputedStyle(mine ? line : list).backgroundColor;
+          worst = Math.min(worst, contrast(getComputedStyle(name).color, background));
+        }
+        line.remove();
+      }
+      return worst;
+    });
+    expect(worst, colorScheme).toBeGreaterThanOrEqual(4.5);
+    await context.close();
+  }
+});
