@@ -1,6 +1,8 @@
 use std::{cell::Cell, rc::Rc};
 
-use leptos::{either::Either, ev::KeyboardEvent, html::Ul, prelude::*};
+#[cfg(not(feature = "hydrate"))]
+use leptos::either::Either;
+use leptos::{ev::KeyboardEvent, html::Ul, prelude::*};
 
 use crate::{
     chat::{Chat, Delivery, Entry, Line},
@@ -207,22 +209,31 @@ fn line(
         }
     };
     // Only a message's text can hold links; a nickname is always text.
-    let text = if class == "message" {
-        display::pieces(&second)
-    } else {
-        vec![Piece::Text(&second)]
+    let links = class == "message";
+    // In the browser a directive builds the text (see `fill`): views of
+    // text and links would cost the page's wasm about 2 KiB.
+    #[cfg(feature = "hydrate")]
+    let text = view! { <bdi class="text" use:fill=(links, second)></bdi> };
+    #[cfg(not(feature = "hydrate"))]
+    let text = {
+        let text = if links {
+            display::pieces(&second)
+        } else {
+            vec![Piece::Text(&second)]
+        };
+        let text = text
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Text(run) => Either::Left(run.to_owned()),
+                Piece::Link(url) => Either::Right(view! {
+                    <a href=url.to_owned() target="_blank" rel="noopener noreferrer">
+                        {url.to_owned()}
+                    </a>
+                }),
+            })
+            .collect::<Vec<_>>();
+        view! { <bdi class="text">{text}</bdi> }
     };
-    let text = text
-        .into_iter()
-        .map(|piece| match piece {
-            Piece::Text(run) => Either::Left(run.to_owned()),
-            Piece::Link(url) => Either::Right(view! {
-                <a href=url.to_owned() target="_blank" rel="noopener noreferrer">
-                    {url.to_owned()}
-                </a>
-            }),
-        })
-        .collect::<Vec<_>>();
     let state = own.as_ref().map(|(delivery, _)| delivery.as_str());
     let note = match &own {
         Some((Delivery::Pending { .. }, _)) => Some("sending…"),
@@ -257,11 +268,50 @@ fn line(
             <span class="says">
                 <bdi class="nickname">{first}</bdi>
                 <span class="sep">{separator}</span>
-                <bdi class="text">{text}</bdi>
+                {text}
             </span>
             {time}
             {note.map(|note| view! { <span class="state">{note}</span> })}
             {retry}
         </li>
+    }
+}
+
+/// Fills a line's `<bdi class="text">` with `text`, its URLs as links if
+/// `links`, as the server renders it: built as DOM nodes, never parsed as
+/// HTML. Left untouched while it already reads the same (as the server
+/// rendered it, or unchanged since the last redraw).
+#[cfg(feature = "hydrate")]
+fn fill(bdi: leptos::web_sys::Element, (links, text): (bool, String)) {
+    let pieces = if links {
+        display::pieces(&text)
+    } else {
+        vec![Piece::Text(&text)]
+    };
+    let linked = pieces.iter().any(|piece| matches!(piece, Piece::Link(_)));
+    if bdi.text_content().as_deref() == Some(&*text) && (bdi.child_element_count() > 0) == linked {
+        return;
+    }
+    bdi.set_text_content(None);
+    let document = document();
+    for piece in pieces {
+        let node: leptos::web_sys::Node = match piece {
+            Piece::Text(run) => document.create_text_node(run).into(),
+            Piece::Link(url) => {
+                let Ok(link) = document.create_element("a") else {
+                    continue;
+                };
+                for (name, value) in [
+                    ("href", url),
+                    ("target", "_blank"),
+                    ("rel", "noopener noreferrer"),
+                ] {
+                    let _ = link.set_attribute(name, value);
+                }
+                link.set_text_content(Some(url));
+                link.into()
+            }
+        };
+        let _ = bdi.append_child(&node);
     }
 }
