@@ -81,7 +81,7 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                 tabindex="0"
                 node_ref=list
                 on:scroll=on_scroll
-                on:keydown=move |ev| step(list, ev)
+                on:keydown=step
             >
                 // One reactive attribute, and the stylesheet shows the button
                 // or the beginning: each reactive attribute costs the page's
@@ -138,30 +138,38 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
 
 /// Arrow keys move the focus from line to line (Up from the list itself
 /// goes to the newest): a focused line shows its full date, and its links
-/// and buttons are next in the tab order.
-fn step(list: NodeRef<Ul>, ev: KeyboardEvent) {
-    use leptos::wasm_bindgen::JsCast;
+/// and buttons are next in the tab order. The list is the event's current
+/// target: a NodeRef read is more code than the event's field.
+#[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+fn step(ev: KeyboardEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::{wasm_bindgen::JsCast, web_sys::Element};
 
-    let up = match ev.key().as_str() {
-        "ArrowUp" => true,
-        "ArrowDown" => false,
-        _ => return,
-    };
-    let Some(list) = list.get_untracked() else {
-        return;
-    };
-    let focused = document()
-        .active_element()
-        .filter(|element| element.parent_element().as_deref() == Some(&**list));
-    let next = match (focused, up) {
-        (Some(line), true) => line.previous_element_sibling(),
-        (Some(line), false) => line.next_element_sibling(),
-        (None, true) => list.last_element_child(),
-        (None, false) => None,
-    };
-    if let Some(next) = next.and_then(|next| next.dyn_into::<leptos::web_sys::HtmlElement>().ok()) {
-        ev.prevent_default();
-        let _ = next.focus();
+        let up = match ev.key().as_str() {
+            "ArrowUp" => true,
+            "ArrowDown" => false,
+            _ => return,
+        };
+        let Some(list) = ev.current_target() else {
+            return;
+        };
+        let list = list.unchecked_into::<Element>();
+        let focused = document()
+            .active_element()
+            .filter(|element| element.parent_element().as_ref() == Some(&list));
+        let next = match (focused, up) {
+            (Some(line), true) => line.previous_element_sibling(),
+            (Some(line), false) => line.next_element_sibling(),
+            (None, true) => list.last_element_child(),
+            (None, false) => None,
+        };
+        if let Some(next) = next {
+            ev.prevent_default();
+            let _ = next
+                .unchecked_into::<leptos::web_sys::HtmlElement>()
+                .focus();
+        }
     }
 }
 
