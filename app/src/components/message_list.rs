@@ -262,11 +262,17 @@ fn line(
                 </button>
             }
         });
+    // One class attribute: each `class:` toggle is a reactive attribute type
+    // of its own in the page's wasm.
+    let classes = [
+        class,
+        if state.is_some() { " mine" } else { "" },
+        if grouped { " grouped" } else { "" },
+    ]
+    .concat();
     view! {
         <li
-            class=class
-            class:mine=state.is_some()
-            class:grouped=grouped
+            class=classes
             data-state=state
             data-unread=unread
             style=hue
