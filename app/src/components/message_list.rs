@@ -6,7 +6,7 @@ use leptos::{ev::KeyboardEvent, html::Ul, prelude::*};
 
 use crate::{
     chat::{Chat, Delivery, Entry, Line},
-    display::{self, Clock, Facts, Moment, Piece},
+    display::{self, Clock, Facts, Moment, Piece, Places},
 };
 
 /// Lines from the bottom within which the reader counts as at the bottom,
@@ -99,26 +99,19 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                     let (utc, divider, entries) = chat
                         .with(|state| (state.first_paint, state.divider, state.entries.clone()));
                     let clock = Clock::new(utc);
-                    let moments: Vec<Option<Moment>> = entries
-                        .iter()
-                        .map(|entry| entry.sent_at().and_then(|at| clock.moment(at)))
-                        .collect();
-                    let facts: Vec<Facts> = entries
-                        .iter()
-                        .zip(&moments)
-                        .map(|(entry, at)| Facts {
-                            sender: entry.sender(),
-                            at: at.as_ref(),
-                        })
-                        .collect();
-                    let places = display::places(&facts);
+                    let mut places = Places::default();
                     entries
                         .iter()
-                        .zip(moments.iter().zip(places))
-                        .map(|(entry, (at, place))| {
-                            let day = place.new_day.then(|| entry.sent_at().map(|at| clock.day(at)));
+                        .map(|entry| {
+                            let sent_at = entry.sent_at();
+                            let at = sent_at.and_then(|at| clock.moment(at));
+                            let place = places.next(Facts {
+                                sender: entry.sender(),
+                                at: at.as_ref(),
+                            });
+                            let day = sent_at.filter(|_| place.new_day).map(|at| clock.day(at));
                             let unread = Some(entry.key) == divider;
-                            line(chat, entry.clone(), at.clone(), place.grouped, day.flatten(), unread)
+                            line(chat, entry.clone(), at, place.grouped, day, unread)
                         })
                         .collect::<Vec<_>>()
                 }}
