@@ -208,8 +208,11 @@ pub fn places(lines: &[Facts]) -> Vec<Place> {
 pub struct Places<'a> {
     day: Option<u32>,
     /// The line before: its sender, and its day and minute.
-    previous: Option<(Option<(bool, &'a str)>, Option<(u32, u32)>)>,
+    previous: Option<(Sender<'a>, Option<(u32, u32)>)>,
 }
+
+/// Who sent a line, `(own, nickname)`; `None` for a join, leave or rename.
+type Sender<'a> = Option<(bool, &'a str)>;
 
 impl<'a> Places<'a> {
     /// The place of the line after those placed so far.
