@@ -181,9 +181,9 @@ impl Clock {
 /// a join, leave or rename) and when (`None` while an own message is not
 /// acknowledged).
 #[derive(Debug, Clone, Copy)]
-pub struct Facts<'a> {
+pub struct Facts<'a, 'm> {
     pub sender: Option<(bool, &'a str)>,
-    pub at: Option<&'a Moment>,
+    pub at: Option<&'m Moment>,
 }
 
 /// How a line sits among those before it.
@@ -198,29 +198,43 @@ pub struct Place {
 
 /// The place of each line, in order.
 pub fn places(lines: &[Facts]) -> Vec<Place> {
-    let mut day = None;
-    let mut previous: Option<&Facts> = None;
-    lines
-        .iter()
-        .map(|facts| {
-            let new_day = facts
-                .at
-                .is_some_and(|at| day.replace(at.day) != Some(at.day));
-            let close = match (previous.and_then(|p| p.at), facts.at) {
-                (Some(before), Some(at)) => {
-                    before.day == at.day && at.minute.abs_diff(before.minute) <= GROUP_MINUTES
-                }
-                // An own message not yet acknowledged was sent just now.
-                _ => true,
-            };
-            let grouped = !new_day
-                && close
-                && facts.sender.is_some()
-                && previous.and_then(|p| p.sender) == facts.sender;
-            previous = Some(facts);
-            Place { new_day, grouped }
-        })
-        .collect()
+    let mut places = Places::default();
+    lines.iter().map(|facts| places.next(*facts)).collect()
+}
+
+/// Places lines one at a time, in order: what [`places`] does, without a
+/// list of facts to make first.
+#[derive(Default)]
+pub struct Places<'a> {
+    day: Option<u32>,
+    /// The line before: its sender, and its day and minute.
+    previous: Option<(Sender<'a>, Option<(u32, u32)>)>,
+}
+
+/// Who sent a line, `(own, nickname)`; `None` for a join, leave or rename.
+type Sender<'a> = Option<(bool, &'a str)>;
+
+impl<'a> Places<'a> {
+    /// The place of the line after those placed so far.
+    pub fn next(&mut self, facts: Facts<'a, '_>) -> Place {
+        let at = facts.at.map(|at| (at.day, at.minute));
+        let new_day = at.is_some_and(|(day, _)| self.day.replace(day) != Some(day));
+        let (sender, before) = self.previous.unwrap_or_default();
+        let close = match (before, at) {
+            (Some((before_day, before_minute)), Some((day, minute))) => {
+                before_day == day && minute.abs_diff(before_minute) <= GROUP_MINUTES
+            }
+            // An own message not yet acknowledged was sent just now.
+            _ => true,
+        };
+        let grouped = !new_day
+            && close
+            && facts.sender.is_some()
+            && self.previous.is_some()
+            && sender == facts.sender;
+        self.previous = Some((facts.sender, at));
+        Place { new_day, grouped }
+    }
 }
 
 /// The reader's time zone and locale, through the browser's `Intl`: a

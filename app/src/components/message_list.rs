@@ -1,10 +1,12 @@
 use std::{cell::Cell, rc::Rc};
 
-use leptos::{either::Either, ev::KeyboardEvent, html::Ul, prelude::*};
+#[cfg(not(feature = "hydrate"))]
+use leptos::either::Either;
+use leptos::{ev::KeyboardEvent, html::Ul, prelude::*};
 
 use crate::{
     chat::{Chat, Delivery, Entry, Line},
-    display::{self, Clock, Facts, Moment, Piece},
+    display::{self, Clock, Facts, Moment, Piece, Places},
 };
 
 /// Lines from the bottom within which the reader counts as at the bottom,
@@ -79,7 +81,7 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                 tabindex="0"
                 node_ref=list
                 on:scroll=on_scroll
-                on:keydown=move |ev| step(list, ev)
+                on:keydown=step
             >
                 // One reactive attribute, and the stylesheet shows the button
                 // or the beginning: each reactive attribute costs the page's
@@ -97,26 +99,19 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                     let (utc, divider, entries) = chat
                         .with(|state| (state.first_paint, state.divider, state.entries.clone()));
                     let clock = Clock::new(utc);
-                    let moments: Vec<Option<Moment>> = entries
-                        .iter()
-                        .map(|entry| entry.sent_at().and_then(|at| clock.moment(at)))
-                        .collect();
-                    let facts: Vec<Facts> = entries
-                        .iter()
-                        .zip(&moments)
-                        .map(|(entry, at)| Facts {
-                            sender: entry.sender(),
-                            at: at.as_ref(),
-                        })
-                        .collect();
-                    let places = display::places(&facts);
+                    let mut places = Places::default();
                     entries
                         .iter()
-                        .zip(moments.iter().zip(places))
-                        .map(|(entry, (at, place))| {
-                            let day = place.new_day.then(|| entry.sent_at().map(|at| clock.day(at)));
+                        .map(|entry| {
+                            let sent_at = entry.sent_at();
+                            let at = sent_at.and_then(|at| clock.moment(at));
+                            let place = places.next(Facts {
+                                sender: entry.sender(),
+                                at: at.as_ref(),
+                            });
+                            let day = sent_at.filter(|_| place.new_day).map(|at| clock.day(at));
                             let unread = Some(entry.key) == divider;
-                            line(chat, entry.clone(), at.clone(), place.grouped, day.flatten(), unread)
+                            line(chat, entry.clone(), at, place.grouped, day, unread)
                         })
                         .collect::<Vec<_>>()
                 }}
@@ -136,30 +131,38 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
 
 /// Arrow keys move the focus from line to line (Up from the list itself
 /// goes to the newest): a focused line shows its full date, and its links
-/// and buttons are next in the tab order.
-fn step(list: NodeRef<Ul>, ev: KeyboardEvent) {
-    use leptos::wasm_bindgen::JsCast;
+/// and buttons are next in the tab order. The list is the event's current
+/// target: a NodeRef read is more code than the event's field.
+#[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+fn step(ev: KeyboardEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::{wasm_bindgen::JsCast, web_sys::Element};
 
-    let up = match ev.key().as_str() {
-        "ArrowUp" => true,
-        "ArrowDown" => false,
-        _ => return,
-    };
-    let Some(list) = list.get_untracked() else {
-        return;
-    };
-    let focused = document()
-        .active_element()
-        .filter(|element| element.parent_element().as_deref() == Some(&**list));
-    let next = match (focused, up) {
-        (Some(line), true) => line.previous_element_sibling(),
-        (Some(line), false) => line.next_element_sibling(),
-        (None, true) => list.last_element_child(),
-        (None, false) => None,
-    };
-    if let Some(next) = next.and_then(|next| next.dyn_into::<leptos::web_sys::HtmlElement>().ok()) {
-        ev.prevent_default();
-        let _ = next.focus();
+        let up = match ev.key().as_str() {
+            "ArrowUp" => true,
+            "ArrowDown" => false,
+            _ => return,
+        };
+        let Some(list) = ev.current_target() else {
+            return;
+        };
+        let list = list.unchecked_into::<Element>();
+        let focused = document()
+            .active_element()
+            .filter(|element| element.parent_element().as_ref() == Some(&list));
+        let next = match (focused, up) {
+            (Some(line), true) => line.previous_element_sibling(),
+            (Some(line), false) => line.next_element_sibling(),
+            (None, true) => list.last_element_child(),
+            (None, false) => None,
+        };
+        if let Some(next) = next {
+            ev.prevent_default();
+            let _ = next
+                .unchecked_into::<leptos::web_sys::HtmlElement>()
+                .focus();
+        }
     }
 }
 
@@ -207,22 +210,31 @@ fn line(
         }
     };
     // Only a message's text can hold links; a nickname is always text.
-    let text = if class == "message" {
-        display::pieces(&second)
-    } else {
-        vec![Piece::Text(&second)]
+    let links = class == "message";
+    // In the browser a directive builds the text (see `fill`): views of
+    // text and links would cost the page's wasm about 2 KiB.
+    #[cfg(feature = "hydrate")]
+    let text = view! { <bdi class="text" use:fill=(links, second)></bdi> };
+    #[cfg(not(feature = "hydrate"))]
+    let text = {
+        let text = if links {
+            display::pieces(&second)
+        } else {
+            vec![Piece::Text(&second)]
+        };
+        let text = text
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Text(run) => Either::Left(run.to_owned()),
+                Piece::Link(url) => Either::Right(view! {
+                    <a href=url.to_owned() target="_blank" rel="noopener noreferrer">
+                        {url.to_owned()}
+                    </a>
+                }),
+            })
+            .collect::<Vec<_>>();
+        view! { <bdi class="text">{text}</bdi> }
     };
-    let text = text
-        .into_iter()
-        .map(|piece| match piece {
-            Piece::Text(run) => Either::Left(run.to_owned()),
-            Piece::Link(url) => Either::Right(view! {
-                <a href=url.to_owned() target="_blank" rel="noopener noreferrer">
-                    {url.to_owned()}
-                </a>
-            }),
-        })
-        .collect::<Vec<_>>();
     let state = own.as_ref().map(|(delivery, _)| delivery.as_str());
     let note = match &own {
         Some((Delivery::Pending { .. }, _)) => Some("sending…"),
@@ -243,11 +255,17 @@ fn line(
                 </button>
             }
         });
+    // One class attribute: each `class:` toggle is a reactive attribute type
+    // of its own in the page's wasm.
+    let classes = [
+        class,
+        if state.is_some() { " mine" } else { "" },
+        if grouped { " grouped" } else { "" },
+    ]
+    .concat();
     view! {
         <li
-            class=class
-            class:mine=state.is_some()
-            class:grouped=grouped
+            class=classes
             data-state=state
             data-unread=unread
             style=hue
@@ -257,11 +275,50 @@ fn line(
             <span class="says">
                 <bdi class="nickname">{first}</bdi>
                 <span class="sep">{separator}</span>
-                <bdi class="text">{text}</bdi>
+                {text}
             </span>
             {time}
             {note.map(|note| view! { <span class="state">{note}</span> })}
             {retry}
         </li>
+    }
+}
+
+/// Fills a line's `<bdi class="text">` with `text`, its URLs as links if
+/// `links`, as the server renders it: built as DOM nodes, never parsed as
+/// HTML. Left untouched while it already reads the same (as the server
+/// rendered it, or unchanged since the last redraw).
+#[cfg(feature = "hydrate")]
+fn fill(bdi: leptos::web_sys::Element, (links, text): (bool, String)) {
+    let pieces = if links {
+        display::pieces(&text)
+    } else {
+        vec![Piece::Text(&text)]
+    };
+    let linked = pieces.iter().any(|piece| matches!(piece, Piece::Link(_)));
+    if bdi.text_content().as_deref() == Some(&*text) && (bdi.child_element_count() > 0) == linked {
+        return;
+    }
+    bdi.set_text_content(None);
+    let document = document();
+    for piece in pieces {
+        let node: leptos::web_sys::Node = match piece {
+            Piece::Text(run) => document.create_text_node(run).into(),
+            Piece::Link(url) => {
+                let Ok(link) = document.create_element("a") else {
+                    continue;
+                };
+                for (name, value) in [
+                    ("href", url),
+                    ("target", "_blank"),
+                    ("rel", "noopener noreferrer"),
+                ] {
+                    let _ = link.set_attribute(name, value);
+                }
+                link.set_text_content(Some(url));
+                link.into()
+            }
+        };
+        let _ = bdi.append_child(&node);
     }
 }

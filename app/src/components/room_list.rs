@@ -131,12 +131,7 @@ fn go(chat: Chat, path: &str) {
         let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(path));
         follow(chat);
         if let Some(rooms) = document().get_element_by_id("rooms") {
-            let hide = js_sys::Reflect::get(&rooms, &"hidePopover".into());
-            if let Ok(hide) =
-                hide.and_then(|hide| wasm_bindgen::JsCast::dyn_into::<js_sys::Function>(hide))
-            {
-                let _ = hide.call0(&rooms);
-            }
+            super::call(&rooms, "hidePopover");
         }
     }
 }
