@@ -218,10 +218,6 @@ pub struct State {
     pub beginning: bool,
     /// A `history` request is in flight.
     pub loading: bool,
-    /// Times show as the server rendered them (UTC) until the page's first
-    /// connection attempt, so that hydration finds the server's text; the
-    /// redraw after that shows them in the reader's time zone.
-    pub first_paint: bool,
     /// The reader is at the newest line, so the list follows new ones.
     pub at_bottom: bool,
     /// Messages from others that came while the reader was scrolled up.
@@ -263,7 +259,6 @@ impl Default for State {
             notice: None,
             beginning: true,
             loading: false,
-            first_paint: false,
             at_bottom: true,
             unread: 0,
             divider: None,
@@ -289,7 +284,6 @@ impl State {
             token,
             // The server renders only valid rooms; anything else is general.
             room: RoomName::parse(&page.room).unwrap_or_default(),
-            first_paint: true,
             beginning: page.beginning,
             // The page holds everything stored when it was rendered: even
             // with no message in it, whatever comes later must be sent.
@@ -423,7 +417,6 @@ impl State {
 
     fn connecting(&mut self, fx: &mut Effects) {
         self.status = ConnectionStatus::Connecting;
-        self.first_paint = false;
         fx.push(Effect::Send(self.resume()));
     }
 
@@ -1014,8 +1007,7 @@ impl Chat {
     // ---- what the transport reports ----
 
     /// A connection attempt starts: queues the `resume` frame that must go
-    /// first on it. The first one also redraws the times the server
-    /// rendered in the reader's time zone.
+    /// first on it.
     pub fn connecting(&self) {
         self.change(State::connecting);
     }
@@ -1696,12 +1688,7 @@ mod tests {
             let (chat, env) = first_chat(page(3..=5, false), Some("t"));
             assert_eq!(lines(&chat), ["bob: 3", "bob: 4", "bob: 5"]);
             assert!(!chat.beginning());
-            assert!(
-                chat.with(|state| state.first_paint),
-                "times in UTC, as rendered"
-            );
             chat.connecting();
-            assert!(!chat.with(|state| state.first_paint));
             assert_eq!(env.take_sent(), [resume(Some("t"), Some(5))]);
 
             let empty = State::first(empty_page(), None);

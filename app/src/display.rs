@@ -119,7 +119,7 @@ pub struct Moment {
 
 impl Moment {
     /// In UTC, read from the RFC 3339 text alone: how the server renders
-    /// (it knows no reader's time zone), and the page until it hydrates.
+    /// (it knows no reader's time zone).
     /// `None` if `sent_at` is not `yyyy-mm-ddThh:mm...`.
     pub fn utc(sent_at: &str) -> Option<Self> {
         let bytes = sent_at.as_bytes();
@@ -142,27 +142,27 @@ impl Moment {
     }
 }
 
-/// Reads times as the reader sees them: in UTC (the server's rendering,
-/// and the page until it hydrates) or in the reader's time zone and locale.
+/// Reads times as the reader sees them. The server renders UTC (it knows
+/// no reader's time zone); the browser draws every line itself, in the
+/// reader's time zone and locale from the first.
 pub struct Clock {
     #[cfg(feature = "hydrate")]
-    local: Option<local::Formats>,
+    local: local::Formats,
 }
 
 impl Clock {
-    pub fn new(utc: bool) -> Self {
-        let _ = utc;
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
         Self {
             #[cfg(feature = "hydrate")]
-            local: (!utc).then(local::Formats::new),
+            local: local::Formats::new(),
         }
     }
 
     pub fn moment(&self, sent_at: &str) -> Option<Moment> {
         #[cfg(feature = "hydrate")]
-        if let Some(local) = &self.local {
-            return local.moment(sent_at);
-        }
+        return self.local.moment(sent_at);
+        #[cfg(not(feature = "hydrate"))]
         Moment::utc(sent_at)
     }
 
@@ -170,9 +170,8 @@ impl Clock {
     /// 2026` in the reader's locale, `2026-11-25` in UTC.
     pub fn day(&self, sent_at: &str) -> String {
         #[cfg(feature = "hydrate")]
-        if let Some(day) = self.local.as_ref().and_then(|_| local::day(sent_at)) {
-            return day;
-        }
+        return local::day(sent_at).unwrap_or_default();
+        #[cfg(not(feature = "hydrate"))]
         sent_at.get(..10).unwrap_or(sent_at).to_owned()
     }
 }
@@ -404,7 +403,7 @@ mod tests {
         assert_eq!(Moment::utc("yesterday"), None);
         assert_eq!(Moment::utc("2026-11-2xT09:07:30Z"), None);
         assert_eq!(Moment::utc("2026-11-25T09"), None);
-        assert_eq!(Clock::new(true).day("2026-11-25T09:07:30Z"), "2026-11-25");
+        assert_eq!(Clock::new().day("2026-11-25T09:07:30Z"), "2026-11-25");
     }
 
     fn at(sent_at: &str) -> Moment {

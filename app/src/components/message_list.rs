@@ -82,6 +82,7 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                 node_ref=list
                 on:scroll=on_scroll
                 on:keydown=step
+                on:click=move |ev| clicked(chat, ev)
             >
                 // One reactive attribute, and the stylesheet shows the button
                 // or the beginning: each reactive attribute costs the page's
@@ -96,9 +97,9 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                 // about 5 KiB; redrawn in place, a line whose content is
                 // unchanged leaves its DOM untouched.
                 {move || {
-                    let (utc, divider, entries) = chat
-                        .with(|state| (state.first_paint, state.divider, state.entries.clone()));
-                    let clock = Clock::new(utc);
+                    let (divider, entries) =
+                        chat.with(|state| (state.divider, state.entries.clone()));
+                    let clock = Clock::new();
                     let mut places = Places::default();
                     entries
                         .iter()
@@ -111,7 +112,7 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                             });
                             let day = sent_at.filter(|_| place.new_day).map(|at| clock.day(at));
                             let unread = Some(entry.key) == divider;
-                            line(chat, entry.clone(), at, place.grouped, day, unread)
+                            line(chat, shown(entry.clone(), at, place.grouped, day, unread))
                         })
                         .collect::<Vec<_>>()
                 }}
@@ -166,31 +167,51 @@ fn step(ev: KeyboardEvent) {
     }
 }
 
-/// One line, a message or a join, leave or rename: all of them share one
-/// view type, since each distinct one costs the page's wasm kilobytes, and
-/// the list redraws lines in place.
-fn line(
-    chat: Chat,
+/// What one line shows, worked out once for both of its renderings: the
+/// server's view, and the browser's DOM (see [`draw`]).
+#[derive(Clone)]
+struct Shown {
+    /// `message` or `system`, then `mine` and `grouped` if they apply.
+    class: String,
+    /// Where an own message stands (`data-state`).
+    state: Option<&'static str>,
+    /// The divider goes above this line.
+    unread: bool,
+    /// `--hue:N`, the sender's colour.
+    hue: Option<String>,
+    /// The day's heading, above the first line of a day.
+    day: Option<String>,
+    nickname: String,
+    separator: &'static str,
+    text: String,
+    /// The text may hold links (a message's; a rename's new name may not).
+    links: bool,
+    /// `sent_at`, as the `<time>`'s `datetime`, and how it reads.
+    time: Option<(String, Moment)>,
+    /// "sending…" or "not sent".
+    note: Option<&'static str>,
+    /// A failed own message's `client_id`, for its Retry button.
+    retry: Option<String>,
+}
+
+fn shown(
     entry: Entry,
     at: Option<Moment>,
     grouped: bool,
     day: Option<String>,
     unread: bool,
-) -> impl IntoView {
+) -> Shown {
     let mut class = "message";
     let mut separator = ": ";
     let mut own = None;
     let hue = entry
         .sender()
         .map(|(_, nickname)| format!("--hue:{}", display::hue(nickname)));
-    let time = entry
-        .sent_at()
-        .map(str::to_owned)
-        .zip(at)
-        .map(|(sent_at, at)| {
-            view! { <time datetime=sent_at title=at.full>{at.time}</time> }
-        });
-    let (first, second) = match entry.line {
+    let time = match (entry.sent_at(), at) {
+        (Some(sent_at), Some(at)) => Some((sent_at.to_owned(), at)),
+        _ => None,
+    };
+    let (nickname, text) = match entry.line {
         Line::Theirs(message) => (message.nickname, message.text),
         Line::Mine(message) => {
             own = Some((message.delivery, message.client_id));
@@ -209,32 +230,6 @@ fn line(
             (previous, nickname)
         }
     };
-    // Only a message's text can hold links; a nickname is always text.
-    let links = class == "message";
-    // In the browser a directive builds the text (see `fill`): views of
-    // text and links would cost the page's wasm about 2 KiB.
-    #[cfg(feature = "hydrate")]
-    let text = view! { <bdi class="text" use:fill=(links, second)></bdi> };
-    #[cfg(not(feature = "hydrate"))]
-    let text = {
-        let text = if links {
-            display::pieces(&second)
-        } else {
-            vec![Piece::Text(&second)]
-        };
-        let text = text
-            .into_iter()
-            .map(|piece| match piece {
-                Piece::Text(run) => Either::Left(run.to_owned()),
-                Piece::Link(url) => Either::Right(view! {
-                    <a href=url.to_owned() target="_blank" rel="noopener noreferrer">
-                        {url.to_owned()}
-                    </a>
-                }),
-            })
-            .collect::<Vec<_>>();
-        view! { <bdi class="text">{text}</bdi> }
-    };
     let state = own.as_ref().map(|(delivery, _)| delivery.as_str());
     let note = match &own {
         Some((Delivery::Pending { .. }, _)) => Some("sending…"),
@@ -243,82 +238,222 @@ fn line(
     };
     let retry = own
         .filter(|(delivery, _)| matches!(delivery, Delivery::Failed { .. }))
-        .map(|(_, client_id)| {
-            view! {
-                <button
-                    type="button"
-                    class="retry"
-                    disabled=move || !chat.is_online()
-                    on:click=move |_| chat.retry(&client_id)
-                >
-                    "Retry"
-                </button>
-            }
-        });
-    // One class attribute: each `class:` toggle is a reactive attribute type
-    // of its own in the page's wasm.
-    let classes = [
-        class,
-        if state.is_some() { " mine" } else { "" },
-        if grouped { " grouped" } else { "" },
-    ]
-    .concat();
+        .map(|(_, client_id)| client_id);
+    let mut classes = class.to_owned();
+    if state.is_some() {
+        classes.push_str(" mine");
+    }
+    if grouped {
+        classes.push_str(" grouped");
+    }
+    Shown {
+        class: classes,
+        state,
+        unread,
+        hue,
+        day,
+        nickname,
+        separator,
+        links: class == "message",
+        text,
+        time,
+        note,
+        retry,
+    }
+}
+
+/// One line as the server renders it. The browser draws the same markup
+/// with [`draw`]: views of every part of a line cost the page's wasm about
+/// 4 KiB.
+#[cfg(not(feature = "hydrate"))]
+fn line(_chat: Chat, shown: Shown) -> impl IntoView {
+    let text = if shown.links {
+        display::pieces(&shown.text)
+    } else {
+        vec![Piece::Text(&shown.text)]
+    }
+    .into_iter()
+    .map(|piece| match piece {
+        Piece::Text(run) => Either::Left(run.to_owned()),
+        Piece::Link(url) => Either::Right(view! {
+            <a href=url.to_owned() target="_blank" rel="noopener noreferrer">
+                {url.to_owned()}
+            </a>
+        }),
+    })
+    .collect::<Vec<_>>();
+    let time = shown.time.map(|(sent_at, at)| {
+        view! { <time datetime=sent_at title=at.full>{at.time}</time> }
+    });
+    let retry = shown.retry.as_ref().map(|_| {
+        view! {
+            <button type="button" class="retry" disabled>
+                "Retry"
+            </button>
+        }
+    });
     view! {
         <li
-            class=classes
-            data-state=state
-            data-unread=unread
-            style=hue
+            class=shown.class
+            data-state=shown.state
+            data-unread=shown.unread
+            data-retry=shown.retry
+            style=shown.hue
             tabindex="-1"
         >
-            <span class="day">{day}</span>
+            <span class="day">{shown.day}</span>
             <span class="says">
-                <bdi class="nickname">{first}</bdi>
-                <span class="sep">{separator}</span>
-                {text}
+                <bdi class="nickname">{shown.nickname}</bdi>
+                <span class="sep">{shown.separator}</span>
+                <bdi class="text">{text}</bdi>
             </span>
             {time}
-            {note.map(|note| view! { <span class="state">{note}</span> })}
+            {shown.note.map(|note| view! { <span class="state">{note}</span> })}
             {retry}
         </li>
     }
 }
 
-/// Fills a line's `<bdi class="text">` with `text`, its URLs as links if
-/// `links`, as the server renders it: built as DOM nodes, never parsed as
-/// HTML. Left untouched while it already reads the same (as the server
-/// rendered it, or unchanged since the last redraw).
+/// One line in the browser: an `<li>` that [`draw`] fills.
 #[cfg(feature = "hydrate")]
-fn fill(bdi: leptos::web_sys::Element, (links, text): (bool, String)) {
-    let pieces = if links {
-        display::pieces(&text)
-    } else {
-        vec![Piece::Text(&text)]
-    };
-    let linked = pieces.iter().any(|piece| matches!(piece, Piece::Link(_)));
-    if bdi.text_content().as_deref() == Some(&*text) && (bdi.child_element_count() > 0) == linked {
+fn line(chat: Chat, shown: Shown) -> impl IntoView {
+    view! { <li tabindex="-1" use:draw=(shown, chat.is_online())></li> }
+}
+
+/// Draws `shown` into its `<li>` as DOM nodes, the markup the server
+/// renders: text is always a text node, links are `<a>` elements, nothing
+/// is parsed as HTML. Left alone while it shows the same (the list redraws
+/// every line in place on any change), which it remembers on the element.
+#[cfg(feature = "hydrate")]
+fn draw(li: leptos::web_sys::Element, (shown, online): (Shown, bool)) {
+    use js_sys::Reflect;
+    use leptos::web_sys::{Element, Node};
+
+    // What it shows, as one string to compare with what it showed.
+    let mut drawn = String::new();
+    for part in [
+        &*shown.class,
+        shown.state.unwrap_or_default(),
+        if shown.unread { "u" } else { "" },
+        shown.day.as_deref().unwrap_or_default(),
+        &shown.nickname,
+        shown.separator,
+        &shown.text,
+        shown.time.as_ref().map_or("", |(_, at)| &at.full),
+        shown.time.as_ref().map_or("", |(_, at)| &at.time),
+        shown.note.unwrap_or_default(),
+        shown.retry.as_deref().unwrap_or_default(),
+        if online { "o" } else { "" },
+    ] {
+        drawn.push_str(part);
+        drawn.push('\u{1}');
+    }
+    let key = wasm_bindgen::JsValue::from_str("parleyDrawn");
+    if Reflect::get(&li, &key)
+        .ok()
+        .and_then(|was| was.as_string())
+        .as_ref()
+        == Some(&drawn)
+    {
         return;
     }
-    bdi.set_text_content(None);
+    let _ = Reflect::set(&li, &key, &drawn.into());
+
     let document = document();
+    let element = |tag: &str, class: &str, text: &str| -> Element {
+        let element = document.create_element(tag).expect("an element");
+        if !class.is_empty() {
+            element.set_class_name(class);
+        }
+        if !text.is_empty() {
+            element.set_text_content(Some(text));
+        }
+        element
+    };
+    let set = |element: &Element, name: &str, value: Option<&str>| {
+        let _ = match value {
+            Some(value) => element.set_attribute(name, value),
+            None => element.remove_attribute(name),
+        };
+    };
+    li.set_class_name(&shown.class);
+    set(&li, "data-state", shown.state);
+    set(&li, "data-unread", shown.unread.then_some(""));
+    set(&li, "data-retry", shown.retry.as_deref());
+    set(&li, "style", shown.hue.as_deref());
+    li.set_text_content(None);
+
+    let says = element("span", "says", "");
+    let text = element("bdi", "text", "");
+    let pieces = if shown.links {
+        display::pieces(&shown.text)
+    } else {
+        vec![Piece::Text(&shown.text)]
+    };
     for piece in pieces {
-        let node: leptos::web_sys::Node = match piece {
+        let node: Node = match piece {
             Piece::Text(run) => document.create_text_node(run).into(),
             Piece::Link(url) => {
-                let Ok(link) = document.create_element("a") else {
-                    continue;
-                };
+                let link = element("a", "", url);
                 for (name, value) in [
                     ("href", url),
                     ("target", "_blank"),
                     ("rel", "noopener noreferrer"),
                 ] {
-                    let _ = link.set_attribute(name, value);
+                    set(&link, name, Some(value));
                 }
-                link.set_text_content(Some(url));
                 link.into()
             }
         };
-        let _ = bdi.append_child(&node);
+        let _ = text.append_child(&node);
+    }
+    for part in [
+        element("bdi", "nickname", &shown.nickname),
+        element("span", "sep", shown.separator),
+        text,
+    ] {
+        let _ = says.append_child(&part);
+    }
+    let mut parts = vec![
+        element("span", "day", shown.day.as_deref().unwrap_or_default()),
+        says,
+    ];
+    if let Some((sent_at, at)) = &shown.time {
+        let time = element("time", "", &at.time);
+        set(&time, "datetime", Some(sent_at));
+        set(&time, "title", Some(&at.full));
+        parts.push(time);
+    }
+    if let Some(note) = shown.note {
+        parts.push(element("span", "state", note));
+    }
+    if shown.retry.is_some() {
+        let retry = element("button", "retry", "Retry");
+        set(&retry, "type", Some("button"));
+        set(&retry, "disabled", (!online).then_some(""));
+        parts.push(retry);
+    }
+    for part in parts {
+        let _ = li.append_child(&part);
+    }
+}
+
+/// A click on a failed message's Retry button (one handler for the whole
+/// list): sends it again under its `client_id`, which its line carries.
+#[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
+fn clicked(chat: Chat, ev: leptos::ev::MouseEvent) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::{wasm_bindgen::JsCast, web_sys::Element};
+
+        let retry = ev
+            .target()
+            .map(|target| target.unchecked_into::<Element>())
+            .filter(|target| target.class_name() == "retry")
+            .and_then(|button| button.parent_element())
+            .and_then(|line| line.get_attribute("data-retry"));
+        if let Some(client_id) = retry {
+            chat.retry(&client_id);
+        }
     }
 }
