@@ -72,7 +72,6 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
             let _ = list.focus();
         }
     };
-    let unread = move || chat.with(|state| state.unread);
     view! {
         <section class="conversation" aria-label="Messages">
             <ul
@@ -117,10 +116,12 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                         .collect::<Vec<_>>()
                 }}
             </ul>
-            <button type="button" class="jump" hidden=move || unread() == 0 on:click=jump>
-                {move || match unread() {
-                    1 => "1 new message".to_owned(),
-                    count => format!("{count} new messages"),
+            // Shown by the stylesheet only with a label: one reactive part.
+            <button type="button" class="jump" on:click=jump>
+                {move || match chat.with(|state| state.unread) {
+                    0 => None,
+                    1 => Some("1 new message".to_owned()),
+                    count => Some(format!("{count} new messages")),
                 }}
             </button>
             <p class="visually-hidden" aria-live="polite" data-testid="announcer">
