@@ -107,7 +107,8 @@ pub fn hue(nickname: &str) -> u32 {
 /// When a message was sent, as its reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moment {
-    /// The calendar day, as `yyyymmdd`.
+    /// The calendar day: `yyyymmdd` on the server, days since 1970 in the
+    /// browser (either tells one day from another).
     pub day: u32,
     /// Minutes since that day's midnight.
     pub minute: u32,
@@ -282,9 +283,12 @@ mod local {
 
         pub fn moment(&self, sent_at: &str) -> Option<Moment> {
             let date = date(sent_at)?;
+            // Minutes since 1970 on the reader's clock: one binding, where
+            // reading the date's fields would take five.
+            let local = (date.get_time() / 60_000.0 - date.get_timezone_offset()).floor() as i64;
             Some(Moment {
-                day: date.get_full_year() * 10_000 + (date.get_month() + 1) * 100 + date.get_date(),
-                minute: date.get_hours() * 60 + date.get_minutes(),
+                day: local.div_euclid(1440) as u32,
+                minute: local.rem_euclid(1440) as u32,
                 time: format(&self.time, &date),
                 full: format(&self.full, &date),
             })

@@ -153,10 +153,10 @@ pub fn App() -> impl IntoView {
                     "Dark theme"
                 </label>
                 <div class="panel-toggles">
-                    <button type="button" popovertarget="rooms">
+                    <button popovertarget="rooms">
                         "Rooms"
                     </button>
-                    <button type="button" popovertarget="online">
+                    <button popovertarget="online">
                         "People"
                     </button>
                 </div>

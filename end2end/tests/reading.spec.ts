@@ -63,7 +63,7 @@ test('new messages from others are announced politely, history is not', async ({
   const [a, b] = await pair(browser, 'announce');
   await b.say('said before c came');
   const c = await Person.join(browser, undefined, room('announce'));
-  const announcer = c.page.getByTestId('announcer');
+  const announcer = c.page.locator('.conversation [aria-live="polite"]');
   await expect(announcer).toHaveAttribute('aria-live', 'polite');
   await expect(c.allMessages).toHaveCount(1);
   await expect(announcer).toHaveText('');
@@ -150,11 +150,13 @@ test('times are local, the full date shows on hover and focus, and a new day get
   await expect(time).toHaveAttribute('title', expected.full);
   // The first message of its day, in the reader's time zone.
   await expect(line.locator('.day')).toHaveText(expected.day);
-  // Focused with the arrow keys, a line shows its full date.
-  await a.list.focus();
-  await a.page.keyboard.press('ArrowUp');
-  await expect(line).toBeFocused();
-  expect(await time.evaluate((el) => getComputedStyle(el, '::after').content)).toBe(`" · ${expected.full}"`);
+  // Focused from the keyboard, the list shows each message's full date.
+  const after = () => time.evaluate((el) => getComputedStyle(el, '::after').content);
+  expect(await after()).toBe('none');
+  await a.page.getByLabel('Message', { exact: true }).focus();
+  await a.page.keyboard.press('Shift+Tab');
+  await expect(a.list).toBeFocused();
+  expect(await after()).toBe(`" · ${expected.full}"`);
   await a.leave();
 });
 

@@ -40,9 +40,6 @@ pub fn Composer(chat: Chat) -> impl IntoView {
             </label>
             <textarea
                 id="message-input"
-                name="message"
-                rows="1"
-                autocomplete="off"
                 placeholder="Write a message"
                 aria-describedby="message-remaining"
                 bind:value=draft

@@ -2,7 +2,7 @@ use std::{cell::Cell, rc::Rc};
 
 #[cfg(not(feature = "hydrate"))]
 use leptos::either::Either;
-use leptos::{ev::KeyboardEvent, html::Ul, prelude::*};
+use leptos::{html::Ul, prelude::*};
 
 use crate::{
     chat::{Chat, Delivery, Entry, Line},
@@ -80,8 +80,6 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                 tabindex="0"
                 node_ref=list
                 on:scroll=on_scroll
-                on:keydown=step
-                on:click=move |ev| clicked(chat, ev)
             >
                 // One reactive attribute, and the stylesheet shows the button
                 // or the beginning: each reactive attribute costs the page's
@@ -117,54 +115,17 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                 }}
             </ul>
             // Shown by the stylesheet only with a label: one reactive part.
-            <button type="button" class="jump" on:click=jump>
+            <button class="jump" on:click=jump>
                 {move || match chat.with(|state| state.unread) {
                     0 => None,
                     1 => Some("1 new message".to_owned()),
                     count => Some(format!("{count} new messages")),
                 }}
             </button>
-            <p class="visually-hidden" aria-live="polite" data-testid="announcer">
+            <p class="visually-hidden" aria-live="polite">
                 {move || chat.with(|state| state.announcement.clone())}
             </p>
         </section>
-    }
-}
-
-/// Arrow keys move the focus from line to line (Up from the list itself
-/// goes to the newest): a focused line shows its full date, and its links
-/// and buttons are next in the tab order. The list is the event's current
-/// target: a NodeRef read is more code than the event's field.
-#[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-fn step(ev: KeyboardEvent) {
-    #[cfg(feature = "hydrate")]
-    {
-        use leptos::{wasm_bindgen::JsCast, web_sys::Element};
-
-        let up = match ev.key().as_str() {
-            "ArrowUp" => true,
-            "ArrowDown" => false,
-            _ => return,
-        };
-        let Some(list) = ev.current_target() else {
-            return;
-        };
-        let list = list.unchecked_into::<Element>();
-        let focused = document()
-            .active_element()
-            .filter(|element| element.parent_element().as_ref() == Some(&list));
-        let next = match (focused, up) {
-            (Some(line), true) => line.previous_element_sibling(),
-            (Some(line), false) => line.next_element_sibling(),
-            (None, true) => list.last_element_child(),
-            (None, false) => None,
-        };
-        if let Some(next) = next {
-            ev.prevent_default();
-            let _ = next
-                .unchecked_into::<leptos::web_sys::HtmlElement>()
-                .focus();
-        }
     }
 }
 
@@ -298,9 +259,7 @@ fn line(_chat: Chat, shown: Shown) -> impl IntoView {
             class=shown.class
             data-state=shown.state
             data-unread=shown.unread
-            data-retry=shown.retry
             style=shown.hue
-            tabindex="-1"
         >
             <span class="day">{shown.day}</span>
             <span class="says">
@@ -318,7 +277,7 @@ fn line(_chat: Chat, shown: Shown) -> impl IntoView {
 /// One line in the browser: an `<li>` that [`draw`] fills.
 #[cfg(feature = "hydrate")]
 fn line(chat: Chat, shown: Shown) -> impl IntoView {
-    view! { <li tabindex="-1" use:draw=(shown, chat.is_online())></li> }
+    view! { <li use:draw=(chat, shown, chat.is_online())></li> }
 }
 
 /// Draws `shown` into its `<li>` as DOM nodes, the markup the server
@@ -326,7 +285,7 @@ fn line(chat: Chat, shown: Shown) -> impl IntoView {
 /// is parsed as HTML. Left alone while it shows the same (the list redraws
 /// every line in place on any change), which it remembers on the element.
 #[cfg(feature = "hydrate")]
-fn draw(li: leptos::web_sys::Element, (shown, online): (Shown, bool)) {
+fn draw(li: leptos::web_sys::Element, (chat, shown, online): (Chat, Shown, bool)) {
     use js_sys::Reflect;
     use leptos::web_sys::{Element, Node};
 
@@ -362,9 +321,9 @@ fn draw(li: leptos::web_sys::Element, (shown, online): (Shown, bool)) {
 
     let document = document();
     let element = |tag: &str, class: &str, text: &str| -> Element {
-        let element = document.create_element(tag).expect("an element");
+        let element = document.create_element(tag).unwrap_or_else(|_| li.clone());
         if !class.is_empty() {
-            element.set_class_name(class);
+            let _ = element.set_attribute("class", class);
         }
         if !text.is_empty() {
             element.set_text_content(Some(text));
@@ -377,10 +336,9 @@ fn draw(li: leptos::web_sys::Element, (shown, online): (Shown, bool)) {
             None => element.remove_attribute(name),
         };
     };
-    li.set_class_name(&shown.class);
+    let _ = li.set_attribute("class", &shown.class);
     set(&li, "data-state", shown.state);
     set(&li, "data-unread", shown.unread.then_some(""));
-    set(&li, "data-retry", shown.retry.as_deref());
     set(&li, "style", shown.hue.as_deref());
     li.set_text_content(None);
 
@@ -428,33 +386,18 @@ fn draw(li: leptos::web_sys::Element, (shown, online): (Shown, bool)) {
     if let Some(note) = shown.note {
         parts.push(element("span", "state", note));
     }
-    if shown.retry.is_some() {
+    if let Some(client_id) = shown.retry {
         let retry = element("button", "retry", "Retry");
         set(&retry, "type", Some("button"));
         set(&retry, "disabled", (!online).then_some(""));
+        // The closure type the page already has for DOM events.
+        let again = wasm_bindgen::closure::Closure::wrap(
+            Box::new(move |_| chat.retry(&client_id)) as Box<dyn FnMut(leptos::web_sys::Event)>
+        );
+        let _ = Reflect::set(&retry, &"onclick".into(), &again.into_js_value());
         parts.push(retry);
     }
     for part in parts {
         let _ = li.append_child(&part);
-    }
-}
-
-/// A click on a failed message's Retry button (one handler for the whole
-/// list): sends it again under its `client_id`, which its line carries.
-#[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
-fn clicked(chat: Chat, ev: leptos::ev::MouseEvent) {
-    #[cfg(feature = "hydrate")]
-    {
-        use leptos::{wasm_bindgen::JsCast, web_sys::Element};
-
-        let retry = ev
-            .target()
-            .map(|target| target.unchecked_into::<Element>())
-            .filter(|target| target.class_name() == "retry")
-            .and_then(|button| button.parent_element())
-            .and_then(|line| line.get_attribute("data-retry"));
-        if let Some(client_id) = retry {
-            chat.retry(&client_id);
-        }
     }
 }

@@ -11,7 +11,7 @@ pub fn OnlineList(chat: Chat) -> impl IntoView {
     let unlisted =
         move || chat.with(|state| state.online.saturating_sub(state.people.len() as u64));
     view! {
-        <section class="online" id="online" popover="auto" aria-label="Online">
+        <section id="online" popover="auto" aria-label="Online">
             <h2>{move || format!("{} online", chat.online())}</h2>
             // Not keyed: a keyed list costs the page's wasm about 5 KiB, and
             // this one is short.

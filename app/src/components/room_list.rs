@@ -45,7 +45,7 @@ pub fn RoomList(chat: Chat) -> impl IntoView {
         }
     };
     view! {
-        <nav class="rooms" id="rooms" popover="auto" aria-label="Rooms">
+        <nav id="rooms" popover="auto" aria-label="Rooms">
             <h2>"Rooms"</h2>
             // Above the list, which grows as rooms open: nothing below it to
             // push down.
