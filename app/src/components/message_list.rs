@@ -133,14 +133,13 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
 /// server's view, and the browser's DOM (see [`draw`]).
 #[derive(Clone)]
 struct Shown {
-    /// `message` or `system`, then `mine` and `grouped` if they apply.
+    /// `message` or `system`, then `mine`, `grouped` and the sender's
+    /// colour (`h0` to `h23`) if they apply.
     class: String,
     /// Where an own message stands (`data-state`).
     state: Option<&'static str>,
     /// The divider goes above this line.
     unread: bool,
-    /// `--hue:N`, the sender's colour.
-    hue: Option<String>,
     /// The day's heading, above the first line of a day.
     day: Option<String>,
     nickname: String,
@@ -166,9 +165,7 @@ fn shown(
     let mut class = "message";
     let mut separator = ": ";
     let mut own = None;
-    let hue = entry
-        .sender()
-        .map(|(_, nickname)| format!("--hue:{}", display::hue(nickname)));
+    let hue = entry.sender().map_or("", |(_, nickname)| display::hue(nickname));
     let time = match (entry.sent_at(), at) {
         (Some(sent_at), Some(at)) => Some((sent_at.to_owned(), at)),
         _ => None,
@@ -208,11 +205,11 @@ fn shown(
     if grouped {
         classes.push_str(" grouped");
     }
+    classes.push_str(hue);
     Shown {
         class: classes,
         state,
         unread,
-        hue,
         day,
         nickname,
         separator,
@@ -259,7 +256,6 @@ fn line(_chat: Chat, shown: Shown) -> impl IntoView {
             class=shown.class
             data-state=shown.state
             data-unread=shown.unread
-            style=shown.hue
         >
             <span class="day">{shown.day}</span>
             <span class="says">
@@ -339,7 +335,6 @@ fn draw(li: leptos::web_sys::Element, (chat, shown, online): (Chat, Shown, bool)
     let _ = li.set_attribute("class", &shown.class);
     set(&li, "data-state", shown.state);
     set(&li, "data-unread", shown.unread.then_some(""));
-    set(&li, "style", shown.hue.as_deref());
     li.set_text_content(None);
 
     let says = element("span", "says", "");
