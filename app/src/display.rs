@@ -122,9 +122,11 @@ pub struct Moment {
     pub day: u32,
     /// Minutes since that day's midnight.
     pub minute: u32,
+    /// The date in full, the heading of its day.
+    pub date: String,
     /// Hours and minutes, shown on the line.
     pub time: String,
-    /// Date and time in full, shown on hover and focus.
+    /// Date and time, shown on hover and focus.
     pub full: String,
 }
 
@@ -147,6 +149,7 @@ impl Moment {
         Some(Self {
             day,
             minute,
+            date: date.to_owned(),
             time: time.to_owned() + " UTC",
             full: date.to_owned() + " " + time + " UTC",
         })
@@ -175,15 +178,6 @@ impl Clock {
         return self.local.moment(sent_at);
         #[cfg(not(feature = "hydrate"))]
         Moment::utc(sent_at)
-    }
-
-    /// The heading of the day `sent_at` falls on: `Wednesday, 25 November
-    /// 2026` in the reader's locale, `2026-11-25` in UTC.
-    pub fn day(&self, sent_at: &str) -> String {
-        #[cfg(feature = "hydrate")]
-        return local::day(sent_at).unwrap_or_default();
-        #[cfg(not(feature = "hydrate"))]
-        sent_at.get(..10).unwrap_or(sent_at).to_owned()
     }
 }
 
@@ -259,7 +253,7 @@ mod local {
 
     pub struct Formats {
         time: Function,
-        full: Function,
+        date: Function,
     }
 
     fn formatter(options: &[(&str, &str)]) -> Function {
@@ -287,7 +281,7 @@ mod local {
         pub fn new() -> Self {
             Self {
                 time: formatter(&[("hour", "2-digit"), ("minute", "2-digit")]),
-                full: formatter(&[("dateStyle", "full"), ("timeStyle", "short")]),
+                date: formatter(&[("dateStyle", "full")]),
             }
         }
 
@@ -299,15 +293,11 @@ mod local {
             Some(Moment {
                 day: local.div_euclid(1440) as u32,
                 minute: local.rem_euclid(1440) as u32,
+                full: format(&self.date, &date) + " " + &format(&self.time, &date),
+                date: format(&self.date, &date),
                 time: format(&self.time, &date),
-                full: format(&self.full, &date),
             })
         }
-    }
-
-    /// Only for a day's first line: its formatter is made when needed.
-    pub fn day(sent_at: &str) -> Option<String> {
-        date(sent_at).map(|date| format(&formatter(&[("dateStyle", "full")]), &date))
     }
 }
 
@@ -410,13 +400,13 @@ mod tests {
                 day: 20261125,
                 minute: 9 * 60 + 7,
                 time: "09:07 UTC".into(),
+                date: "2026-11-25".into(),
                 full: "2026-11-25 09:07 UTC".into(),
             })
         );
         assert_eq!(Moment::utc("yesterday"), None);
         assert_eq!(Moment::utc("2026-11-2xT09:07:30Z"), None);
         assert_eq!(Moment::utc("2026-11-25T09"), None);
-        assert_eq!(Clock::new().day("2026-11-25T09:07:30Z"), "2026-11-25");
     }
 
     fn at(sent_at: &str) -> Moment {

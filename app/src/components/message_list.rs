@@ -101,13 +101,12 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
                     entries
                         .iter()
                         .map(|entry| {
-                            let sent_at = entry.sent_at();
-                            let at = sent_at.and_then(|at| clock.moment(at));
+                            let at = entry.sent_at().and_then(|at| clock.moment(at));
                             let place = places.next(Facts {
                                 sender: entry.sender(),
                                 at: at.as_ref(),
                             });
-                            let day = sent_at.filter(|_| place.new_day).map(|at| clock.day(at));
+                            let day = at.as_ref().filter(|_| place.new_day).map(|at| at.date.clone());
                             let unread = Some(entry.key) == divider;
                             line(chat, shown(entry.clone(), at, place.grouped, day, unread))
                         })
