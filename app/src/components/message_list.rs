@@ -164,7 +164,9 @@ fn shown(
     let mut class = "message";
     let mut separator = ": ";
     let mut own = None;
-    let hue = entry.sender().map_or("", |(_, nickname)| display::hue(nickname));
+    let hue = entry
+        .sender()
+        .map_or("", |(_, nickname)| display::hue(nickname));
     let time = match (entry.sent_at(), at) {
         (Some(sent_at), Some(at)) => Some((sent_at.to_owned(), at)),
         _ => None,
@@ -294,9 +296,8 @@ fn draw(li: leptos::web_sys::Element, (chat, shown, online): (Chat, Shown, bool)
         &shown.nickname,
         shown.separator,
         &shown.text,
+        // The full date holds the time; the state decides the note.
         shown.time.as_ref().map_or("", |(_, at)| &at.full),
-        shown.time.as_ref().map_or("", |(_, at)| &at.time),
-        shown.note.unwrap_or_default(),
         shown.retry.as_deref().unwrap_or_default(),
         if online { "o" } else { "" },
     ] {
