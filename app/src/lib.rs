@@ -54,14 +54,14 @@ pub const THEME_KEY: &str = "parley-theme";
 /// Whatever it cannot do (storage refused) the page does without. The
 /// page budget counts it.
 pub const EARLY_SCRIPT: &str = concat!(
-    r#"(function(){var d=document.documentElement,k="parley-theme",t;"#,
-    r#"try{t=localStorage.getItem(k)}catch(e){}if(t=="dark"||t=="light")d.dataset.theme=t;"#,
+    r#"(function(){var s=document.documentElement.dataset,k="parley-theme";"#,
+    r#"try{var t=localStorage[k];if(t)s.theme=t}catch(e){}"#,
     r#"addEventListener("DOMContentLoaded",function(){"#,
     r#"var l=document.querySelector(".messages"),c=document.getElementById("theme-dark");"#,
-    r#"if(l)l.scrollTop=l.scrollHeight;if(!c)return;"#,
-    r#"c.checked=(d.dataset.theme||(matchMedia("(prefers-color-scheme: dark)").matches?"dark":"light"))=="dark";"#,
-    r#"c.onchange=function(){d.dataset.theme=c.checked?"dark":"light";"#,
-    r#"try{localStorage.setItem(k,d.dataset.theme)}catch(e){}}})})()"#,
+    r#"if(l)l.scrollTop=l.scrollHeight;if(c){"#,
+    r#"c.checked=s.theme?s.theme=="dark":matchMedia("(prefers-color-scheme: dark)").matches;"#,
+    r#"c.onchange=function(){s.theme=c.checked?"dark":"light";"#,
+    r#"try{localStorage[k]=s.theme}catch(e){}}}})})()"#,
 );
 
 /// The first page the server renders with.

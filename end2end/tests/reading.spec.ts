@@ -78,8 +78,8 @@ test('one person’s messages minutes apart group under one name, each name in i
   const [a, b] = await pair(browser, 'group');
   const c = await Person.join(browser, undefined, room('group'));
   await c.setNickname('cleo');
-  // A rename line between two messages would part them.
-  await expect(a.systemLines.last()).toHaveText('Anonymous is now cleo');
+  // A join or rename line between two messages would part them.
+  await expect(a.systemLines.last()).toContainText('cleo');
   await b.say('first');
   await b.say('second');
   await c.say('third');

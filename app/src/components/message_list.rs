@@ -30,12 +30,11 @@ const AT_BOTTOM_PX: i32 = 48;
 #[component]
 pub fn MessageList(chat: Chat) -> impl IntoView {
     let list = NodeRef::<Ul>::new();
-    // Follows a line appended at the end while the reader is at the bottom;
-    // otherwise keeps the lines in view where they were when the list grew
-    // above them (older lines paged in: the list is redrawn in place, so
-    // the browser's scroll anchoring cannot). Measured in the next
-    // animation frame, once the list is redrawn: effects run in no
-    // promised order.
+    // Keeps the reader at the bottom while they are there; otherwise keeps
+    // the lines in view where they were when the list grew above them
+    // (older lines paged in: the list is redrawn in place, so the browser's
+    // scroll anchoring cannot). Measured in the next animation frame, once
+    // the list is redrawn: effects run in no promised order.
     let seen = Rc::new(Cell::new((None::<u64>, 0)));
     Effect::new(move || {
         let (last, follow) =
@@ -47,10 +46,12 @@ pub fn MessageList(chat: Chat) -> impl IntoView {
             };
             let height = list.scroll_height();
             match seen.replace((last, height)) {
+                // At the bottom it stays there, whatever changed: a line
+                // that shrinks (a message acknowledged) included.
+                _ if follow => list.set_scroll_top(height),
                 (was_last, was_height) if was_last == last => {
                     list.set_scroll_top(list.scroll_top() + height - was_height);
                 }
-                _ if follow => list.set_scroll_top(height),
                 _ => {}
             }
         });
