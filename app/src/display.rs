@@ -111,7 +111,8 @@ pub fn hue(nickname: &str) -> &'static str {
     let hash = nickname.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
     });
-    CLASSES[hash as usize % HUES]
+    // The low byte of FNV-1a spreads short names poorly over few classes.
+    CLASSES[(hash >> 8) as usize % HUES]
 }
 
 /// When a message was sent, as its reader sees it.
