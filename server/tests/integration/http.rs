@@ -15,8 +15,8 @@ async fn the_page_is_rendered_on_the_server() {
     assert_eq!(status, 200);
     for expected in [
         "<title>#general · Parley</title>",
-        r#"<label for="nickname-input">Nickname</label>"#,
-        r#"<label for="message-input">Message</label>"#,
+        r#"<label for="nickname-input" class="visually-hidden">Nickname</label>"#,
+        r#"<label for="message-input" class="visually-hidden">Message</label>"#,
         r#"data-connection="connecting""#,
         "Anonymous",
         r#"aria-label="Messages""#,
