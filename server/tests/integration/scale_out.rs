@@ -161,37 +161,39 @@ async fn presence_counts_and_nicknames_are_cluster_wide() {
     let mut alice = cluster.client_in(0, "lobby").await;
     alice.set_nickname("alice").await;
     let mut bob = cluster.client_in(1, "lobby").await;
-    // Bob hears of alice on the other process: in his welcome, or in
-    // presence as soon as her process announces her.
     let has_alice = |people: &Value| {
         people
             .as_array()
             .is_some_and(|people| people.iter().any(|p| p["nickname"] == "alice"))
     };
+    // Bob hears of alice on the other process (in his welcome, or in
+    // presence as soon as her process announces her), and his room list
+    // counts both. One loop over every frame: these come in no fixed order,
+    // and waiting for one kind would skip the other.
     let mut knows_alice = has_alice(&bob.welcome["payload"]["people"]);
-    while !knows_alice {
-        let presence = bob.next_of("presence").await;
-        assert_eq!(presence["payload"]["room"], "lobby");
-        knows_alice =
-            has_alice(&presence["payload"]["joined"]) || has_alice(&presence["payload"]["renamed"]);
+    let mut counts_both = false;
+    while !(knows_alice && counts_both) {
+        let frame = bob.next_frame().await;
+        match frame["type"].as_str() {
+            Some("presence") => {
+                assert_eq!(frame["payload"]["room"], "lobby");
+                knows_alice |= has_alice(&frame["payload"]["joined"])
+                    || has_alice(&frame["payload"]["renamed"]);
+            }
+            Some("rooms") => {
+                counts_both |= frame["payload"]["rooms"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|room| room["name"] == "lobby" && room["online"] == 2);
+            }
+            _ => {}
+        }
     }
     // Alice hears of bob, counted with her.
     loop {
         let presence = alice.next_of("presence").await;
         if presence["payload"]["online"] == 2 {
-            break;
-        }
-    }
-    // The room list counts both, on either process.
-    loop {
-        let rooms = bob.next_of("rooms").await;
-        let lobby = rooms["payload"]["rooms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|room| room["name"] == "lobby")
-            .cloned();
-        if lobby.is_some_and(|lobby| lobby["online"] == 2) {
             break;
         }
     }
