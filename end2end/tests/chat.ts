@@ -105,6 +105,25 @@ export class Person {
     await this.page.getByLabel('Message', { exact: true }).press('Enter');
   }
 
+  /** Says each text in turn, as a patient person would: waits until each
+   *  is sent, and presses Retry on one the server refused as too fast (a
+   *  burst of 20 frames, then 10 a second), so all of them are stored, in
+   *  order. */
+  async sayEach(texts: string[]) {
+    for (const text of texts) {
+      await this.say(text);
+      const escaped = text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const exact = new RegExp(`^${escaped}$`);
+      const line = this.messages.filter({ has: this.page.locator('.text', { hasText: exact }) }).last();
+      await expect(async () => {
+        if ((await line.getAttribute('data-state')) === 'failed') {
+          await line.getByRole('button', { name: 'Retry' }).click();
+        }
+        await expect(line).toHaveAttribute('data-state', 'sent', { timeout: 1_000 });
+      }).toPass();
+    }
+  }
+
   async leave() {
     expect(this.errors, 'no errors in the page').toEqual([]);
     await this.context.close();

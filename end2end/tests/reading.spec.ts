@@ -21,7 +21,7 @@ async function pair(browser: Browser, label: string): Promise<[Person, Person]> 
 
 test('the list follows new messages at the bottom, and counts them on a button when scrolled up', async ({ browser }) => {
   const [a, b] = await pair(browser, 'follow');
-  for (let i = 1; i <= 30; i++) await b.say(`line ${i}`);
+  await b.sayEach(Array.from({ length: 30 }, (_, i) => `line ${i + 1}`));
   await expect(a.said.last()).toHaveText('ben: line 30');
   await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
 
