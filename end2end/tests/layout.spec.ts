@@ -119,6 +119,31 @@ test('on a phone the rooms and the people fold into toggles, and nothing overflo
   await a.leave();
 });
 
+test('on a phone the header keeps to two rows, and a panel opens just below its button', async ({ browser }) => {
+  // The longest room name there is, to wrap the title.
+  const a = await Person.join(browser, undefined, `/r/${'long-'.repeat(5)}${stamp}`.slice(0, 35), phone);
+  const box = async (name: string, role: 'button' | 'switch' | 'textbox' = 'button') =>
+    (await a.page.getByRole(role, { name, exact: true }).boundingBox())!;
+  const middle = (b: { y: number; height: number }) => b.y + b.height / 2;
+  const rooms = await box('Rooms');
+  expect(middle(await box('People'))).toBeCloseTo(middle(rooms), 0);
+  expect(middle(await box('Dark theme', 'switch'))).toBeCloseTo(middle(rooms), 0);
+  expect(middle(await box('Set nickname'))).toBeCloseTo(middle(await box('Nickname', 'textbox')), 0);
+
+  for (const name of ['Rooms', 'People']) {
+    await a.page.getByRole('button', { name }).click();
+    const panel = name === 'Rooms' ? a.page.getByRole('navigation', { name: 'Rooms' }) : a.online;
+    await expect(panel).toBeVisible();
+    const opened = (await panel.boundingBox())!;
+    const button = await box(name);
+    expect(opened.y).toBeGreaterThanOrEqual(button.y + button.height);
+    expect(opened.y).toBeLessThan(button.y + button.height + 16);
+    await a.page.keyboard.press('Escape');
+    await expect(panel).toBeHidden();
+  }
+  await a.leave();
+});
+
 test('on a desktop the rooms and the people are always shown, without toggles', async ({ browser }) => {
   const a = await Person.join(browser, undefined, room('desk'), { viewport: { width: 1280, height: 800 } });
   await expect(a.page.getByRole('navigation', { name: 'Rooms' })).toBeVisible();
