@@ -226,7 +226,8 @@ pub struct State {
     /// marks: kept once read, until messages come unread again.
     pub divider: Option<u64>,
     /// The newest message from someone else as it arrived (not from
-    /// history), `nickname: text`, for screen readers to announce.
+    /// history), `nickname: text`, for screen readers to announce; it
+    /// changes with every message, even one that repeats the last.
     pub announcement: String,
     /// The resume token from the last welcome: who this page was.
     token: Option<String>,
@@ -596,7 +597,14 @@ impl State {
                 self.seen(message.id);
                 let from = message.from;
                 self.typists.retain(|typist| typist.id != from);
-                self.announcement = message.nickname.clone() + ": " + &message.text;
+                let said = message.nickname.clone() + ": " + &message.text;
+                // A live region speaks only when its text changes: the same
+                // words again get a zero-width space, which is not read out.
+                self.announcement = if self.announcement == said {
+                    said + "\u{200b}"
+                } else {
+                    said
+                };
                 self.push(Line::Theirs(message));
                 if !self.at_bottom {
                     if self.unread == 0 {
@@ -1359,6 +1367,19 @@ mod tests {
             assert_eq!(chat.with(|s| s.announcement.clone()), "bob: live");
             assert!(chat.send("mine"));
             assert_eq!(chat.with(|s| s.announcement.clone()), "bob: live");
+        });
+    }
+
+    #[test]
+    fn the_same_message_twice_in_a_row_is_announced_twice() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            let mut heard = Vec::new();
+            for id in 1..=3 {
+                chat.receive(from_bob(id, "ok"));
+                heard.push(chat.with(|s| s.announcement.clone()));
+            }
+            assert_eq!(heard, ["bob: ok", "bob: ok\u{200b}", "bob: ok"]);
         });
     }
 
