@@ -56,8 +56,10 @@ test("others' messages show their time, in the reader's time zone", async ({ bro
   await page.goto('/');
   await expect(page.locator('main[data-connection="online"]')).toBeVisible();
 
-  await a.say('what time is it?');
-  const received = page.locator('li.message', { hasText: 'what time is it?' });
+  // Unique, so the general room's history from earlier runs cannot match.
+  const question = `what time is it? (${Date.now()})`;
+  await a.say(question);
+  const received = page.locator('li.message', { hasText: question });
   const time = received.locator('time');
   const datetime = await time.getAttribute('datetime');
   expect(datetime).not.toBeNull();
