@@ -26,6 +26,9 @@ use crate::protocol::{
 /// How many lines the page keeps as new ones arrive; older ones can be paged
 /// back in with `history`.
 pub const MAX_VISIBLE_MESSAGES: usize = 500;
+/// How many it keeps while the reader is scrolled up: trimming the top then
+/// would move the lines they are reading.
+pub const MAX_HELD_MESSAGES: usize = 2_000;
 /// An own message without an ack after this long is shown as failed.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most one "typing" frame per this interval (the server relays no more).
@@ -792,12 +795,17 @@ impl State {
     }
 
     /// Appends a line, dropping the oldest beyond [`MAX_VISIBLE_MESSAGES`]
-    /// (paged-in ones too: the list scrolls to the new line anyway).
+    /// (paged-in ones too) at the bottom, where that cannot be seen, and
+    /// only beyond [`MAX_HELD_MESSAGES`] while the reader is scrolled up.
     fn push(&mut self, line: Line) {
         self.next_key += 1;
-        if self.entries.len() >= MAX_VISIBLE_MESSAGES {
-            self.entries
-                .drain(..=self.entries.len() - MAX_VISIBLE_MESSAGES);
+        let keep = if self.at_bottom {
+            MAX_VISIBLE_MESSAGES
+        } else {
+            MAX_HELD_MESSAGES
+        };
+        if self.entries.len() >= keep {
+            self.entries.drain(..=self.entries.len() - keep);
             self.beginning = false;
         }
         self.entries.push(Entry {
@@ -1826,6 +1834,34 @@ mod tests {
             // A drop loses the answer too.
             chat.disconnected(false);
             assert!(!chat.with(|state| state.loading));
+        });
+    }
+
+    #[test]
+    fn scrolled_up_the_list_trims_nothing_until_the_reader_is_back_at_the_bottom() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            let mut id = 0;
+            let mut bob_says = |n: usize| {
+                for _ in 0..n {
+                    id += 1;
+                    chat.receive(from_bob(id, &id.to_string()));
+                }
+            };
+            bob_says(MAX_VISIBLE_MESSAGES);
+            chat.scrolled(false);
+            bob_says(10);
+            assert_eq!(chat.entries().len(), MAX_VISIBLE_MESSAGES + 10);
+            assert_eq!(lines(&chat)[0], "bob: 1", "the lines read stay put");
+            bob_says(MAX_HELD_MESSAGES);
+            assert_eq!(
+                chat.entries().len(),
+                MAX_HELD_MESSAGES,
+                "held, not without end"
+            );
+            chat.scrolled(true);
+            bob_says(1);
+            assert_eq!(chat.entries().len(), MAX_VISIBLE_MESSAGES);
         });
     }
 
