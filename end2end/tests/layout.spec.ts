@@ -122,20 +122,23 @@ test('on a phone the rooms and the people fold into toggles, and nothing overflo
 test('on a phone the header keeps to two rows, and a panel opens just below its button', async ({ browser }) => {
   // The longest room name there is, to wrap the title.
   const a = await Person.join(browser, undefined, `/r/${'long-'.repeat(5)}${stamp}`.slice(0, 35), phone);
-  const box = async (name: string, role: 'button' | 'switch' | 'textbox' = 'button') =>
+  const bounds = async (name: string, role: 'button' | 'switch' | 'textbox' = 'button') =>
     (await a.page.getByRole(role, { name, exact: true }).boundingBox())!;
   const middle = (b: { y: number; height: number }) => b.y + b.height / 2;
-  const rooms = await box('Rooms');
-  expect(middle(await box('People'))).toBeCloseTo(middle(rooms), 0);
-  expect(middle(await box('Dark theme', 'switch'))).toBeCloseTo(middle(rooms), 0);
-  expect(middle(await box('Set nickname'))).toBeCloseTo(middle(await box('Nickname', 'textbox')), 0);
+  const rooms = await bounds('Rooms');
+  expect(middle(await bounds('People'))).toBeCloseTo(middle(rooms), 0);
+  expect(middle(await bounds('Dark theme', 'switch'))).toBeCloseTo(middle(rooms), 0);
+  expect(middle(await bounds('Set nickname'))).toBeCloseTo(middle(await bounds('Nickname', 'textbox')), 0);
 
-  for (const name of ['Rooms', 'People']) {
+  const panels = [
+    ['Rooms', a.page.getByRole('navigation', { name: 'Rooms' })],
+    ['People', a.online],
+  ] as const;
+  for (const [name, panel] of panels) {
     await a.page.getByRole('button', { name }).click();
-    const panel = name === 'Rooms' ? a.page.getByRole('navigation', { name: 'Rooms' }) : a.online;
     await expect(panel).toBeVisible();
     const opened = (await panel.boundingBox())!;
-    const button = await box(name);
+    const button = await bounds(name);
     expect(opened.y).toBeGreaterThanOrEqual(button.y + button.height);
     expect(opened.y).toBeLessThan(button.y + button.height + 16);
     await a.page.keyboard.press('Escape');

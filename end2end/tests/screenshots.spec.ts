@@ -36,10 +36,7 @@ async function busyRoom(browser: Browser): Promise<Person[]> {
     await person.setNickname(nickname);
     people.push(person);
   }
-  for (const [who, text] of conversation) {
-    await people[who].say(text);
-    await expect(people[who].messages.last()).toHaveAttribute('data-state', 'sent');
-  }
+  for (const [who, text] of conversation) await people[who].sayEach([text]);
   return people;
 }
 
