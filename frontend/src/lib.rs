@@ -2,9 +2,8 @@
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
-    // Readable panics in the console while developing; release builds leave
-    // the hook (and its formatting code, about 1 KiB of the page) out.
-    #[cfg(debug_assertions)]
+    // A panic's message in the console, release builds included: without
+    // the hook a wasm panic is only "unreachable executed".
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
 }
