@@ -157,28 +157,25 @@ impl Moment {
     }
 }
 
-/// Reads times as the reader sees them. The server renders UTC (it knows
-/// no reader's time zone); the browser draws every line itself, in the
-/// reader's time zone and locale from the first.
-pub struct Clock {
-    #[cfg(feature = "hydrate")]
-    local: local::Formats,
+/// How times read: in UTC, as the server renders them (it knows no
+/// reader's time zone) and the page hydrates them; or in the reader's time
+/// zone and locale, once the page is hydrated (outside a browser, UTC).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Clock {
+    #[default]
+    Utc,
+    Local,
 }
 
 impl Clock {
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        Self {
+    pub fn moment(self, sent_at: &str) -> Option<Moment> {
+        match self {
+            Self::Utc => Moment::utc(sent_at),
             #[cfg(feature = "hydrate")]
-            local: local::Formats::new(),
+            Self::Local => local::moment(sent_at),
+            #[cfg(not(feature = "hydrate"))]
+            Self::Local => Moment::utc(sent_at),
         }
-    }
-
-    pub fn moment(&self, sent_at: &str) -> Option<Moment> {
-        #[cfg(feature = "hydrate")]
-        return self.local.moment(sent_at);
-        #[cfg(not(feature = "hydrate"))]
-        Moment::utc(sent_at)
     }
 }
 
@@ -242,8 +239,8 @@ impl<'a> Places<'a> {
     }
 }
 
-/// The reader's time zone and locale, through the browser's `Intl`: a
-/// formatter is made once per redraw, since making one costs far more than
+/// The reader's time zone and locale, through the browser's `Intl`: its
+/// formatters are made once per page, since making one costs far more than
 /// using it.
 #[cfg(feature = "hydrate")]
 mod local {
@@ -252,9 +249,16 @@ mod local {
 
     use super::Moment;
 
-    pub struct Formats {
+    struct Formats {
         time: Function,
         date: Function,
+    }
+
+    thread_local! {
+        static FORMATS: Formats = Formats {
+            time: formatter(&[("hour", "2-digit"), ("minute", "2-digit")]),
+            date: formatter(&[("dateStyle", "full")]),
+        };
     }
 
     fn formatter(options: &[(&str, &str)]) -> Function {
@@ -265,11 +269,6 @@ mod local {
         DateTimeFormat::new(&Array::new(), &object).format()
     }
 
-    fn date(sent_at: &str) -> Option<Date> {
-        let date = Date::new(&JsValue::from_str(sent_at));
-        (!date.get_time().is_nan()).then_some(date)
-    }
-
     fn format(formatter: &Function, date: &Date) -> String {
         formatter
             .call1(&JsValue::UNDEFINED, date)
@@ -278,27 +277,23 @@ mod local {
             .unwrap_or_default()
     }
 
-    impl Formats {
-        pub fn new() -> Self {
-            Self {
-                time: formatter(&[("hour", "2-digit"), ("minute", "2-digit")]),
-                date: formatter(&[("dateStyle", "full")]),
-            }
+    pub fn moment(sent_at: &str) -> Option<Moment> {
+        let date = Date::new(&JsValue::from_str(sent_at));
+        if date.get_time().is_nan() {
+            return None;
         }
-
-        pub fn moment(&self, sent_at: &str) -> Option<Moment> {
-            let date = date(sent_at)?;
-            // Minutes since 1970 on the reader's clock: one binding, where
-            // reading the date's fields would take five.
-            let local = (date.get_time() / 60_000.0 - date.get_timezone_offset()).floor() as i64;
+        // Minutes since 1970 on the reader's clock.
+        let local = (date.get_time() / 60_000.0 - date.get_timezone_offset()).floor() as i64;
+        FORMATS.with(|formats| {
+            let (date, time) = (format(&formats.date, &date), format(&formats.time, &date));
             Some(Moment {
                 day: local.div_euclid(1440) as u32,
                 minute: local.rem_euclid(1440) as u32,
-                full: format(&self.date, &date) + " " + &format(&self.time, &date),
-                date: format(&self.date, &date),
-                time: format(&self.time, &date),
+                full: date.clone() + " " + &time,
+                date,
+                time,
             })
-        }
+        })
     }
 }
 

@@ -18,8 +18,15 @@ pub mod protocol;
 mod socket;
 
 use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::{
+    components::{ParentRoute, Route, Router, Routes, A},
+    hooks::use_location,
+    path,
+};
 
 use crate::{
+    chat::Chat,
     components::{
         Composer, ConnectionIndicator, MessageList, NicknameForm, Notice, OnlineList, RoomList,
         TypingIndicator,
@@ -91,8 +98,6 @@ pub fn first_page_script(page: HistoryPage) -> String {
 /// The HTML document the server renders around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let stylesheet = format!("/{}/{}.css", options.site_pkg_dir, options.output_name);
-    let page = first_page();
-    let room = RoomName::parse(&page.room).unwrap_or_default();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -100,22 +105,47 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
-                <title>{title(&room)}</title>
                 <script inner_html=EARLY_SCRIPT></script>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <link rel="stylesheet" href=stylesheet/>
                 <script
                     type="application/json"
                     id=FIRST_PAGE_ID
-                    inner_html=first_page_script(page)
+                    inner_html=first_page_script(first_page())
                 ></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
+                <MetaTags/>
             </head>
             <body>
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// The page: the chat at `/` (the room `general`) and `/r/<room>`, one
+/// [`Chat`] and one WebSocket for the page's life, whatever room is shown;
+/// anything else is [`NotFound`].
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    #[cfg(feature = "hydrate")]
+    let chat = socket::connect();
+    // The server renders the page as it looks before connecting, with the
+    // newest messages; the browser starts from the same page.
+    #[cfg(not(feature = "hydrate"))]
+    let chat = Chat::from_state(None, chat::State::first(first_page(), None));
+    provide_context(chat);
+    view! {
+        <Router>
+            <Routes fallback=NotFound>
+                <ParentRoute path=path!("") view=ChatPage>
+                    <Route path=path!("") view=|| ()/>
+                    <Route path=path!("r/:room") view=|| ()/>
+                </ParentRoute>
+            </Routes>
+        </Router>
     }
 }
 
@@ -125,52 +155,86 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// opens, closes (Escape, a tap outside) and announces them, with no code
 /// in the page's wasm.
 ///
+/// The room is the route's: following a link to another room (or back and
+/// forward) switches the chat over the same connection. A name that is not
+/// a room's is [`NotFound`].
+///
 /// `data-connection` on `<main>` mirrors the connection indicator; it can
 /// only become `online` once the page is hydrated and the server has
 /// welcomed its socket, which makes it the signal that the page is ready
 /// to use.
 #[component]
-pub fn App() -> impl IntoView {
-    #[cfg(feature = "hydrate")]
-    let chat = socket::connect();
-    // The server renders the page as it looks before connecting, with the
-    // newest messages; the browser starts from the same page.
-    #[cfg(not(feature = "hydrate"))]
-    let chat = chat::Chat::from_state(None, chat::State::first(first_page(), None));
+fn ChatPage() -> impl IntoView {
+    let chat = expect_context::<Chat>();
+    let location = use_location();
+    let room = Memo::new(move |_| RoomName::from_path(&location.pathname.read()));
+    Effect::new(move |_| {
+        if let Some(room) = room.get() {
+            chat.switch_room(room);
+        }
+    });
+    // Hydrated as the server rendered it, in UTC; the reader's own time
+    // zone from now on.
+    Effect::new(move |_| chat.localize());
+    let page = move || {
+        view! {
+            <Title text=move || room.get().map(|room| title(&room)).unwrap_or_default()/>
+            <a class="skip-link" href="#message-input">
+                "Skip to the message box"
+            </a>
+            <div class="chat">
+                <header class="chat-header">
+                    <h1>
+                        "Parley "
+                        <span class="current-room">"#" {move || chat.room().to_string()}</span>
+                    </h1>
+                    <ConnectionIndicator chat/>
+                    // Worked by the page's early script: see EARLY_SCRIPT.
+                    <label class="theme-toggle">
+                        <input type="checkbox" role="switch" id="theme-dark"/>
+                        "Dark theme"
+                    </label>
+                    <div class="panel-toggles">
+                        <button popovertarget="rooms">"Rooms"</button>
+                        <button popovertarget="online">"People"</button>
+                    </div>
+                </header>
+                <RoomList chat/>
+                <main class="room" data-connection=move || chat.status().as_str()>
+                    <NicknameForm chat/>
+                    <MessageList chat/>
+                    <TypingIndicator chat/>
+                    <Notice chat/>
+                    <Composer chat/>
+                </main>
+                <OnlineList chat/>
+            </div>
+        }
+    };
     view! {
-        <a class="skip-link" href="#message-input">
-            "Skip to the message box"
-        </a>
-        <div class="chat">
-            <header class="chat-header">
-                <h1>
-                    "Parley " <span class="current-room">"#" {move || chat.room().to_string()}</span>
-                </h1>
-                <ConnectionIndicator chat/>
-                // Worked by the page's early script: see EARLY_SCRIPT.
-                <label class="theme-toggle">
-                    <input type="checkbox" role="switch" id="theme-dark"/>
-                    "Dark theme"
-                </label>
-                <div class="panel-toggles">
-                    <button popovertarget="rooms">
-                        "Rooms"
-                    </button>
-                    <button popovertarget="online">
-                        "People"
-                    </button>
-                </div>
-            </header>
-            <RoomList chat/>
-            <main class="room" data-connection=move || chat.status().as_str()>
-                <NicknameForm chat/>
-                <MessageList chat/>
-                <TypingIndicator chat/>
-                <Notice chat/>
-                <Composer chat/>
-            </main>
-            <OnlineList chat/>
-        </div>
+        <Show when=move || room.with(Option::is_some) fallback=NotFound>
+            {page}
+        </Show>
+    }
+}
+
+/// Any address that is not a room's: the rule for room names, and a way
+/// back. The server sends it with `404`.
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <Title text="No such room · Parley"/>
+        <main class="not-found">
+            <h1>"No such room"</h1>
+            <p>
+                "There is no room here. Room names are 1 to "
+                {protocol::ROOM_NAME_MAX_LEN}
+                " of a-z, 0-9, - and _."
+            </p>
+            <p>
+                <A href="/">"Go to #general"</A>
+            </p>
+        </main>
     }
 }
 

@@ -45,7 +45,7 @@ pub use serve::{bind, serve};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use app::protocol::RoomName;
-use app::{shell, App, FirstPage};
+use app::{shell, FirstPage};
 use axum::{
     extract::{FromRef, Path, Request, State},
     http::{header, StatusCode},
@@ -54,7 +54,6 @@ use axum::{
     Router,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{services::ServeDir, trace::TraceLayer};
@@ -130,7 +129,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::handler))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
-        .leptos_routes_with_handler(generate_route_list(App), get(general))
+        // The page's routes (see app::App): the chat in each room.
+        .route("/", get(general))
         .route("/r/{name}", get(room))
         .fallback_service(static_files)
         .layer(TraceLayer::new_for_http())
@@ -149,18 +149,14 @@ async fn room(state: State<AppState>, Path(name): Path<String>, request: Request
         // One address per room: general's is `/`.
         Ok(room) if room == RoomName::general() => Redirect::permanent("/").into_response(),
         Ok(room) => page(state, room, request).await,
-        Err(invalid) => (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            format!(
-                "<!DOCTYPE html><html lang=\"en\"><meta charset=\"utf-8\">\
-                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-                 <title>No such room · Parley</title>\
-                 <main><h1>No such room</h1><p>There is no room by that name: {invalid}.</p>\
-                 <p><a href=\"/\">Go to #general</a></p></main></html>\n"
-            ),
-        )
-            .into_response(),
+        // The page's own "no such room", with the rule.
+        Err(_) => {
+            let options = state.leptos_options.clone();
+            let render = leptos_axum::render_app_to_stream(move || shell(options.clone()));
+            let mut response = render(request).await.into_response();
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-use leptos::{ev::KeyboardEvent, prelude::*};
+use leptos::{ev::KeyboardEvent, html::Textarea, prelude::*};
 
 use crate::{chat::Chat, protocol::MESSAGE_MAX_CHARS};
 
@@ -13,17 +13,13 @@ const SHOW_REMAINING: usize = 200;
 #[component]
 pub fn Composer(chat: Chat) -> impl IntoView {
     let draft = RwSignal::new(String::new());
+    let input = NodeRef::<Textarea>::new();
     let send = move || {
         if chat.me().is_some() && chat.send(&draft.get_untracked()) {
             draft.set(String::new());
         }
-        // By id: a NodeRef of one more element type costs the page's wasm.
-        #[cfg(feature = "hydrate")]
-        if let Some(input) = document().get_element_by_id("message-input") {
-            use leptos::wasm_bindgen::JsCast;
-            let _ = input
-                .unchecked_into::<leptos::web_sys::HtmlElement>()
-                .focus();
+        if let Some(input) = input.get_untracked() {
+            let _ = input.focus();
         }
     };
     view! {
@@ -42,8 +38,9 @@ pub fn Composer(chat: Chat) -> impl IntoView {
                 id="message-input"
                 placeholder="Write a message"
                 aria-describedby="message-remaining"
+                node_ref=input
                 bind:value=draft
-                on:input=move |ev| chat.typing(&event_target_value(&ev))
+                on:input=move |ev| chat.draft_changed(&event_target_value(&ev))
                 on:keydown=enter
             ></textarea>
             <button type="submit" disabled=move || chat.me().is_none()>
@@ -58,14 +55,12 @@ pub fn Composer(chat: Chat) -> impl IntoView {
 
 /// Enter submits the form, as the Send button does; Shift+Enter starts a
 /// new line. Not while an input method is composing: its Enter picks a word.
-#[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
 fn enter(ev: KeyboardEvent) {
-    #[cfg(feature = "hydrate")]
     if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
         ev.prevent_default();
-        if let Some(textarea) = ev.target() {
-            let form = js_sys::Reflect::get(&textarea, &"form".into()).unwrap_or_default();
-            super::call(&form, "requestSubmit");
+        let form = event_target::<leptos::web_sys::HtmlTextAreaElement>(&ev).form();
+        if let Some(form) = form {
+            let _ = form.request_submit();
         }
     }
 }

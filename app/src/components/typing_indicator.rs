@@ -7,7 +7,7 @@ use crate::chat::Chat;
 pub fn TypingIndicator(chat: Chat) -> impl IntoView {
     view! {
         <p class="typing" aria-live="polite" data-testid="typing">
-            {move || chat.typing_label()}
+            {move || chat.typing(|typing| typing.label())}
         </p>
     }
 }

@@ -1,34 +1,29 @@
 //! The browser's side of the world for [`Chat`] (hydrate build only): the
-//! WebSocket to `/ws`, the clock, timers and random ids.
+//! WebSocket to `/ws` (gloo-net), the clock, timers and random ids, and
+//! the resume token in `sessionStorage`.
 //!
 //! One task owns the socket. It reports to the chat (connecting, each
 //! decoded frame, disconnected) and writes the frames the chat queues; it
 //! never touches the page's state itself. It reconnects after
-//! [`Backoff`]'s delays.
-
-mod js_json;
-mod web_socket;
+//! [`Backoff`]'s delays. Frames are the shared protocol types, decoded and
+//! encoded with serde, the code the protocol's tests cover.
 
 use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use futures_channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use futures_util::{
     future::{select, Either},
-    StreamExt,
+    SinkExt, StreamExt,
 };
+use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
 use gloo_timers::future::sleep;
-use js_sys::{Date, Math, Object, Reflect};
-use leptos::{prelude::*, task::spawn_local};
-use wasm_bindgen::JsCast;
+use js_sys::{Date, Math};
+use leptos::{prelude::*, task::spawn_local, web_sys::Storage};
 
-use self::{
-    js_json::JsJson,
-    web_socket::{Event, Socket},
-};
 use crate::{
     backoff::Backoff,
     chat::{self, Chat, Env},
-    protocol::{ClientFrame, HistoryPage, ServerFrame},
+    protocol::{ClientFrame, HistoryPage, ServerFrame, GENERAL_ROOM},
     FIRST_PAGE_ID,
 };
 
@@ -51,12 +46,20 @@ impl Env for Browser {
         let _ = self.outbox.unbounded_send(frame);
     }
 
-    /// The time and 106 random bits, in hex: unique among all senders (the
-    /// store keeps one message per `client_id`), with nothing a page served
-    /// over plain http lacks (`crypto.randomUUID` needs https).
+    /// 128 random bits from the browser's cryptographic generator, in hex:
+    /// unique among all senders, and available on a page served over plain
+    /// http too (`crypto.randomUUID` needs https).
     fn new_client_id(&self) -> String {
-        let random = || (Math::random() * 9_007_199_254_740_992.0) as u64;
-        format!("{:x}-{:x}-{:x}", Date::now() as u64, random(), random())
+        let mut bytes = [0u8; 16];
+        let random = window()
+            .crypto()
+            .and_then(|crypto| crypto.get_random_values_with_u8_array(&mut bytes));
+        if random.is_err() {
+            // No Web Crypto: the time and the weaker generator.
+            let word = || (Math::random() * 9_007_199_254_740_991.0) as u64;
+            return format!("{:x}-{:x}-{:x}", Date::now() as u64, word(), word());
+        }
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
     fn now_ms(&self) -> f64 {
@@ -68,12 +71,12 @@ impl Env for Browser {
     }
 
     fn store_token(&self, token: Option<&str>) {
-        // Storage has named properties; failures (storage disabled) only
-        // cost the identity at the next reload.
+        // Failures (storage disabled) only cost the identity at the next
+        // reload.
         if let Some(storage) = session_storage() {
             let _ = match token {
-                Some(token) => Reflect::set(&storage, &TOKEN_KEY.into(), &token.into()),
-                None => Reflect::delete_property(&storage, &TOKEN_KEY.into()),
+                Some(token) => storage.set_item(TOKEN_KEY, token),
+                None => storage.remove_item(TOKEN_KEY),
             };
         }
     }
@@ -83,9 +86,7 @@ impl Env for Browser {
 /// socket task that serves it.
 pub(crate) fn connect() -> Chat {
     let (outbox, frames) = mpsc::unbounded();
-    let token = session_storage()
-        .and_then(|storage| Reflect::get(&storage, &TOKEN_KEY.into()).ok())
-        .and_then(|token| token.as_string());
+    let token = session_storage().and_then(|storage| storage.get_item(TOKEN_KEY).ok().flatten());
     let state = chat::State::first(first_page(), token);
     let chat = Chat::from_state(Some(Arc::new(Browser { outbox })), state);
     spawn_local(run(chat, frames));
@@ -98,30 +99,34 @@ fn first_page() -> HistoryPage {
     let embedded = document()
         .get_element_by_id(FIRST_PAGE_ID)
         .and_then(|script| script.text_content())
-        .and_then(|text| ServerFrame::decode_with::<JsJson>(&text));
+        .and_then(|text| ServerFrame::decode(&text));
     match embedded {
         Some(ServerFrame::History(page)) => page,
         // The server renders an empty page in the same case.
         _ => HistoryPage {
-            room: crate::protocol::GENERAL_ROOM.to_owned(),
+            room: GENERAL_ROOM.to_owned(),
             messages: Vec::new(),
             beginning: true,
         },
     }
 }
 
-/// `sessionStorage`, which throws where storage is disabled.
-fn session_storage() -> Option<Object> {
-    Reflect::get(&js_sys::global(), &"sessionStorage".into())
-        .ok()
-        .and_then(|storage| storage.dyn_into::<Object>().ok())
+/// `sessionStorage`, which is missing (or throws) where storage is disabled.
+fn session_storage() -> Option<Storage> {
+    window().session_storage().ok().flatten()
 }
 
-/// The chat's socket, relative to the page: browsers resolve it to `ws://`
-/// or `wss://` (matching the page) on the page's own host (the WebSocket
-/// constructor takes relative URLs since Chromium 125, Firefox 124 and
-/// Safari 17.3). The `resume` frame comes first on it.
-const SOCKET_URL: &str = "/ws?resume";
+/// The chat's socket on the page's own host: `wss:` for a page served over
+/// https, `ws:` otherwise. An absolute URL: relative ones are newer than
+/// some browsers still in use (Safari before 17.3).
+fn socket_url() -> Option<String> {
+    let location = window().location();
+    let scheme = match location.protocol().ok()?.as_str() {
+        "https:" => "wss:",
+        _ => "ws:",
+    };
+    Some(format!("{scheme}//{}/ws?resume", location.host().ok()?))
+}
 
 async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
     let mut backoff = Backoff::new(Math::random);
@@ -133,14 +138,17 @@ async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
         while outbox.try_recv().is_ok() {}
         chat.connecting();
         let mut taken_over = false;
-        if let Some(socket) = Socket::open(SOCKET_URL).await {
-            let opened = Date::now();
-            let flow = session(chat, socket, &mut outbox).await;
-            backoff.closed_after(Duration::from_millis((Date::now() - opened) as u64));
-            match flow {
-                ControlFlow::Break(()) => return,
-                ControlFlow::Continue(taken) => taken_over = taken,
+        match socket_url().map(|url| WebSocket::open(&url)) {
+            Some(Ok(socket)) => {
+                let (flow, open_for) = session(chat, socket, &mut outbox).await;
+                backoff.closed_after(open_for);
+                match flow {
+                    ControlFlow::Break(()) => return,
+                    ControlFlow::Continue(taken) => taken_over = taken,
+                }
             }
+            Some(Err(error)) => leptos::logging::error!("cannot open the chat's socket: {error}"),
+            None => leptos::logging::error!("the page has no location to connect to"),
         }
         chat.disconnected(taken_over);
         sleep(backoff.next_delay()).await;
@@ -149,37 +157,39 @@ async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
 
 /// Runs one connection until it drops (`Continue`: reconnect; `true` if
 /// another tab took this identity over) or the page's state is gone
-/// (`Break`: stop).
+/// (`Break`: stop). Also says how long the server kept it, from its first
+/// frame: a server that accepts and drops at once has not served it.
 async fn session(
     chat: Chat,
-    mut socket: Socket,
+    socket: WebSocket,
     outbox: &mut UnboundedReceiver<ClientFrame>,
-) -> ControlFlow<(), bool> {
-    loop {
-        match select(socket.events.next(), outbox.next()).await {
-            Either::Left((Some(Event::Text(text)), _)) => {
+) -> (ControlFlow<(), bool>, Duration) {
+    let (mut write, mut read) = socket.split();
+    let mut served_from = None;
+    let flow = loop {
+        match select(read.next(), outbox.next()).await {
+            Either::Left((Some(Ok(Message::Text(text))), _)) => {
+                served_from.get_or_insert_with(Date::now);
                 // Frames this client does not understand come from a newer
                 // server; skipping them keeps the chat working.
-                if let Some(frame) = ServerFrame::decode_with::<JsJson>(&text) {
+                if let Some(frame) = ServerFrame::decode(&text) {
                     chat.receive(frame);
                 }
             }
-            // Only ever the first event, which `Socket::open` took.
-            Either::Left((Some(Event::Open), _)) => {}
-            Either::Left((Some(Event::Closed(code)), _)) => {
-                return ControlFlow::Continue(code == RESUMED_ELSEWHERE)
+            // The server sends none.
+            Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
+            Either::Left((Some(Err(WebSocketError::ConnectionClose(close))), _)) => {
+                break ControlFlow::Continue(close.code == RESUMED_ELSEWHERE)
             }
-            Either::Left((Some(Event::Error) | None, _)) => return ControlFlow::Continue(false),
+            Either::Left((Some(Err(_)) | None, _)) => break ControlFlow::Continue(false),
             Either::Right((Some(frame), _)) => {
-                if socket
-                    .socket
-                    .send_with_str(&frame.encode_with::<JsJson>())
-                    .is_err()
-                {
-                    return ControlFlow::Continue(false);
+                if write.send(Message::Text(frame.encode())).await.is_err() {
+                    break ControlFlow::Continue(false);
                 }
             }
-            Either::Right((None, _)) => return ControlFlow::Break(()),
+            Either::Right((None, _)) => break ControlFlow::Break(()),
         }
-    }
+    };
+    let open_for = served_from.map_or(0.0, |from| Date::now() - from);
+    (flow, Duration::from_millis(open_for as u64))
 }
