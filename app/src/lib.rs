@@ -210,6 +210,9 @@ fn ChatPage() -> impl IntoView {
                 <OnlineList chat/>
             </div>
         }
+        // A type the server's compiler can lay out without a deeper
+        // recursion limit.
+        .into_any()
     };
     view! {
         <Show when=move || room.with(Option::is_some) fallback=NotFound>

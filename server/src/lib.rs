@@ -121,6 +121,9 @@ impl AppState {
 /// The whole HTTP surface: `/ws`, the server-rendered page, and the files
 /// `cargo leptos` built into the site root (served precompressed if present).
 pub fn router(state: AppState) -> Router {
+    // Rendering spawns tasks (the page's router does); an error only says
+    // an executor is set already.
+    let _ = any_spawner::Executor::init_tokio();
     let options = state.leptos_options.clone();
     let static_files = ServeDir::new(&*options.site_root)
         .precompressed_br()
