@@ -1,10 +1,8 @@
-//! The few questions the frame codec asks of JSON.
+//! The few questions the client-frame encoder asks of JSON.
 //!
-//! [`ServerFrame::decode_with`](super::ServerFrame::decode_with) is written
+//! [`ClientFrame::encode_with`](super::ClientFrame::encode_with) is written
 //! once against [`Json`]; the server and the tests run it over
-//! `serde_json::Value`, the browser over values from its own `JSON.parse`
-//! (see `socket.rs`), which keeps serde_json's parser, and the float
-//! formatting its errors drag in, out of the page's wasm.
+//! `serde_json::Value`, the browser over its own `JSON.stringify`.
 
 /// A parsed JSON value, as far as decoding frames needs one.
 pub trait Json: Sized {
