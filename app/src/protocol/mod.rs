@@ -4,24 +4,24 @@
 //! directions. `PROTOCOL.md` is the human-readable contract; the tests at the
 //! bottom of this file pin every frame's exact JSON shape to it.
 //!
+//! Frames are plain serde types, encoded and decoded with serde_json on both
+//! sides: the browser calls [`ServerFrame::decode`] and
+//! [`ClientFrame::encode`], the server the other two, so the code the tests
+//! cover is the code that runs.
+//!
 //! - this file: the frames, how they are encoded and decoded;
 //! - [`text`]: what a client may say (nicknames, message texts, ids), so the
 //!   browser refuses bad input before sending with the rules the server
 //!   enforces;
-//! - [`error`]: error codes and the `error` payload;
-//! - [`json`]: the little the client-frame encoder needs from JSON.
+//! - [`error`]: error codes and the `error` payload.
 
 mod error;
-mod json;
 mod text;
 
-use std::borrow::Cow;
-
-use serde::{Deserialize, Serialize};
+use serde::{de::value::MapDeserializer, Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use error::{ErrorCode, ErrorPayload, ProtocolError};
-pub use json::Json;
 pub use text::{
     ClientMessageId, ClientMessageIdError, MessageText, MessageTextError, Nickname, NicknameError,
     RoomName, RoomNameError, CLIENT_ID_MAX_LEN, DEFAULT_NICKNAME, GENERAL_ROOM,
@@ -38,7 +38,8 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// question answered by [`Nickname::parse`], [`MessageText::parse`] and
 /// [`ClientMessageId::parse`], so that a wrong JSON type and a bad value get
 /// different error codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// `{"type":"nickname","payload":"alice"}`
     Nickname(String),
@@ -59,8 +60,9 @@ pub enum ClientFrame {
     Join { room: String },
 }
 
-/// The payload of `resume`; both fields may be `null`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The payload of `resume`; each field may be `null` or absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Resume {
     /// The token from an earlier `welcome`: the same identity back.
     pub token: Option<String>,
@@ -72,11 +74,43 @@ pub struct Resume {
 }
 
 /// A chat message as its sender sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "MessagePayload", into = "MessagePayload")]
 pub struct OutgoingMessage {
     pub text: String,
     /// Chosen by the client; asks for an `ack` and makes resending safe.
     pub client_id: Option<String>,
+}
+
+/// `message`'s payload as it is on the wire: a bare string is the v1 form,
+/// kept for clients that never ask for an ack.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum MessagePayload {
+    Text(String),
+    Object {
+        text: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+}
+
+impl From<MessagePayload> for OutgoingMessage {
+    fn from(payload: MessagePayload) -> Self {
+        match payload {
+            MessagePayload::Text(text) => Self::plain(text),
+            MessagePayload::Object { text, client_id } => Self { text, client_id },
+        }
+    }
+}
+
+impl From<OutgoingMessage> for MessagePayload {
+    fn from(OutgoingMessage { text, client_id }: OutgoingMessage) -> Self {
+        match client_id {
+            None => Self::Text(text),
+            client_id => Self::Object { text, client_id },
+        }
+    }
 }
 
 impl OutgoingMessage {
@@ -266,40 +300,9 @@ impl ClientFrame {
         #[derive(Deserialize)]
         struct Envelope<'a> {
             #[serde(rename = "type", borrow)]
-            kind: Cow<'a, str>,
+            kind: &'a RawValue,
             #[serde(borrow, default)]
             payload: Option<&'a RawValue>,
-        }
-
-        #[derive(Deserialize)]
-        struct ResumePayload {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            after: Option<u64>,
-            #[serde(default)]
-            room: Option<String>,
-        }
-
-        #[derive(Deserialize)]
-        struct JoinPayload {
-            room: String,
-        }
-
-        #[derive(Deserialize)]
-        struct HistoryPayload {
-            before: u64,
-        }
-
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum MessagePayload {
-            Text(String),
-            Object {
-                text: String,
-                #[serde(default)]
-                client_id: Option<String>,
-            },
         }
 
         let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|err| {
@@ -309,84 +312,42 @@ impl ClientFrame {
                 FrameError::MalformedJson(err.to_string())
             }
         })?;
-        fn payload<'de, T: Deserialize<'de>>(
-            raw: Option<&'de RawValue>,
-            kind: &'static str,
-            expected: &'static str,
-        ) -> Result<T, FrameError> {
-            raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
-                .ok_or(FrameError::InvalidPayload { kind, expected })
-        }
-        let raw = envelope.payload;
-        match envelope.kind.as_ref() {
-            "nickname" => payload(raw, "nickname", "a JSON string").map(Self::Nickname),
-            "message" => {
-                let expected = r#"a JSON string or {"text": string, "client_id": string}"#;
-                Ok(Self::Message(match payload(raw, "message", expected)? {
-                    MessagePayload::Text(text) => OutgoingMessage::plain(text),
-                    MessagePayload::Object { text, client_id } => {
-                        OutgoingMessage { text, client_id }
-                    }
-                }))
-            }
-            "typing" => payload(raw, "typing", "true or false").map(Self::Typing),
-            "resume" => {
-                let expected =
-                    r#"{"token": string or null, "after": id or null, "room": string or null}"#;
-                payload(raw, "resume", expected).map(|ResumePayload { token, after, room }| {
-                    Self::Resume(Resume { token, after, room })
-                })
-            }
-            "history" => payload(raw, "history", r#"{"before": id}"#)
-                .map(|HistoryPayload { before }| Self::History { before }),
-            "join" => payload(raw, "join", r#"{"room": string}"#)
-                .map(|JoinPayload { room }| Self::Join { room }),
-            other => Err(FrameError::UnknownType(
-                other.chars().take(ECHO_MAX_CHARS).collect(),
-            )),
-        }
-    }
-
-    /// Encodes the frame with serde_json's string quoting.
-    pub fn encode(&self) -> String {
-        self.encode_with::<serde_json::Value>()
-    }
-
-    /// Encodes the frame, quoting strings with `J` (the browser uses its own
-    /// `JSON.stringify`, which keeps serde_json's serializer out of the
-    /// page). Client frames are few and flat enough to write out by hand.
-    pub fn encode_with<J: Json>(&self) -> String {
-        let (kind, payload) = match self {
-            Self::Nickname(nickname) => ("nickname", J::quote(nickname)),
-            Self::Message(OutgoingMessage {
-                text,
-                client_id: None,
-            }) => ("message", J::quote(text)),
-            Self::Message(OutgoingMessage {
-                text,
-                client_id: Some(client_id),
-            }) => (
+        let kind: String =
+            serde_json::from_str(envelope.kind.get()).map_err(|_| FrameError::InvalidFrame)?;
+        let (kind, expected) = match kind.as_str() {
+            "nickname" => ("nickname", "a JSON string"),
+            "message" => (
                 "message",
-                format!(
-                    r#"{{"text":{},"client_id":{}}}"#,
-                    J::quote(text),
-                    J::quote(client_id)
-                ),
+                r#"a JSON string or {"text": string, "client_id": string}"#,
             ),
-            Self::Typing(typing) => ("typing", typing.to_string()),
-            Self::Resume(Resume { token, after, room }) => (
+            "typing" => ("typing", "true or false"),
+            "resume" => (
                 "resume",
-                format!(
-                    r#"{{"token":{},"after":{},"room":{}}}"#,
-                    token.as_deref().map_or_else(|| "null".to_owned(), J::quote),
-                    after.map_or_else(|| "null".to_owned(), |after| after.to_string()),
-                    room.as_deref().map_or_else(|| "null".to_owned(), J::quote),
-                ),
+                r#"{"token": string or null, "after": id or null, "room": string or null}"#,
             ),
-            Self::History { before } => ("history", format!(r#"{{"before":{before}}}"#)),
-            Self::Join { room } => ("join", format!(r#"{{"room":{}}}"#, J::quote(room))),
+            "history" => ("history", r#"{"before": id}"#),
+            "join" => ("join", r#"{"room": string}"#),
+            other => {
+                return Err(FrameError::UnknownType(
+                    other.chars().take(ECHO_MAX_CHARS).collect(),
+                ))
+            }
         };
-        format!(r#"{{"type":"{kind}","payload":{payload}}}"#)
+        let invalid = || FrameError::InvalidPayload { kind, expected };
+        // The derived decoder, fed the two members just read rather than the
+        // whole text again.
+        let members = [
+            ("type", envelope.kind),
+            ("payload", envelope.payload.ok_or_else(invalid)?),
+        ];
+        Self::deserialize(MapDeserializer::<_, serde_json::Error>::new(
+            members.into_iter(),
+        ))
+        .map_err(|_| invalid())
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a ClientFrame always serializes")
     }
 }
 
