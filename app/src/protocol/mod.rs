@@ -753,7 +753,7 @@ mod fuzz {
         let kind = prop_oneof![
             prop::sample::select(vec![
                 "nickname", "message", "typing", "welcome", "ack", "presence", "error", "resume",
-                "history",
+                "history", "join", "rooms",
             ])
             .prop_map(str::to_owned),
             ".*",
@@ -790,6 +790,9 @@ mod fuzz {
                     "before",
                     "messages",
                     "beginning",
+                    "room",
+                    "rooms",
+                    "name",
                 ]),
                 value.clone(),
             ),
@@ -840,6 +843,198 @@ mod fuzz {
                 prop_assert!(text.as_str().chars().count() <= MESSAGE_MAX_CHARS);
             }
             let _ = ClientMessageId::parse(&raw);
+        }
+    }
+}
+
+/// Every frame type, both directions: what one side encodes, the other
+/// decodes to the very same value.
+#[cfg(test)]
+mod round_trip {
+    use proptest::{collection::vec, option, prelude::*};
+
+    use super::*;
+
+    /// Any text, and often the characters that break hand-written codecs:
+    /// quotes, backslashes, markup that would end a `<script>`, control
+    /// characters (the line separators JavaScript once refused included),
+    /// emoji sequences, direction marks and overrides, a byte order mark.
+    fn any_text() -> impl Strategy<Value = String> {
+        let tricky = prop::sample::select(vec![
+            "\"",
+            "\\",
+            "\\u0041",
+            "</script>",
+            "<!--",
+            "\u{0}",
+            "\n",
+            "\r",
+            "\u{1b}",
+            "\u{7f}",
+            "\u{2028}",
+            "\u{2029}",
+            "😀",
+            "👩‍👩‍👧",
+            "\u{200F}",
+            "\u{202E}",
+            "\u{FEFF}",
+            "a",
+            " ",
+        ]);
+        prop_oneof![
+            "(?s).{0,24}",
+            vec(tricky, 0..8).prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    /// Ids and counts over the whole u64 range, not only up to JavaScript's
+    /// `Number.MAX_SAFE_INTEGER`: the browser decodes with serde_json, which
+    /// reads integers digit by digit into a u64 rather than through a double,
+    /// so nothing is rounded on either side. The edges are drawn often.
+    fn id() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            Just(0),
+            Just(9_007_199_254_740_991),
+            Just(9_007_199_254_740_993),
+            Just(u64::MAX),
+        ]
+    }
+
+    prop_compose! {
+        fn person()(id in id(), nickname in any_text()) -> Person {
+            Person { id, nickname }
+        }
+    }
+
+    prop_compose! {
+        fn chat_message()(
+            room in any_text(),
+            id in id(),
+            sent_at in any_text(),
+            from in id(),
+            nickname in any_text(),
+            text in any_text(),
+        ) -> ChatMessage {
+            ChatMessage { room, id, sent_at, from, nickname, text }
+        }
+    }
+
+    prop_compose! {
+        fn welcome()(
+            room in any_text(),
+            id in id(),
+            nickname in any_text(),
+            online in id(),
+            people in vec(person(), 0..4),
+            token in any_text(),
+        ) -> Welcome {
+            Welcome { room, id, nickname, online, people, token }
+        }
+    }
+
+    prop_compose! {
+        fn presence()(
+            room in any_text(),
+            online in id(),
+            joined in vec(person(), 0..3),
+            left in vec(person(), 0..3),
+            renamed in vec(
+                (id(), any_text(), any_text())
+                    .prop_map(|(id, previous, nickname)| Rename { id, previous, nickname }),
+                0..3,
+            ),
+            people in option::of(vec(person(), 0..3)),
+        ) -> Presence {
+            Presence { room, online, joined, left, renamed, people }
+        }
+    }
+
+    prop_compose! {
+        fn error_payload()(
+            code in prop::sample::select(
+                ErrorCode::KNOWN.iter().copied().chain([ErrorCode::Unknown]).collect::<Vec<_>>(),
+            ),
+            message in any_text(),
+            client_id in option::of(any_text()),
+        ) -> ErrorPayload {
+            ErrorPayload { code, message, client_id }
+        }
+    }
+
+    /// One arm per [`ServerFrame`] variant.
+    fn server_frame() -> impl Strategy<Value = ServerFrame> {
+        prop_oneof![
+            welcome().prop_map(ServerFrame::Welcome),
+            chat_message().prop_map(ServerFrame::Message),
+            (any_text(), id(), any_text()).prop_map(|(client_id, id, sent_at)| ServerFrame::Ack(
+                Ack {
+                    client_id,
+                    id,
+                    sent_at
+                }
+            )),
+            presence().prop_map(ServerFrame::Presence),
+            (any_text(), id(), any_text(), any::<bool>()).prop_map(
+                |(room, id, nickname, active)| ServerFrame::Typing(Typing {
+                    room,
+                    id,
+                    nickname,
+                    active
+                })
+            ),
+            error_payload().prop_map(ServerFrame::Error),
+            (any_text(), vec(chat_message(), 0..4), any::<bool>()).prop_map(
+                |(room, messages, beginning)| ServerFrame::History(HistoryPage {
+                    room,
+                    messages,
+                    beginning
+                })
+            ),
+            vec((any_text(), id()), 0..4).prop_map(|rooms| ServerFrame::Rooms(RoomList {
+                rooms: rooms
+                    .into_iter()
+                    .map(|(name, online)| RoomCount { name, online })
+                    .collect()
+            })),
+        ]
+    }
+
+    /// One arm per [`ClientFrame`] variant; each optional field is drawn
+    /// both absent and present.
+    fn client_frame() -> impl Strategy<Value = ClientFrame> {
+        prop_oneof![
+            any_text().prop_map(ClientFrame::Nickname),
+            (any_text(), option::of(any_text())).prop_map(|(text, client_id)| {
+                ClientFrame::Message(OutgoingMessage { text, client_id })
+            }),
+            any::<bool>().prop_map(ClientFrame::Typing),
+            (
+                option::of(any_text()),
+                option::of(id()),
+                option::of(any_text())
+            )
+                .prop_map(|(token, after, room)| ClientFrame::Resume(Resume {
+                    token,
+                    after,
+                    room
+                })),
+            id().prop_map(|before| ClientFrame::History { before }),
+            any_text().prop_map(|room| ClientFrame::Join { room }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn every_server_frame_round_trips(frame in server_frame()) {
+            prop_assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
+        }
+
+        #[test]
+        fn every_client_frame_round_trips(frame in client_frame()) {
+            prop_assert_eq!(ClientFrame::decode(&frame.encode()), Ok(frame));
         }
     }
 }
