@@ -4,25 +4,24 @@
 //! directions. `PROTOCOL.md` is the human-readable contract; the tests at the
 //! bottom of this file pin every frame's exact JSON shape to it.
 //!
+//! Frames are plain serde types, encoded and decoded with serde_json on both
+//! sides: the browser calls [`ServerFrame::decode`] and
+//! [`ClientFrame::encode`], the server the other two, so the code the tests
+//! cover is the code that runs.
+//!
 //! - this file: the frames, how they are encoded and decoded;
 //! - [`text`]: what a client may say (nicknames, message texts, ids), so the
 //!   browser refuses bad input before sending with the rules the server
 //!   enforces;
-//! - [`error`]: error codes and the `error` payload;
-//! - [`json`]: the little the server-frame decoder needs from parsed JSON,
-//!   so that the browser runs the very decoder the tests cover.
+//! - [`error`]: error codes and the `error` payload.
 
 mod error;
-mod json;
 mod text;
 
-use std::borrow::Cow;
-
-use serde::{Deserialize, Serialize};
+use serde::{de::value::MapDeserializer, Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use error::{ErrorCode, ErrorPayload, ProtocolError};
-pub use json::Json;
 pub use text::{
     ClientMessageId, ClientMessageIdError, MessageText, MessageTextError, Nickname, NicknameError,
     RoomName, RoomNameError, CLIENT_ID_MAX_LEN, DEFAULT_NICKNAME, GENERAL_ROOM,
@@ -39,7 +38,8 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// question answered by [`Nickname::parse`], [`MessageText::parse`] and
 /// [`ClientMessageId::parse`], so that a wrong JSON type and a bad value get
 /// different error codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// `{"type":"nickname","payload":"alice"}`
     Nickname(String),
@@ -60,8 +60,9 @@ pub enum ClientFrame {
     Join { room: String },
 }
 
-/// The payload of `resume`; both fields may be `null`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The payload of `resume`; each field may be `null` or absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Resume {
     /// The token from an earlier `welcome`: the same identity back.
     pub token: Option<String>,
@@ -73,11 +74,43 @@ pub struct Resume {
 }
 
 /// A chat message as its sender sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "MessagePayload", into = "MessagePayload")]
 pub struct OutgoingMessage {
     pub text: String,
     /// Chosen by the client; asks for an `ack` and makes resending safe.
     pub client_id: Option<String>,
+}
+
+/// `message`'s payload as it is on the wire: a bare string is the v1 form,
+/// kept for clients that never ask for an ack.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum MessagePayload {
+    Text(String),
+    Object {
+        text: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+}
+
+impl From<MessagePayload> for OutgoingMessage {
+    fn from(payload: MessagePayload) -> Self {
+        match payload {
+            MessagePayload::Text(text) => Self::plain(text),
+            MessagePayload::Object { text, client_id } => Self { text, client_id },
+        }
+    }
+}
+
+impl From<OutgoingMessage> for MessagePayload {
+    fn from(OutgoingMessage { text, client_id }: OutgoingMessage) -> Self {
+        match client_id {
+            None => Self::Text(text),
+            client_id => Self::Object { text, client_id },
+        }
+    }
 }
 
 impl OutgoingMessage {
@@ -91,7 +124,7 @@ impl OutgoingMessage {
 }
 
 /// A frame sent by the server to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The first frame on every connection: who you are, who is here.
@@ -114,7 +147,7 @@ pub enum ServerFrame {
 }
 
 /// Someone online.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
     /// Their connection's id, unique for the server's life.
     pub id: u64,
@@ -122,9 +155,10 @@ pub struct Person {
 }
 
 /// The payload of `welcome`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// The room the client is now in; everything it sends goes there.
+    #[serde(default = "general")]
     pub room: String,
     /// This connection's id, as others see it in `from` and in presence.
     pub id: u64,
@@ -140,8 +174,9 @@ pub struct Welcome {
 }
 
 /// The payload of `history`: stored messages, oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
+    #[serde(default = "general")]
     pub room: String,
     pub messages: Vec<ChatMessage>,
     /// Nothing older is stored: this page starts the conversation.
@@ -149,9 +184,10 @@ pub struct HistoryPage {
 }
 
 /// The payload of a relayed chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// The room it was sent in.
+    #[serde(default = "general")]
     pub room: String,
     /// Assigned by the server: unique, and strictly increasing in the
     /// order messages are sent, across all rooms.
@@ -166,7 +202,7 @@ pub struct ChatMessage {
 }
 
 /// The payload of `ack`: the message with `client_id` is now `id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     pub client_id: String,
     pub id: u64,
@@ -176,8 +212,9 @@ pub struct Ack {
 /// The payload of `presence`: changes since the previous one, coalesced
 /// over a short interval (a join and a rename in one interval are one join
 /// under the new name).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
+    #[serde(default = "general")]
     pub room: String,
     /// How many people are online in the room now.
     pub online: u64,
@@ -186,12 +223,12 @@ pub struct Presence {
     pub renamed: Vec<Rename>,
     /// Everyone online, replacing what the client knew: sent when a room
     /// too big to list in detail has become small enough again.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub people: Option<Vec<Person>>,
 }
 
 /// Someone changed nickname.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rename {
     pub id: u64,
     pub previous: String,
@@ -199,8 +236,9 @@ pub struct Rename {
 }
 
 /// The payload of `typing`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Typing {
+    #[serde(default = "general")]
     pub room: String,
     pub id: u64,
     pub nickname: String,
@@ -210,7 +248,7 @@ pub struct Typing {
 
 /// The payload of `rooms`: the rooms with people online, busiest first
 /// (at most [`ROOM_LIST_MAX`]), and always `general`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomList {
     pub rooms: Vec<RoomCount>,
 }
@@ -219,7 +257,7 @@ pub struct RoomList {
 pub const ROOM_LIST_MAX: usize = 20;
 
 /// A room and how many people are online in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomCount {
     pub name: String,
     pub online: u64,
@@ -262,40 +300,9 @@ impl ClientFrame {
         #[derive(Deserialize)]
         struct Envelope<'a> {
             #[serde(rename = "type", borrow)]
-            kind: Cow<'a, str>,
+            kind: &'a RawValue,
             #[serde(borrow, default)]
             payload: Option<&'a RawValue>,
-        }
-
-        #[derive(Deserialize)]
-        struct ResumePayload {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            after: Option<u64>,
-            #[serde(default)]
-            room: Option<String>,
-        }
-
-        #[derive(Deserialize)]
-        struct JoinPayload {
-            room: String,
-        }
-
-        #[derive(Deserialize)]
-        struct HistoryPayload {
-            before: u64,
-        }
-
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum MessagePayload {
-            Text(String),
-            Object {
-                text: String,
-                #[serde(default)]
-                client_id: Option<String>,
-            },
         }
 
         let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|err| {
@@ -305,84 +312,42 @@ impl ClientFrame {
                 FrameError::MalformedJson(err.to_string())
             }
         })?;
-        fn payload<'de, T: Deserialize<'de>>(
-            raw: Option<&'de RawValue>,
-            kind: &'static str,
-            expected: &'static str,
-        ) -> Result<T, FrameError> {
-            raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
-                .ok_or(FrameError::InvalidPayload { kind, expected })
-        }
-        let raw = envelope.payload;
-        match envelope.kind.as_ref() {
-            "nickname" => payload(raw, "nickname", "a JSON string").map(Self::Nickname),
-            "message" => {
-                let expected = r#"a JSON string or {"text": string, "client_id": string}"#;
-                Ok(Self::Message(match payload(raw, "message", expected)? {
-                    MessagePayload::Text(text) => OutgoingMessage::plain(text),
-                    MessagePayload::Object { text, client_id } => {
-                        OutgoingMessage { text, client_id }
-                    }
-                }))
-            }
-            "typing" => payload(raw, "typing", "true or false").map(Self::Typing),
-            "resume" => {
-                let expected =
-                    r#"{"token": string or null, "after": id or null, "room": string or null}"#;
-                payload(raw, "resume", expected).map(|ResumePayload { token, after, room }| {
-                    Self::Resume(Resume { token, after, room })
-                })
-            }
-            "history" => payload(raw, "history", r#"{"before": id}"#)
-                .map(|HistoryPayload { before }| Self::History { before }),
-            "join" => payload(raw, "join", r#"{"room": string}"#)
-                .map(|JoinPayload { room }| Self::Join { room }),
-            other => Err(FrameError::UnknownType(
-                other.chars().take(ECHO_MAX_CHARS).collect(),
-            )),
-        }
-    }
-
-    /// Encodes the frame with serde_json's string quoting.
-    pub fn encode(&self) -> String {
-        self.encode_with::<serde_json::Value>()
-    }
-
-    /// Encodes the frame, quoting strings with `J` (the browser uses its own
-    /// `JSON.stringify`, which keeps serde_json's serializer out of the
-    /// page). Client frames are few and flat enough to write out by hand.
-    pub fn encode_with<J: Json>(&self) -> String {
-        let (kind, payload) = match self {
-            Self::Nickname(nickname) => ("nickname", J::quote(nickname)),
-            Self::Message(OutgoingMessage {
-                text,
-                client_id: None,
-            }) => ("message", J::quote(text)),
-            Self::Message(OutgoingMessage {
-                text,
-                client_id: Some(client_id),
-            }) => (
+        let kind: String =
+            serde_json::from_str(envelope.kind.get()).map_err(|_| FrameError::InvalidFrame)?;
+        let (kind, expected) = match kind.as_str() {
+            "nickname" => ("nickname", "a JSON string"),
+            "message" => (
                 "message",
-                format!(
-                    r#"{{"text":{},"client_id":{}}}"#,
-                    J::quote(text),
-                    J::quote(client_id)
-                ),
+                r#"a JSON string or {"text": string, "client_id": string}"#,
             ),
-            Self::Typing(typing) => ("typing", typing.to_string()),
-            Self::Resume(Resume { token, after, room }) => (
+            "typing" => ("typing", "true or false"),
+            "resume" => (
                 "resume",
-                format!(
-                    r#"{{"token":{},"after":{},"room":{}}}"#,
-                    token.as_deref().map_or_else(|| "null".to_owned(), J::quote),
-                    after.map_or_else(|| "null".to_owned(), |after| after.to_string()),
-                    room.as_deref().map_or_else(|| "null".to_owned(), J::quote),
-                ),
+                r#"{"token": string or null, "after": id or null, "room": string or null}"#,
             ),
-            Self::History { before } => ("history", format!(r#"{{"before":{before}}}"#)),
-            Self::Join { room } => ("join", format!(r#"{{"room":{}}}"#, J::quote(room))),
+            "history" => ("history", r#"{"before": id}"#),
+            "join" => ("join", r#"{"room": string}"#),
+            other => {
+                return Err(FrameError::UnknownType(
+                    other.chars().take(ECHO_MAX_CHARS).collect(),
+                ))
+            }
         };
-        format!(r#"{{"type":"{kind}","payload":{payload}}}"#)
+        let invalid = || FrameError::InvalidPayload { kind, expected };
+        // The derived decoder, fed the two members just read rather than the
+        // whole text again.
+        let members = [
+            ("type", envelope.kind),
+            ("payload", envelope.payload.ok_or_else(invalid)?),
+        ];
+        Self::deserialize(MapDeserializer::<_, serde_json::Error>::new(
+            members.into_iter(),
+        ))
+        .map_err(|_| invalid())
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a ClientFrame always serializes")
     }
 }
 
@@ -391,121 +356,18 @@ impl ServerFrame {
         serde_json::to_string(self).expect("a ServerFrame always serializes")
     }
 
-    /// Decodes a frame from the server over serde_json.
+    /// Decodes a frame from the server; `None` for a frame this client does
+    /// not understand (a newer server may send more kinds). Fields it does
+    /// not know are ignored.
     pub fn decode(text: &str) -> Option<Self> {
-        Self::decode_with::<serde_json::Value>(text)
-    }
-
-    /// Decodes a frame from the server with any JSON parser; `None` for a
-    /// frame this client does not understand (a newer server may send more
-    /// kinds). Fields it does not know are ignored.
-    pub fn decode_with<J: Json>(text: &str) -> Option<Self> {
-        let frame = J::parse(text)?;
-        let payload = frame.get("payload")?;
-        let p = &payload;
-        Some(match frame.string_at("type")?.as_str() {
-            "welcome" => Self::Welcome(Welcome {
-                room: room(p),
-                id: p.uint_at("id")?,
-                nickname: p.string_at("nickname")?,
-                online: p.uint_at("online")?,
-                people: people(&p.get("people")?)?,
-                token: p.string_at("token")?,
-            }),
-            "message" => Self::Message(chat_message(p)?),
-            "history" => Self::History(HistoryPage {
-                room: room(p),
-                messages: p
-                    .get("messages")?
-                    .array()?
-                    .iter()
-                    .map(chat_message)
-                    .collect::<Option<_>>()?,
-                beginning: p.get("beginning")?.boolean()?,
-            }),
-            "ack" => Self::Ack(Ack {
-                client_id: p.string_at("client_id")?,
-                id: p.uint_at("id")?,
-                sent_at: p.string_at("sent_at")?,
-            }),
-            "presence" => Self::Presence(Presence {
-                room: room(p),
-                online: p.uint_at("online")?,
-                joined: people(&p.get("joined")?)?,
-                left: people(&p.get("left")?)?,
-                renamed: p
-                    .get("renamed")?
-                    .array()?
-                    .iter()
-                    .map(|r| {
-                        Some(Rename {
-                            id: r.uint_at("id")?,
-                            previous: r.string_at("previous")?,
-                            nickname: r.string_at("nickname")?,
-                        })
-                    })
-                    .collect::<Option<_>>()?,
-                people: match p.get("people") {
-                    Some(list) if !list.is_null() => Some(people(&list)?),
-                    _ => None,
-                },
-            }),
-            "typing" => Self::Typing(Typing {
-                room: room(p),
-                id: p.uint_at("id")?,
-                nickname: p.string_at("nickname")?,
-                active: p.get("active")?.boolean()?,
-            }),
-            "rooms" => Self::Rooms(RoomList {
-                rooms: p
-                    .get("rooms")?
-                    .array()?
-                    .iter()
-                    .map(|r| {
-                        Some(RoomCount {
-                            name: r.string_at("name")?,
-                            online: r.uint_at("online")?,
-                        })
-                    })
-                    .collect::<Option<_>>()?,
-            }),
-            "error" => Self::Error(ErrorPayload {
-                code: ErrorCode::from_wire(&p.string_at("code")?),
-                message: p.string_at("message")?,
-                client_id: p.string_at("client_id"),
-            }),
-            _ => return None,
-        })
+        serde_json::from_str(text).ok()
     }
 }
 
-/// The room a frame names; a server from before rooms only had `general`.
-fn room<J: Json>(p: &J) -> String {
-    p.string_at("room")
-        .unwrap_or_else(|| GENERAL_ROOM.to_owned())
-}
-
-fn chat_message<J: Json>(p: &J) -> Option<ChatMessage> {
-    Some(ChatMessage {
-        room: room(p),
-        id: p.uint_at("id")?,
-        sent_at: p.string_at("sent_at")?,
-        from: p.uint_at("from")?,
-        nickname: p.string_at("nickname")?,
-        text: p.string_at("text")?,
-    })
-}
-
-fn people<J: Json>(list: &J) -> Option<Vec<Person>> {
-    list.array()?
-        .iter()
-        .map(|person| {
-            Some(Person {
-                id: person.uint_at("id")?,
-                nickname: person.string_at("nickname")?,
-            })
-        })
-        .collect()
+/// The room of a frame without one: a server from before rooms only had
+/// `general`.
+fn general() -> String {
+    GENERAL_ROOM.to_owned()
 }
 
 #[cfg(test)]
@@ -755,6 +617,10 @@ mod tests {
             r#"{"type":"message","payload":{"id":1,"sent_at":"t","from":2,"nickname":"a","text":"b","mood":"x"}}"#,
         );
         assert!(matches!(frame, Some(ServerFrame::Message(m)) if m.text == "b"));
+        let frame = ServerFrame::decode(
+            r#"{"v":2,"payload":{"online":1,"joined":[],"left":[],"renamed":[],"people":null},"type":"presence"}"#,
+        );
+        assert!(matches!(frame, Some(ServerFrame::Presence(p)) if p.people.is_none()));
         assert_eq!(
             ServerFrame::decode(r#"{"type":"reaction","payload":[]}"#),
             None
@@ -887,7 +753,7 @@ mod fuzz {
         let kind = prop_oneof![
             prop::sample::select(vec![
                 "nickname", "message", "typing", "welcome", "ack", "presence", "error", "resume",
-                "history",
+                "history", "join", "rooms",
             ])
             .prop_map(str::to_owned),
             ".*",
@@ -924,6 +790,9 @@ mod fuzz {
                     "before",
                     "messages",
                     "beginning",
+                    "room",
+                    "rooms",
+                    "name",
                 ]),
                 value.clone(),
             ),
@@ -974,6 +843,198 @@ mod fuzz {
                 prop_assert!(text.as_str().chars().count() <= MESSAGE_MAX_CHARS);
             }
             let _ = ClientMessageId::parse(&raw);
+        }
+    }
+}
+
+/// Every frame type, both directions: what one side encodes, the other
+/// decodes to the very same value.
+#[cfg(test)]
+mod round_trip {
+    use proptest::{collection::vec, option, prelude::*};
+
+    use super::*;
+
+    /// Any text, and often the characters that break hand-written codecs:
+    /// quotes, backslashes, markup that would end a `<script>`, control
+    /// characters (the line separators JavaScript once refused included),
+    /// emoji sequences, direction marks and overrides, a byte order mark.
+    fn any_text() -> impl Strategy<Value = String> {
+        let tricky = prop::sample::select(vec![
+            "\"",
+            "\\",
+            "\\u0041",
+            "</script>",
+            "<!--",
+            "\u{0}",
+            "\n",
+            "\r",
+            "\u{1b}",
+            "\u{7f}",
+            "\u{2028}",
+            "\u{2029}",
+            "😀",
+            "👩‍👩‍👧",
+            "\u{200F}",
+            "\u{202E}",
+            "\u{FEFF}",
+            "a",
+            " ",
+        ]);
+        prop_oneof![
+            "(?s).{0,24}",
+            vec(tricky, 0..8).prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    /// Ids and counts over the whole u64 range, not only up to JavaScript's
+    /// `Number.MAX_SAFE_INTEGER`: the browser decodes with serde_json, which
+    /// reads integers digit by digit into a u64 rather than through a double,
+    /// so nothing is rounded on either side. The edges are drawn often.
+    fn id() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            Just(0),
+            Just(9_007_199_254_740_991),
+            Just(9_007_199_254_740_993),
+            Just(u64::MAX),
+        ]
+    }
+
+    prop_compose! {
+        fn person()(id in id(), nickname in any_text()) -> Person {
+            Person { id, nickname }
+        }
+    }
+
+    prop_compose! {
+        fn chat_message()(
+            room in any_text(),
+            id in id(),
+            sent_at in any_text(),
+            from in id(),
+            nickname in any_text(),
+            text in any_text(),
+        ) -> ChatMessage {
+            ChatMessage { room, id, sent_at, from, nickname, text }
+        }
+    }
+
+    prop_compose! {
+        fn welcome()(
+            room in any_text(),
+            id in id(),
+            nickname in any_text(),
+            online in id(),
+            people in vec(person(), 0..4),
+            token in any_text(),
+        ) -> Welcome {
+            Welcome { room, id, nickname, online, people, token }
+        }
+    }
+
+    prop_compose! {
+        fn presence()(
+            room in any_text(),
+            online in id(),
+            joined in vec(person(), 0..3),
+            left in vec(person(), 0..3),
+            renamed in vec(
+                (id(), any_text(), any_text())
+                    .prop_map(|(id, previous, nickname)| Rename { id, previous, nickname }),
+                0..3,
+            ),
+            people in option::of(vec(person(), 0..3)),
+        ) -> Presence {
+            Presence { room, online, joined, left, renamed, people }
+        }
+    }
+
+    prop_compose! {
+        fn error_payload()(
+            code in prop::sample::select(
+                ErrorCode::KNOWN.iter().copied().chain([ErrorCode::Unknown]).collect::<Vec<_>>(),
+            ),
+            message in any_text(),
+            client_id in option::of(any_text()),
+        ) -> ErrorPayload {
+            ErrorPayload { code, message, client_id }
+        }
+    }
+
+    /// One arm per [`ServerFrame`] variant.
+    fn server_frame() -> impl Strategy<Value = ServerFrame> {
+        prop_oneof![
+            welcome().prop_map(ServerFrame::Welcome),
+            chat_message().prop_map(ServerFrame::Message),
+            (any_text(), id(), any_text()).prop_map(|(client_id, id, sent_at)| ServerFrame::Ack(
+                Ack {
+                    client_id,
+                    id,
+                    sent_at
+                }
+            )),
+            presence().prop_map(ServerFrame::Presence),
+            (any_text(), id(), any_text(), any::<bool>()).prop_map(
+                |(room, id, nickname, active)| ServerFrame::Typing(Typing {
+                    room,
+                    id,
+                    nickname,
+                    active
+                })
+            ),
+            error_payload().prop_map(ServerFrame::Error),
+            (any_text(), vec(chat_message(), 0..4), any::<bool>()).prop_map(
+                |(room, messages, beginning)| ServerFrame::History(HistoryPage {
+                    room,
+                    messages,
+                    beginning
+                })
+            ),
+            vec((any_text(), id()), 0..4).prop_map(|rooms| ServerFrame::Rooms(RoomList {
+                rooms: rooms
+                    .into_iter()
+                    .map(|(name, online)| RoomCount { name, online })
+                    .collect()
+            })),
+        ]
+    }
+
+    /// One arm per [`ClientFrame`] variant; each optional field is drawn
+    /// both absent and present.
+    fn client_frame() -> impl Strategy<Value = ClientFrame> {
+        prop_oneof![
+            any_text().prop_map(ClientFrame::Nickname),
+            (any_text(), option::of(any_text())).prop_map(|(text, client_id)| {
+                ClientFrame::Message(OutgoingMessage { text, client_id })
+            }),
+            any::<bool>().prop_map(ClientFrame::Typing),
+            (
+                option::of(any_text()),
+                option::of(id()),
+                option::of(any_text())
+            )
+                .prop_map(|(token, after, room)| ClientFrame::Resume(Resume {
+                    token,
+                    after,
+                    room
+                })),
+            id().prop_map(|before| ClientFrame::History { before }),
+            any_text().prop_map(|room| ClientFrame::Join { room }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn every_server_frame_round_trips(frame in server_frame()) {
+            prop_assert_eq!(ServerFrame::decode(&frame.encode()), Some(frame));
+        }
+
+        #[test]
+        fn every_client_frame_round_trips(frame in client_frame()) {
+            prop_assert_eq!(ClientFrame::decode(&frame.encode()), Ok(frame));
         }
     }
 }
