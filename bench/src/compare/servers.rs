@@ -68,13 +68,16 @@ impl ServerKind {
         }
     }
 
-    fn command(self, repo: &Path, addr: SocketAddr) -> Command {
+    fn command(self, repo: &Path, addr: SocketAddr, store: Option<&Path>) -> Command {
         let mut command = match self {
             Self::Parley => {
                 let mut command = Command::new(repo.join(PARLEY_BINARY));
                 command
                     .args(["--addr", &addr.to_string()])
                     .args(PARLEY_ARGS);
+                if let Some(store) = store {
+                    command.arg("--database-url").arg(sqlite_url(store));
+                }
                 command
             }
             Self::Node => {
@@ -105,6 +108,16 @@ impl Launcher {
             repo: repo.to_owned(),
             log_dir,
         })
+    }
+
+    pub fn repo(&self) -> &Path {
+        &self.repo
+    }
+
+    /// Where server logs (and other files of this run) go; removed by
+    /// [`clean_up`](Self::clean_up).
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
     }
 
     /// Checks that both servers can be started: Parley's binary exists,
@@ -152,6 +165,25 @@ impl Launcher {
     /// Starts a fresh server on a free port and waits until it accepts TCP
     /// connections.
     pub async fn start(&self, kind: ServerKind) -> Result<Server> {
+        self.start_with_store(kind, None).await
+    }
+
+    /// [`start`](Self::start), Parley with a new, empty SQLite store of its
+    /// own in the log directory (the Node peer stores nothing): for runs
+    /// whose page shows the stored history.
+    pub async fn start_fresh(&self, kind: ServerKind, run: usize) -> Result<Server> {
+        let store = self
+            .log_dir
+            .join(format!("{}-{run}.db", kind.name().to_lowercase()));
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = store.clone().into_os_string();
+            path.push(suffix);
+            let _ = fs::remove_file(path);
+        }
+        self.start_with_store(kind, Some(&store)).await
+    }
+
+    async fn start_with_store(&self, kind: ServerKind, store: Option<&Path>) -> Result<Server> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log_path = self
@@ -159,7 +191,7 @@ impl Launcher {
             .join(format!("{}.log", kind.name().to_lowercase()));
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let mut command = kind.command(&self.repo, addr);
+        let mut command = kind.command(&self.repo, addr, store);
         command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -290,13 +322,18 @@ impl Drop for Server {
     }
 }
 
+/// The `--database-url` of a SQLite file: `sqlite:///abs/path.db`.
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
 /// A loopback port nobody listens on right now.
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
 
-fn wait_with_timeout(child: &mut Child, limit: Duration) -> Result<Option<ExitStatus>> {
+pub fn wait_with_timeout(child: &mut Child, limit: Duration) -> Result<Option<ExitStatus>> {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -310,7 +347,7 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> Result<Option<ExitSt
 }
 
 /// The last lines of a server's log, for an error message.
-fn log_tail(path: &Path) -> String {
+pub fn log_tail(path: &Path) -> String {
     let mut text = String::new();
     if let Ok(mut file) = File::open(path) {
         let len = file.metadata().map_or(0, |meta| meta.len());
