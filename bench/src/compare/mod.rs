@@ -10,8 +10,11 @@
 //! - [`servers`]: starting and stopping the servers.
 //! - [`scenarios`]: fanout, rate, idle and storm, and the page sizes.
 //! - [`page`]: file sizes, brotli, and fetching a page.
+//! - [`browser`]: the page in Chromium (`bench/page/measure.mjs`): cold load
+//!   on a slow phone, main-thread time per incoming message.
 //! - [`meta`]: date, machine, commit, command line.
 
+pub mod browser;
 pub mod markdown;
 pub mod meta;
 pub mod page;
@@ -31,6 +34,7 @@ use clap::{builder::RangedU64ValueParser, Args as ClapArgs, Parser, ValueEnum};
 use serde::Serialize;
 
 use self::{
+    browser::BrowserScale,
     markdown::Section,
     scenarios::{PageRaw, RawRun, Runner},
     servers::Launcher,
@@ -87,7 +91,8 @@ pub enum Scenario {
     Idle,
     /// One message to every connection: time until the last has it.
     Storm,
-    /// Page weight: wasm and JS, raw and brotli.
+    /// The page: wasm and JS, raw and brotli; then, in Chromium, a cold
+    /// load on a slow phone and the main thread's time per message.
     Page,
 }
 
@@ -159,6 +164,28 @@ pub struct Knobs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub storm_repeat: Option<u64>,
 
+    /// page: skip the browser part (cold load, time per message); only the
+    /// page's sizes
+    #[arg(long)]
+    pub skip_browser: bool,
+    /// page: the Chromium to drive [default: /usr/bin/chromium]
+    #[arg(long)]
+    pub chromium: Option<PathBuf>,
+    /// page: messages stored in the room before the cold load [default: 50]
+    #[arg(long)]
+    pub page_stored: Option<usize>,
+    /// page: lines shown for each measured batch of messages
+    /// [default: 100,500; quick: 100]
+    #[arg(long, value_delimiter = ',')]
+    pub page_lines: Option<Vec<usize>>,
+    /// page: lines held scrolled up for the last batch, 0 for none
+    /// [default: 2000; quick: 300]
+    #[arg(long)]
+    pub page_held: Option<usize>,
+    /// page: messages per measured batch [default: 100; quick: 20]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub page_batch: Option<usize>,
+
     /// all: connections being opened at once, as loadgen's
     /// --connect-concurrency [default: 200]
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
@@ -185,6 +212,8 @@ pub struct Scale {
     pub idle_hold_secs: f64,
     pub storm_clients: usize,
     pub storm_repeat: u64,
+    /// `None` with `--skip-browser`.
+    pub page_browser: Option<BrowserScale>,
     pub connect_concurrency: usize,
 }
 
@@ -222,6 +251,22 @@ impl Args {
             idle_hold_secs: secs(k.idle_hold, 1.0, 3.0),
             storm_clients: pick(k.storm_clients, 200, 10_000),
             storm_repeat: k.storm_repeat.unwrap_or(5),
+            page_browser: (!k.skip_browser).then(|| BrowserScale {
+                chromium: k
+                    .chromium
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(browser::DEFAULT_CHROMIUM)),
+                stored: k.page_stored.unwrap_or(50),
+                lines: k.page_lines.clone().unwrap_or_else(|| {
+                    if quick {
+                        vec![100]
+                    } else {
+                        vec![100, 500]
+                    }
+                }),
+                held: pick(k.page_held, 300, 2_000),
+                batch: pick(k.page_batch, 20, 100),
+            }),
             connect_concurrency: k.connect_concurrency.unwrap_or(200),
         };
         ensure!(
@@ -250,6 +295,12 @@ impl Args {
             scale.rate_max_p99_ms > 0.0 && scale.rate_max_p99_ms.is_finite(),
             "--rate-max-p99 must be a positive number of milliseconds"
         );
+        if let Some(browser) = &scale.page_browser {
+            ensure!(
+                !browser.lines.is_empty() || browser.held > 0,
+                "--page-lines is empty and --page-held is 0: no batch of messages to measure"
+            );
+        }
         Ok(scale)
     }
 
@@ -320,17 +371,17 @@ pub async fn run(args: &Args, command_line: &str) -> Result<Outcome> {
     for (index, &scenario) in scenarios.iter().enumerate() {
         eprintln!("compare: scenario {scenario:?}");
         let section = match scenario {
-            Scenario::Fanout => scenarios::fanout(&mut runner, &scale).await,
-            Scenario::Rate => scenarios::rate(&mut runner, &scale).await,
-            Scenario::Idle => scenarios::idle(&mut runner, &scale).await,
-            Scenario::Storm => scenarios::storm(&mut runner, &scale).await,
+            Scenario::Fanout => vec![scenarios::fanout(&mut runner, &scale).await],
+            Scenario::Rate => vec![scenarios::rate(&mut runner, &scale).await],
+            Scenario::Idle => vec![scenarios::idle(&mut runner, &scale).await],
+            Scenario::Storm => vec![scenarios::storm(&mut runner, &scale).await],
             Scenario::Page => {
-                let (section, raw) = scenarios::page(&mut runner, &repo).await;
+                let (page_sections, raw) = scenarios::page(&mut runner, &repo, &scale).await;
                 page_raw = Some(raw);
-                section
+                page_sections
             }
         };
-        sections.push(section);
+        sections.extend(section);
         let finished = index + 1 == scenarios.len();
         let elapsed = finished.then(|| clock.elapsed().as_secs_f64());
         let mut header = meta::header(&repo, command_line, started, elapsed);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::{
+    browser::{self, BrowserReport},
     markdown::{number, Row, Section},
     page::{self, PageFile},
     servers::{Launcher, ServerKind, BOTH},
@@ -822,15 +823,112 @@ pub fn storm_section(
     }
 }
 
-/// The page sizes, for `--json`.
+/// The page sizes and browser runs, for `--json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PageRaw {
     pub files: Vec<PageFile>,
     /// Raw and brotli bytes of `GET /`, per server.
     pub html: Vec<(ServerKind, Option<(u64, u64)>)>,
+    /// Every run of the page in Chromium.
+    pub browser: Vec<BrowserRun>,
 }
 
-pub async fn page(runner: &mut Runner<'_>, repo: &std::path::Path) -> (Section, PageRaw) {
+/// One run of `bench/page/measure.mjs`, for `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrowserRun {
+    pub server: ServerKind,
+    /// Counted from 1.
+    pub run: usize,
+    pub secs: f64,
+    pub report: Option<BrowserReport>,
+    pub error: Option<String>,
+}
+
+/// The page's sizes, then (unless `--skip-browser`) the page in Chromium:
+/// a fresh server per run, Parley's and Node's runs alternating.
+pub async fn page(
+    runner: &mut Runner<'_>,
+    repo: &std::path::Path,
+    scale: &Scale,
+) -> (Vec<Section>, PageRaw) {
+    let (weight, mut raw) = page_weight(runner, repo).await;
+    let mut sections = vec![weight];
+    let Some(browser_scale) = &scale.page_browser else {
+        return (sections, raw);
+    };
+    let launcher = runner.launcher;
+    let mut notes = Vec::new();
+    let mut results: browser::PerServer = Default::default();
+    match browser::preflight(launcher.repo(), browser_scale) {
+        Err(err) => {
+            runner.failed_runs += 1;
+            notes.push(format!(
+                "the browser part could not run: {}",
+                one_line(&format!("{err:#}"))
+            ));
+        }
+        Ok(()) => {
+            for run in 1..=scale.runs {
+                for kind in BOTH {
+                    let label = format!("page in Chromium {} run {run}", kind.name());
+                    eprintln!("compare: {label}");
+                    let started = Instant::now();
+                    let result = match launcher.start_fresh(kind, run).await {
+                        Err(err) => Err(err),
+                        Ok(server) => {
+                            let (repo, dir, browser_scale) = (
+                                launcher.repo().to_owned(),
+                                launcher.log_dir().to_owned(),
+                                browser_scale.clone(),
+                            );
+                            let addr = server.addr();
+                            let measured = tokio::task::spawn_blocking(move || {
+                                browser::measure(&repo, &dir, &browser_scale, addr, kind, run)
+                            })
+                            .await
+                            .unwrap_or_else(|err| {
+                                Err(anyhow::anyhow!("the browser run panicked: {err}"))
+                            });
+                            if let Err(err) = server.stop().await {
+                                notes.push(format!("{label}: {}", one_line(&format!("{err:#}"))));
+                            }
+                            measured
+                        }
+                    };
+                    let secs = started.elapsed().as_secs_f64();
+                    tokio::time::sleep(COOLDOWN).await;
+                    let error = result.as_ref().err().map(|err| format!("{err:#}"));
+                    match &error {
+                        Some(error) => {
+                            eprintln!("compare: {label} failed: {error}");
+                            runner.failed_runs += 1;
+                            notes.push(format!("{label} failed: {}", one_line(error)));
+                        }
+                        None => eprintln!("compare: {label} done in {secs:.1} s"),
+                    }
+                    let report = result.ok();
+                    results[browser::index(kind)].push(report.clone());
+                    raw.browser.push(BrowserRun {
+                        server: kind,
+                        run,
+                        secs,
+                        report,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+    sections.push(browser::load_section(browser_scale, &results, notes));
+    sections.push(browser::messages_section(
+        browser_scale,
+        &results,
+        Vec::new(),
+    ));
+    (sections, raw)
+}
+
+async fn page_weight(runner: &mut Runner<'_>, repo: &std::path::Path) -> (Section, PageRaw) {
     let launcher = runner.launcher;
     let mut notes = Vec::new();
     let mut raw = PageRaw::default();
