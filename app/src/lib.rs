@@ -17,10 +17,10 @@ pub mod protocol;
 #[cfg(feature = "hydrate")]
 mod socket;
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::{
-    components::{ParentRoute, Route, Router, Routes, A},
+    components::{FlatRoutes, Route, Router, A},
     hooks::use_location,
     path,
 };
@@ -125,8 +125,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// The page: the chat at `/` (the room `general`) and `/r/<room>`, one
-/// [`Chat`] and one WebSocket for the page's life, whatever room is shown;
-/// anything else is [`NotFound`].
+/// [`Chat`] and one WebSocket for the page's life, whatever room is shown.
+///
+/// The routes decide what is particular to an address: the document's
+/// title, or [`NotFound`] for anything that is not a room's. The chat
+/// itself sits beside them, inside the router (its links are `<A>`s and it
+/// follows the location), so a room switch keeps every part of the page
+/// that is not the room's, and the routes' views, which the router erases
+/// to one type, stay small.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -139,25 +145,41 @@ pub fn App() -> impl IntoView {
     provide_context(chat);
     view! {
         <Router>
-            <Routes fallback=NotFound>
-                <ParentRoute path=path!("") view=ChatPage>
-                    <Route path=path!("") view=|| ()/>
-                    <Route path=path!("r/:room") view=|| ()/>
-                </ParentRoute>
-            </Routes>
+            <ChatPage/>
+            <FlatRoutes fallback=NotFound>
+                <Route path=path!("/") view=RoomTitle/>
+                <Route path=path!("/r/:room") view=RoomTitle/>
+            </FlatRoutes>
         </Router>
     }
 }
 
-/// The chat page: a header, the rooms, the conversation and who is online,
+/// The room shown at the page's address; `None` where none is.
+fn current_room() -> Memo<Option<RoomName>> {
+    let location = use_location();
+    Memo::new(move |_| RoomName::from_path(&location.pathname.read()))
+}
+
+/// A room's route: its name in the document's title; a name that is not a
+/// room's is [`NotFound`].
+#[component]
+fn RoomTitle() -> impl IntoView {
+    let room = current_room();
+    move || match room.get() {
+        Some(room) => Either::Left(view! { <Title text=title(&room)/> }),
+        None => Either::Right(NotFound),
+    }
+}
+
+/// The chat: a header, the rooms, the conversation and who is online,
 /// side by side on wide screens. On narrow ones the rooms and the online
 /// list are popovers, opened by two buttons in the header: the browser
 /// opens, closes (Escape, a tap outside) and announces them, with no code
 /// in the page's wasm.
 ///
-/// The room is the route's: following a link to another room (or back and
-/// forward) switches the chat over the same connection. A name that is not
-/// a room's is [`NotFound`].
+/// It shows the room at the page's address: following a link to another
+/// room (or back and forward) switches the chat over the same connection.
+/// Where the address is no room's, the routes say so instead.
 ///
 /// `data-connection` on `<main>` mirrors the connection indicator; it can
 /// only become `online` once the page is hydrated and the server has
@@ -166,8 +188,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn ChatPage() -> impl IntoView {
     let chat = expect_context::<Chat>();
-    let location = use_location();
-    let room = Memo::new(move |_| RoomName::from_path(&location.pathname.read()));
+    let room = current_room();
     Effect::new(move |_| {
         if let Some(room) = room.get() {
             chat.switch_room(room);
@@ -178,8 +199,7 @@ fn ChatPage() -> impl IntoView {
     Effect::new(move |_| chat.localize());
     let page = move || {
         view! {
-            <Title text=move || room.get().map(|room| title(&room)).unwrap_or_default()/>
-            <a class="skip-link" href="#message-input">
+            <a class="skip-link" href="#message-input" on:click=skip_to_message_box>
                 "Skip to the message box"
             </a>
             <div class="chat">
@@ -210,14 +230,20 @@ fn ChatPage() -> impl IntoView {
                 <OnlineList chat/>
             </div>
         }
-        // A type the server's compiler can lay out without a deeper
-        // recursion limit.
-        .into_any()
     };
-    view! {
-        <Show when=move || room.with(Option::is_some) fallback=NotFound>
-            {page}
-        </Show>
+    view! { <Show when=move || room.with(Option::is_some)>{page}</Show> }
+}
+
+/// The skip link moves the focus to the message box, as following a link
+/// to it does without the router, which would otherwise take the click
+/// for a navigation.
+fn skip_to_message_box(ev: leptos::ev::MouseEvent) {
+    if let Some(input) = document().get_element_by_id("message-input") {
+        ev.prevent_default();
+        use leptos::wasm_bindgen::JsCast;
+        let _ = input
+            .unchecked_into::<leptos::web_sys::HtmlElement>()
+            .focus();
     }
 }
 

@@ -74,6 +74,32 @@ test('new messages from others are announced politely, history is not', async ({
   for (const person of [a, b, c]) await person.leave();
 });
 
+test('in the accessibility tree the messages are not live, and the announcer politely holds the newest one', async ({ browser }) => {
+  const [a, b] = await pair(browser, 'axtree');
+  const cdp = await b.context.newCDPSession(b.page);
+  type Property = { name: string; value: { value: unknown } };
+  /** The live-region properties Chromium gives the element at `selector`. */
+  const liveness = async (selector: string) => {
+    const { root } = await cdp.send('DOM.getDocument');
+    const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
+    const { nodes } = await cdp.send('Accessibility.getPartialAXTree', { nodeId, fetchRelatives: false });
+    const properties = (nodes[0].properties ?? []) as Property[];
+    return Object.fromEntries(
+      properties.filter((p) => /^(live|liveRegionRoot|busy)$/.test(p.name)).map((p) => [p.name, p.value.value]),
+    );
+  };
+  await a.sayEach(['one', 'two', 'three']);
+  await expect(b.said).toHaveText(['ana: one', 'ana: two', 'ana: three']);
+  // A line is in no live region: paging in or trimming would be read out.
+  expect(await liveness('.messages > li.message:last-child')).toEqual({});
+  expect(await liveness('.messages')).toEqual({});
+  // The announcer is, politely, and holds only the newest message.
+  expect(await liveness('.conversation [aria-live]')).toMatchObject({ live: 'polite' });
+  await expect(b.page.locator('.conversation [aria-live]')).toHaveText('ana: three');
+  await a.leave();
+  await b.leave();
+});
+
 test('one person’s messages minutes apart group under one name, each name in its own colour', async ({ browser }) => {
   const [a, b] = await pair(browser, 'group');
   const c = await Person.join(browser, undefined, room('group'));

@@ -20,6 +20,10 @@
 //! (the id every layer knows a client by), [`store`] (the messages, in
 //! SQLite or PostgreSQL).
 
+// Rendering the page instantiates its view, one deeply nested type whose
+// layout the compiler works out past its default recursion limit (128).
+#![recursion_limit = "256"]
+
 mod accepted;
 pub mod broker;
 pub mod client_id;

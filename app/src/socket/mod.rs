@@ -15,7 +15,7 @@ use futures_util::{
     future::{select, Either},
     SinkExt, StreamExt,
 };
-use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
+use gloo_net::websocket::{futures::WebSocket, Message, State, WebSocketError};
 use gloo_timers::future::sleep;
 use js_sys::{Date, Math};
 use leptos::{prelude::*, task::spawn_local, web_sys::Storage};
@@ -161,14 +161,19 @@ async fn run(chat: Chat, mut outbox: UnboundedReceiver<ClientFrame>) {
 /// frame: a server that accepts and drops at once has not served it.
 async fn session(
     chat: Chat,
-    socket: WebSocket,
+    mut socket: WebSocket,
     outbox: &mut UnboundedReceiver<ClientFrame>,
 ) -> (ControlFlow<(), bool>, Duration) {
-    let (mut write, mut read) = socket.split();
     let mut served_from = None;
     let flow = loop {
-        match select(read.next(), outbox.next()).await {
-            Either::Left((Some(Ok(Message::Text(text))), _)) => {
+        // The one socket both reads and writes; the future not taken is
+        // dropped here, before the socket is used again.
+        let next = match select(socket.next(), outbox.next()).await {
+            Either::Left((event, _)) => Either::Left(event),
+            Either::Right((frame, _)) => Either::Right(frame),
+        };
+        match next {
+            Either::Left(Some(Ok(Message::Text(text)))) => {
                 served_from.get_or_insert_with(Date::now);
                 // Frames this client does not understand come from a newer
                 // server; skipping them keeps the chat working.
@@ -177,17 +182,21 @@ async fn session(
                 }
             }
             // The server sends none.
-            Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
-            Either::Left((Some(Err(WebSocketError::ConnectionClose(close))), _)) => {
+            Either::Left(Some(Ok(Message::Bytes(_)))) => {}
+            Either::Left(Some(Err(WebSocketError::ConnectionClose(close)))) => {
                 break ControlFlow::Continue(close.code == RESUMED_ELSEWHERE)
             }
-            Either::Left((Some(Err(_)) | None, _)) => break ControlFlow::Continue(false),
-            Either::Right((Some(frame), _)) => {
-                if write.send(Message::Text(frame.encode())).await.is_err() {
+            Either::Left(Some(Err(_)) | None) => break ControlFlow::Continue(false),
+            // Closing: the close event is on its way, and a frame sent now
+            // would be lost (the chat sends what matters again after the
+            // next welcome).
+            Either::Right(Some(_)) if !matches!(socket.state(), State::Open) => {}
+            Either::Right(Some(frame)) => {
+                if socket.send(Message::Text(frame.encode())).await.is_err() {
                     break ControlFlow::Continue(false);
                 }
             }
-            Either::Right((None, _)) => break ControlFlow::Break(()),
+            Either::Right(None) => break ControlFlow::Break(()),
         }
     };
     let open_for = served_from.map_or(0.0, |from| Date::now() - from);
