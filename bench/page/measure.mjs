@@ -38,7 +38,9 @@
 //    LayoutDuration, RecalcStyleDuration and ThreadTime (the main thread's
 //    CPU time) divided by the batch; then, after a forced garbage collection,
 //    JSHeapUsedSize and Nodes. Batches run with `--lines` lines shown
-//    (messages are sent first until the list holds that many `<li>`), then
+//    (messages are sent first until the list holds that many `<li>`; then
+//    the list, or the document on the Node page, is scrolled to the bottom,
+//    where a reader of the live conversation is), then
 //    scrolled up a screen below the top of the list with `--held` lines held.
 //    The probe's own cost (waiting for a message that is already there) is
 //    measured the same way and reported, not subtracted.
@@ -340,6 +342,18 @@ function scrollUp(list) {
   return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve())));
 }
 
+// Scrolls whatever scrolls the list to its bottom, where a reader of the
+// live conversation is (filling the list in chunks can leave Parley's
+// scrolled up a little, and then it stops following).
+function scrollDown(list) {
+  const element = document.querySelector(list);
+  const style = getComputedStyle(element);
+  const own = /(auto|scroll)/.test(style.overflowY) && element.scrollHeight > element.clientHeight;
+  const scroller = own ? element : document.scrollingElement;
+  scroller.scrollTop = scroller.scrollHeight;
+  return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve())));
+}
+
 function scrollState(list) {
   const element = document.querySelector(list);
   const style = getComputedStyle(element);
@@ -504,6 +518,7 @@ async function messageCost(browser, args, sender, nonce) {
     const batches = [];
     for (const target of args.lines) {
       const shown = await fill(target);
+      await page.evaluate(scrollDown, list);
       log(`${args.server}: ${shown} lines shown, measuring ${args.batch} messages`);
       batches.push(await measure(`${target} lines shown`, ...incoming()));
     }

@@ -413,7 +413,8 @@ pub fn messages_section(scale: &BrowserScale, results: &PerServer, notes: Vec<St
              tasks), ThreadTime (*main thread CPU*, which other processes competing for \
              the CPUs do not inflate), ScriptDuration, LayoutDuration + \
              RecalcStyleDuration over the batch ÷ {}. Batches with {} lines \
-             shown (messages are sent first until the list holds that many `<li>`){held}. \
+             shown (messages are sent first until the list holds that many `<li>`, then it is \
+             scrolled to the bottom){held}. \
              Heap (JSHeapUsedSize, which leaves out wasm memory) and DOM nodes are read \
              after a forced garbage collection. *The probe alone*: the same wait for a line \
              already shown (an animation frame, a task, a binding call), included in every \
