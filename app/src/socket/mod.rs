@@ -189,8 +189,8 @@ async fn session(
             Either::Left(Some(Err(_)) | None) => break ControlFlow::Continue(false),
             // Closing: the close event is on its way, and a frame sent now
             // would be lost (the chat sends what matters again after the
-            // next welcome).
-            Either::Right(Some(_)) if !matches!(socket.state(), State::Open) => {}
+            // next welcome). While connecting, sending waits for the open.
+            Either::Right(Some(_)) if matches!(socket.state(), State::Closing | State::Closed) => {}
             Either::Right(Some(frame)) => {
                 if socket.send(Message::Text(frame.encode())).await.is_err() {
                     break ControlFlow::Continue(false);
