@@ -41,7 +41,7 @@ pub const NOTHING_LOST: Target = Target::new(Rule::AtMost(0.0), "0");
 pub const RATE_TARGET: Target = Target::new(Rule::RatioAtLeast(3.0), "≥ 3 × Node");
 pub const IDLE_TARGET: Target = Target::new(Rule::AtMost(4.0), "≤ 4 KiB");
 pub const STORM_TARGET: Target = Target::new(Rule::Below(50.0), "< 50 ms");
-pub const PAGE_TARGET: Target = Target::new(Rule::AtMost(80.0), "≤ 80 KiB");
+pub const PAGE_TARGET: Target = Target::new(Rule::AtMost(160.0), "≤ 160 KiB");
 
 /// One run as it happened, for `--json`.
 #[derive(Debug, Clone, Serialize)]
