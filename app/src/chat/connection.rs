@@ -104,3 +104,168 @@ impl State {
         self.ask_for_joined_page(fx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use leptos::prelude::Owner;
+
+    use crate::chat::{test_env::*, Chat, ConnectionStatus, Env};
+    use crate::protocol::{ClientFrame, Presence, ServerFrame, Welcome};
+
+    #[test]
+    fn the_page_is_online_once_welcomed() {
+        Owner::new().with(|| {
+            let env = Arc::new(TestEnv::default());
+            let chat = Chat::new(Some(env.clone() as Arc<dyn Env>));
+            assert_eq!(chat.status(), ConnectionStatus::Connecting);
+            assert!(chat.send("early"), "taken, to wait for the welcome");
+            assert_eq!(env.take_sent(), [], "nothing is sent before the welcome");
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            assert_eq!(chat.status(), ConnectionStatus::Online);
+            assert_eq!(chat.me(), Some(1));
+            assert_eq!(chat.people(|p| p.online), 1);
+            assert_eq!(
+                env.take_sent(),
+                [message_frame("early", "c-1")],
+                "no nickname frame for Anonymous; the waiting message"
+            );
+            assert_eq!(
+                lines(&chat),
+                ["Anonymous: early [pending]"],
+                "no line for joining oneself"
+            );
+        });
+    }
+
+    #[test]
+    fn a_reconnect_sends_the_chosen_nickname_after_the_welcome_and_pending_messages() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.set_nickname("alice");
+            chat.send("are you there?");
+            chat.disconnected(false);
+            assert_eq!(chat.status(), ConnectionStatus::Offline);
+            assert!(people(&chat).is_empty());
+            env.take_sent();
+
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(Some("token-1"), None)]);
+            chat.receive(welcome(8, "Anonymous", vec![person(8, "Anonymous")]));
+            assert_eq!(
+                env.take_sent(),
+                [
+                    ClientFrame::Nickname("alice".into()),
+                    message_frame("are you there?", "c-1"),
+                ]
+            );
+            assert_eq!(chat.nickname().as_str(), "alice");
+            // The server may fold the rename into this connection's join.
+            chat.receive(ServerFrame::Presence(Presence {
+                joined: vec![person(8, "alice")],
+                ..presence(1)
+            }));
+            assert_eq!(names(&chat), ["alice"]);
+            assert!(lines(&chat).iter().all(|l| !l.contains("joined")));
+        });
+    }
+
+    #[test]
+    fn the_server_rendering_has_no_connection_and_sends_nothing() {
+        Owner::new().with(|| {
+            let chat = Chat::new(None);
+            assert!(!chat.send("hello"));
+            chat.draft_changed("hello");
+            assert!(chat.set_nickname("alice"));
+            assert!(lines(&chat).is_empty());
+        });
+    }
+
+    #[test]
+    fn each_connection_starts_with_a_resume_frame_of_the_token_and_last_id() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(empty_page(), None);
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(None, Some(0))]);
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            assert_eq!(*env.stored.lock().unwrap(), Some("token-1".to_owned()));
+            chat.receive(ServerFrame::Message(message_with_id(7, 2, "hi")));
+            chat.send("mine");
+            chat.receive(ack("c-1", 8));
+            chat.disconnected(false);
+            env.take_sent();
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(Some("token-1"), Some(8))]);
+        });
+    }
+
+    #[test]
+    fn a_reload_adopts_the_nickname_the_token_had() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(empty_page(), Some("token-4"));
+            chat.connecting();
+            chat.receive(welcome(4, "alice", vec![person(4, "alice")]));
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(
+                env.take_sent(),
+                [resume(Some("token-4"), Some(0))],
+                "no rename back to Anonymous"
+            );
+            assert_eq!(*env.stored.lock().unwrap(), None, "the same token, kept");
+        });
+    }
+
+    #[test]
+    fn after_a_restart_that_kept_the_token_but_not_the_person_the_nickname_is_asked_again() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(empty_page(), Some("token-4"));
+            chat.connecting();
+            chat.receive(welcome(4, "alice", vec![person(4, "alice")]));
+            chat.disconnected(false);
+            chat.connecting();
+            env.take_sent();
+            // A new process: another id, and no nickname kept for the token.
+            chat.receive(ServerFrame::Welcome(Welcome {
+                room: "general".into(),
+                id: 1,
+                nickname: "Anonymous".into(),
+                online: 1,
+                people: vec![person(1, "Anonymous")],
+                token: "token-4".into(),
+            }));
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(env.take_sent(), [ClientFrame::Nickname("alice".into())]);
+        });
+    }
+
+    #[test]
+    fn an_unknown_token_gets_a_new_identity_told_the_chosen_nickname() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.set_nickname("alice");
+            chat.receive(renamed(1, "Anonymous", "alice", 2));
+            // The server restarted and forgot the token.
+            chat.disconnected(false);
+            chat.connecting();
+            env.take_sent();
+            chat.receive(welcome(9, "Anonymous", vec![person(9, "Anonymous")]));
+            assert_eq!(env.take_sent(), [ClientFrame::Nickname("alice".into())]);
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(*env.stored.lock().unwrap(), Some("token-9".to_owned()));
+        });
+    }
+
+    #[test]
+    fn a_page_taken_over_by_another_tab_forgets_its_token() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            assert_eq!(*env.stored.lock().unwrap(), Some("token-1".to_owned()));
+            chat.disconnected(true);
+            assert_eq!(*env.stored.lock().unwrap(), None);
+            env.take_sent();
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(None, None)]);
+        });
+    }
+}

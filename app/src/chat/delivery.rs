@@ -156,3 +156,146 @@ fn transmit(client_id: String, text: String, attempt: u32, fx: &mut Effects) {
     })));
     fx.push(Effect::AckTimer { client_id, attempt });
 }
+
+#[cfg(test)]
+mod tests {
+    use leptos::prelude::Owner;
+
+    use crate::chat::{test_env::*, Delivery, Line, ACK_TIMEOUT};
+    use crate::protocol::{ErrorCode, ServerFrame};
+
+    #[test]
+    fn own_messages_go_from_pending_to_sent_on_their_ack() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            assert!(chat.set_nickname("alice"));
+            env.take_sent();
+            assert!(chat.send(" hello "));
+            assert_eq!(env.take_sent(), [message_frame("hello", "c-1")]);
+            assert_eq!(lines(&chat), ["alice: hello [pending]"]);
+
+            chat.receive(ack("c-1", 42));
+            let Line::Mine(own) = &chat.rows()[0].line else {
+                panic!("own message expected");
+            };
+            assert_eq!(
+                own.delivery,
+                Delivery::Sent {
+                    id: 42,
+                    sent_at: "2026-11-25T14:00:00.000Z".into()
+                }
+            );
+            // The ack timer, when it fires later, leaves a sent message alone.
+            env.fire(ACK_TIMEOUT);
+            assert_eq!(lines(&chat), ["alice: hello [sent]"]);
+        });
+    }
+
+    #[test]
+    fn blank_and_invalid_messages_are_not_sent() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            assert!(!chat.send("   "));
+            assert_eq!(chat.notice(), None);
+            assert!(!chat.send(&"a".repeat(2_001)));
+            assert!(chat.notice().is_some());
+            assert_eq!(env.take_sent(), []);
+            assert!(lines(&chat).is_empty());
+        });
+    }
+
+    #[test]
+    fn a_refused_or_unanswered_message_fails_and_can_be_retried_under_its_id() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.send("one");
+            chat.send("two");
+            chat.receive(error(ErrorCode::RateLimited, Some("c-1")));
+            assert_eq!(
+                lines(&chat),
+                ["Anonymous: one [failed]", "Anonymous: two [pending]"]
+            );
+            assert_eq!(chat.notice().as_deref(), Some("rate_limited"));
+
+            env.fire(ACK_TIMEOUT);
+            assert_eq!(
+                lines(&chat),
+                ["Anonymous: one [failed]", "Anonymous: two [failed]"]
+            );
+
+            env.take_sent();
+            chat.retry("c-2");
+            assert_eq!(env.take_sent(), [message_frame("two", "c-2")]);
+            assert_eq!(lines(&chat)[1], "Anonymous: two [pending]");
+            chat.receive(ack("c-2", 7));
+            assert_eq!(lines(&chat)[1], "Anonymous: two [sent]");
+
+            chat.retry("c-2");
+            assert_eq!(env.take_sent(), [], "only failed messages are retried");
+        });
+    }
+
+    #[test]
+    fn an_old_timer_does_not_fail_a_retried_message() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.send("one");
+            chat.receive(error(ErrorCode::RateLimited, Some("c-1")));
+            chat.retry("c-1");
+            // Both the first attempt's timer and the retry's are due now;
+            // only the retry's counts.
+            let timers = std::mem::take(&mut *env.timers.lock().unwrap());
+            let mut timers = timers.into_iter();
+            (timers.next().unwrap().1)();
+            assert_eq!(lines(&chat), ["Anonymous: one [pending]"]);
+            (timers.next().unwrap().1)();
+            assert_eq!(lines(&chat), ["Anonymous: one [failed]"]);
+        });
+    }
+
+    #[test]
+    fn a_message_typed_offline_waits_as_pending_and_goes_out_after_the_welcome() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.disconnected(false);
+            env.take_sent();
+            assert!(chat.send("typed offline"), "the draft is taken");
+            assert_eq!(env.take_sent(), [], "nothing goes to a dead socket");
+            assert_eq!(lines(&chat), ["Anonymous: typed offline [pending]"]);
+            // No ack timer ran out while offline.
+            env.fire(ACK_TIMEOUT);
+            assert_eq!(lines(&chat), ["Anonymous: typed offline [pending]"]);
+
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(Some("token-1"), None)]);
+            chat.receive(welcome(9, "Anonymous", vec![person(9, "Anonymous")]));
+            assert_eq!(env.take_sent(), [message_frame("typed offline", "c-1")]);
+            chat.receive(ack("c-1", 1));
+            assert_eq!(lines(&chat), ["Anonymous: typed offline [sent]"]);
+        });
+    }
+
+    #[test]
+    fn an_ack_removes_the_own_message_that_came_back_in_the_catch_up() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.send("sent before the drop");
+            chat.disconnected(false);
+            chat.connecting();
+            env.take_sent();
+            // Stored before the drop: it comes back as someone else's.
+            chat.receive(ServerFrame::Message(message_with_id(
+                4,
+                1,
+                "sent before the drop",
+            )));
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            assert_eq!(
+                env.take_sent(),
+                [message_frame("sent before the drop", "c-1")]
+            );
+            chat.receive(ack("c-1", 4));
+            assert_eq!(lines(&chat), ["Anonymous: sent before the drop [sent]"]);
+        });
+    }
+}

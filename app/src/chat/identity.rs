@@ -75,3 +75,77 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use leptos::prelude::Owner;
+
+    use crate::chat::test_env::*;
+    use crate::protocol::{ClientFrame, ErrorCode};
+
+    #[test]
+    fn a_nickname_shows_at_once_and_is_confirmed_by_presence() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.set_nickname("  alice ");
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(env.take_sent(), [ClientFrame::Nickname("alice".into())]);
+            chat.receive(renamed(1, "Anonymous", "alice", 2));
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(names(&chat), ["alice", "bob"]);
+
+            // Taken: back to the confirmed one, with the reason.
+            chat.set_nickname("Bob");
+            assert_eq!(chat.nickname().as_str(), "Bob");
+            chat.receive(error(ErrorCode::NicknameTaken, None));
+            assert_eq!(chat.nickname().as_str(), "alice");
+            assert_eq!(chat.notice().as_deref(), Some("nickname_taken"));
+        });
+    }
+
+    #[test]
+    fn a_refusal_does_not_undo_a_later_choice_still_in_flight() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            chat.set_nickname("bob");
+            chat.set_nickname("carol");
+            chat.receive(error(ErrorCode::NicknameTaken, None));
+            assert_eq!(chat.nickname().as_str(), "carol");
+            chat.receive(renamed(1, "Anonymous", "carol", 2));
+            assert_eq!(chat.nickname().as_str(), "carol");
+            // Settled: the next refusal reverts at once.
+            chat.set_nickname("bob");
+            chat.receive(error(ErrorCode::NicknameTaken, None));
+            assert_eq!(chat.nickname().as_str(), "carol");
+        });
+    }
+
+    #[test]
+    fn an_invalid_nickname_is_refused_before_sending() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            assert!(!chat.set_nickname("   "));
+            assert_eq!(chat.notice().as_deref(), Some("nickname must not be blank"));
+            assert_eq!(chat.nickname().as_str(), "Anonymous");
+            assert_eq!(env.take_sent(), []);
+        });
+    }
+
+    #[test]
+    fn a_rename_asked_for_before_the_welcome_wins_over_the_resumed_nickname() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(empty_page(), Some("token-4"));
+            chat.connecting();
+            chat.set_nickname("carol");
+            chat.receive(welcome(4, "alice", vec![person(4, "alice")]));
+            assert_eq!(chat.nickname().as_str(), "carol");
+            assert_eq!(
+                env.take_sent(),
+                [
+                    resume(Some("token-4"), Some(0)),
+                    ClientFrame::Nickname("carol".into())
+                ]
+            );
+        });
+    }
+}

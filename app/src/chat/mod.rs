@@ -28,8 +28,6 @@ pub mod timeline;
 
 #[cfg(test)]
 mod test_env;
-#[cfg(test)]
-mod tests;
 
 use std::{
     ops::{Deref, DerefMut},

@@ -215,3 +215,137 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use leptos::prelude::Owner;
+
+    use crate::chat::{test_env::*, TYPING_EXPIRES};
+    use crate::protocol::{ClientFrame, Presence, Rename, ServerFrame, Typing};
+
+    #[test]
+    fn presence_is_applied_idempotently_with_system_lines() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            let frame = ServerFrame::Presence(Presence {
+                joined: vec![person(3, "carol"), person(2, "bob")],
+                left: vec![person(9, "ghost")],
+                renamed: vec![Rename {
+                    id: 2,
+                    previous: "bob".into(),
+                    nickname: "bob".into(),
+                }],
+                ..presence(3)
+            });
+            chat.receive(frame.clone());
+            chat.receive(frame);
+            assert_eq!(names(&chat), ["Anonymous", "bob", "carol"]);
+            assert_eq!(chat.people(|p| p.online), 3);
+            assert_eq!(lines(&chat), ["carol joined"]);
+
+            chat.receive(ServerFrame::Presence(Presence {
+                renamed: vec![Rename {
+                    id: 3,
+                    previous: "carol".into(),
+                    nickname: "dave".into(),
+                }],
+                left: vec![person(2, "bob")],
+                ..presence(2)
+            }));
+            assert_eq!(names(&chat), ["Anonymous", "dave"]);
+            assert_eq!(
+                lines(&chat),
+                ["carol joined", "carol is now dave", "bob left"]
+            );
+        });
+    }
+
+    #[test]
+    fn a_full_list_replaces_what_the_page_knew() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            chat.receive(ServerFrame::Presence(Presence {
+                people: Some(vec![person(1, "Anonymous"), person(5, "eve")]),
+                ..presence(40)
+            }));
+            assert_eq!(names(&chat), ["Anonymous", "eve"]);
+            assert_eq!(chat.people(|p| p.online), 40);
+        });
+    }
+
+    #[test]
+    fn typing_is_throttled_and_stops_when_the_draft_is_emptied() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            chat.draft_changed("h");
+            chat.draft_changed("he");
+            env.advance(1_999.0);
+            chat.draft_changed("hel");
+            assert_eq!(env.take_sent(), [ClientFrame::Typing(true)]);
+            env.advance(1.0);
+            chat.draft_changed("hell");
+            assert_eq!(env.take_sent(), [ClientFrame::Typing(true)]);
+            chat.draft_changed("");
+            assert_eq!(env.take_sent(), [ClientFrame::Typing(false)]);
+            chat.draft_changed("");
+            assert_eq!(env.take_sent(), []);
+
+            // Sending ends typing without a "stopped" frame, and the next
+            // keystroke says "typing" again at once.
+            chat.draft_changed("hi");
+            chat.send("hi");
+            chat.draft_changed("");
+            chat.draft_changed("a");
+            assert_eq!(
+                env.take_sent(),
+                [
+                    ClientFrame::Typing(true),
+                    message_frame("hi", "c-1"),
+                    ClientFrame::Typing(true)
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn others_typing_is_shown_until_they_stop_send_leave_or_go_quiet() {
+        Owner::new().with(|| {
+            let (chat, env) = online_chat();
+            let typing = |id, nickname: &str, active| {
+                ServerFrame::Typing(Typing {
+                    room: "general".into(),
+                    id,
+                    nickname: nickname.into(),
+                    active,
+                })
+            };
+            let label = || chat.typing(|t| t.label());
+            chat.receive(typing(2, "bob", true));
+            assert_eq!(label().as_deref(), Some("bob is typing…"));
+            chat.receive(typing(3, "carol", true));
+            assert_eq!(label().as_deref(), Some("bob and carol are typing…"));
+            chat.receive(typing(4, "dave", true));
+            assert_eq!(label().as_deref(), Some("several people are typing…"));
+
+            chat.receive(typing(4, "dave", false));
+            chat.receive(message(3, "carol", "done"));
+            assert_eq!(label().as_deref(), Some("bob is typing…"));
+            chat.receive(ServerFrame::Presence(Presence {
+                left: vec![person(2, "bob")],
+                ..presence(1)
+            }));
+            assert_eq!(label(), None);
+
+            chat.receive(typing(5, "eve", true));
+            env.fire(TYPING_EXPIRES);
+            assert_eq!(label(), None, "quiet for 5 s");
+
+            // A newer frame outlives the timer of an older one.
+            chat.receive(typing(5, "eve", true));
+            let old = env.timers.lock().unwrap().pop().unwrap();
+            chat.receive(typing(5, "eve", true));
+            (old.1)();
+            assert_eq!(label().as_deref(), Some("eve is typing…"));
+        });
+    }
+}

@@ -95,3 +95,83 @@ impl State {
         self.reading.arrived(said, key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use leptos::prelude::Owner;
+
+    use crate::chat::test_env::*;
+    use crate::protocol::{HistoryPage, RoomName, ServerFrame};
+
+    #[test]
+    fn messages_that_come_while_scrolled_up_are_counted_and_the_first_marked() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            chat.receive(from_bob(1, "seen"));
+            assert_eq!(chat.reading(|s| (s.unread, s.divider)), (0, None));
+            chat.scrolled(false);
+            chat.receive(from_bob(2, "unread 1"));
+            chat.receive(from_bob(3, "unread 2"));
+            let first = chat.rows()[1].key;
+            assert_eq!(chat.reading(|s| (s.unread, s.divider)), (2, Some(first)));
+            // At the bottom they are read; the divider stays where it was.
+            chat.scrolled(true);
+            assert_eq!(chat.reading(|s| (s.unread, s.divider)), (0, Some(first)));
+            chat.receive(from_bob(4, "read at once"));
+            assert_eq!(chat.reading(|s| (s.unread, s.divider)), (0, Some(first)));
+            // Away again, the divider moves to the next unread message.
+            chat.scrolled(false);
+            chat.receive(from_bob(5, "unread 3"));
+            let next = chat.rows()[4].key;
+            assert_eq!(chat.reading(|s| (s.unread, s.divider)), (1, Some(next)));
+        });
+    }
+
+    #[test]
+    fn an_own_message_or_another_room_takes_the_reader_back_to_the_bottom() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            chat.scrolled(false);
+            chat.receive(from_bob(1, "unread"));
+            assert!(chat.send("mine"));
+            assert_eq!(chat.reading(|s| (s.at_bottom, s.unread)), (true, 0));
+            chat.scrolled(false);
+            chat.receive(from_bob(2, "unread"));
+            assert!(chat.switch_room(RoomName::parse("elsewhere").unwrap()));
+            assert_eq!(
+                chat.reading(|s| (s.at_bottom, s.unread, s.divider)),
+                (true, 0, None)
+            );
+        });
+    }
+
+    #[test]
+    fn only_messages_that_arrive_live_are_announced() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            chat.receive(ServerFrame::History(HistoryPage {
+                room: "general".into(),
+                messages: vec![bob_said(1, "from history")],
+                beginning: true,
+            }));
+            assert_eq!(chat.reading(|s| s.announcement.clone()), "");
+            chat.receive(from_bob(2, "live"));
+            assert_eq!(chat.reading(|s| s.announcement.clone()), "bob: live");
+            assert!(chat.send("mine"));
+            assert_eq!(chat.reading(|s| s.announcement.clone()), "bob: live");
+        });
+    }
+
+    #[test]
+    fn the_same_message_twice_in_a_row_is_announced_twice() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            let mut heard = Vec::new();
+            for id in 1..=3 {
+                chat.receive(from_bob(id, "ok"));
+                heard.push(chat.reading(|s| s.announcement.clone()));
+            }
+            assert_eq!(heard, ["bob: ok", "bob: ok\u{200b}", "bob: ok"]);
+        });
+    }
+}

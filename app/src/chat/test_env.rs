@@ -8,8 +8,8 @@ use std::{
 
 use super::*;
 use crate::protocol::{
-    ChatMessage, ErrorCode, ErrorPayload, OutgoingMessage, Person, Presence, Rename, ServerFrame,
-    Welcome,
+    Ack, ChatMessage, ErrorCode, ErrorPayload, OutgoingMessage, Person, Presence, Rename, Resume,
+    RoomName, ServerFrame, Typing, Welcome,
 };
 
 pub(super) type Timer = (Duration, Box<dyn FnOnce() + Send + Sync>);
@@ -161,4 +161,106 @@ pub(super) fn people(chat: &Chat) -> Vec<Person> {
 
 pub(super) fn names(chat: &Chat) -> Vec<String> {
     people(chat).into_iter().map(|p| p.nickname).collect()
+}
+
+/// bob's message number `id`.
+pub(super) fn bob_said(id: u64, text: &str) -> ChatMessage {
+    match message(2, "bob", text) {
+        ServerFrame::Message(message) => ChatMessage { id, ..message },
+        _ => unreachable!(),
+    }
+}
+
+pub(super) fn from_bob(id: u64, text: &str) -> ServerFrame {
+    ServerFrame::Message(bob_said(id, text))
+}
+
+/// The server's ack of `client_id` as message `id`.
+pub(super) fn ack(client_id: &str, id: u64) -> ServerFrame {
+    ServerFrame::Ack(Ack {
+        client_id: client_id.into(),
+        id,
+        sent_at: "2026-11-25T14:00:00.000Z".into(),
+    })
+}
+
+pub(super) fn message_with_id(id: u64, from: u64, text: &str) -> ChatMessage {
+    ChatMessage {
+        room: "general".into(),
+        id,
+        sent_at: "2026-11-25T14:00:00Z".into(),
+        from,
+        nickname: "bob".into(),
+        text: text.into(),
+    }
+}
+
+pub(super) fn page(ids: std::ops::RangeInclusive<u64>, beginning: bool) -> HistoryPage {
+    HistoryPage {
+        room: "general".into(),
+        messages: ids
+            .map(|id| message_with_id(id, 2, &id.to_string()))
+            .collect(),
+        beginning,
+    }
+}
+
+/// What an empty store renders: nothing, from the beginning.
+pub(super) fn empty_page() -> HistoryPage {
+    HistoryPage {
+        room: "general".into(),
+        messages: Vec::new(),
+        beginning: true,
+    }
+}
+
+pub(super) fn resume(token: Option<&str>, after: Option<u64>) -> ClientFrame {
+    ClientFrame::Resume(Resume {
+        token: token.map(str::to_owned),
+        after,
+        room: Some("general".into()),
+    })
+}
+
+/// A chat seeded like a loaded page, with `token` from sessionStorage.
+pub(super) fn first_chat(page: HistoryPage, token: Option<&str>) -> (Chat, Arc<TestEnv>) {
+    let env = Arc::new(TestEnv::default());
+    let state = State::first(page, token.map(str::to_owned));
+    let chat = Chat::from_state(Some(env.clone() as Arc<dyn Env>), state);
+    (chat, env)
+}
+
+pub(super) fn rust() -> RoomName {
+    RoomName::parse("rust").unwrap()
+}
+
+/// `frame` as if it were about `room`.
+pub(super) fn in_room(room: &str, mut frame: ServerFrame) -> ServerFrame {
+    match &mut frame {
+        ServerFrame::Welcome(frame) => frame.room = room.into(),
+        ServerFrame::Message(frame) => frame.room = room.into(),
+        ServerFrame::History(frame) => {
+            frame.room = room.into();
+            for message in &mut frame.messages {
+                message.room = room.into();
+            }
+        }
+        ServerFrame::Presence(frame) => frame.room = room.into(),
+        ServerFrame::Typing(frame) => frame.room = room.into(),
+        _ => {}
+    }
+    frame
+}
+
+pub(super) fn join(room: &str) -> ClientFrame {
+    ClientFrame::Join { room: room.into() }
+}
+
+pub(super) fn typing_in(room: &str, id: u64) -> ServerFrame {
+    ServerFrame::Typing(Typing {
+        room: room.into(),
+        id,
+        nickname: "bob".into(),
+        active: true,
+    })
 }

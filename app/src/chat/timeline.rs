@@ -367,3 +367,176 @@ impl super::State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use leptos::prelude::Owner;
+
+    use crate::chat::{
+        test_env::*, ConnectionStatus, State, MAX_HELD_MESSAGES, MAX_VISIBLE_MESSAGES,
+    };
+    use crate::protocol::{ClientFrame, ErrorCode, ServerFrame};
+
+    #[test]
+    fn relayed_messages_and_errors_are_shown() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            chat.receive(message(2, "bob", "hi"));
+            assert_eq!(lines(&chat), ["bob: hi"]);
+            chat.receive(error(ErrorCode::InvalidMessage, None));
+            assert_eq!(chat.notice().as_deref(), Some("invalid_message"));
+        });
+    }
+
+    #[test]
+    fn the_list_keeps_only_the_newest_lines() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            let most = MAX_VISIBLE_MESSAGES + MAX_VISIBLE_MESSAGES / 10;
+            for i in 0..most {
+                chat.send(&i.to_string());
+            }
+            assert_eq!(chat.rows().len(), most, "trimmed in batches");
+            chat.send("one more");
+            let entries = chat.rows();
+            assert_eq!(entries.len(), MAX_VISIBLE_MESSAGES);
+            assert_eq!(
+                lines(&chat)[0],
+                format!("Anonymous: {} [pending]", most - MAX_VISIBLE_MESSAGES + 1)
+            );
+            let keys: Vec<u64> = entries.iter().map(|e| e.key).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys stay unique");
+        });
+    }
+
+    #[test]
+    fn a_page_starts_from_the_first_page_the_server_rendered() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(3..=5, false), Some("t"));
+            assert_eq!(lines(&chat), ["bob: 3", "bob: 4", "bob: 5"]);
+            assert!(!chat.timeline(|t| t.beginning));
+            chat.connecting();
+            assert_eq!(env.take_sent(), [resume(Some("t"), Some(5))]);
+
+            let empty = State::first(empty_page(), None);
+            assert!(empty.timeline.beginning && empty.timeline.rows().is_empty());
+            // Nothing stored yet when it was rendered: anything stored since
+            // is missed, and asked for.
+            assert_eq!(empty.resume(), resume(None, Some(0)));
+        });
+    }
+
+    #[test]
+    fn messages_at_or_below_the_last_id_are_duplicates_and_dropped() {
+        Owner::new().with(|| {
+            let (chat, _) = first_chat(page(1..=2, true), None);
+            // The catch-up before the welcome, while still connecting.
+            chat.connecting();
+            chat.receive(ServerFrame::Message(message_with_id(2, 2, "2")));
+            chat.receive(ServerFrame::Message(message_with_id(3, 2, "3")));
+            chat.receive(ServerFrame::Message(message_with_id(3, 2, "3")));
+            assert_eq!(chat.status(), ConnectionStatus::Connecting);
+            assert_eq!(lines(&chat), ["bob: 1", "bob: 2", "bob: 3"]);
+        });
+    }
+
+    #[test]
+    fn older_pages_are_prepended_once_at_a_time_until_the_beginning() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(10..=11, false), None);
+            chat.load_older();
+            assert_eq!(env.take_sent(), [], "not while offline");
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            env.take_sent();
+            chat.load_older();
+            chat.load_older();
+            assert_eq!(
+                env.take_sent(),
+                [ClientFrame::History { before: 10 }],
+                "one request in flight"
+            );
+            assert!(chat.timeline(|t| t.loading));
+            // Anything not older than the oldest shown is dropped.
+            chat.receive(ServerFrame::History(page(8..=10, false)));
+            assert!(!chat.timeline(|t| t.loading));
+            assert_eq!(lines(&chat), ["bob: 8", "bob: 9", "bob: 10", "bob: 11"]);
+            let keys: Vec<u64> = chat.rows().iter().map(|e| e.key).collect();
+            assert!(keys
+                .iter()
+                .all(|k| keys.iter().filter(|o| *o == k).count() == 1));
+
+            chat.load_older();
+            assert_eq!(env.take_sent(), [ClientFrame::History { before: 8 }]);
+            chat.receive(ServerFrame::History(page(1..=7, true)));
+            assert!(chat.timeline(|t| t.beginning));
+            assert_eq!(lines(&chat).len(), 11);
+            chat.load_older();
+            assert_eq!(env.take_sent(), [], "nothing older is stored");
+        });
+    }
+
+    #[test]
+    fn a_store_failure_while_loading_lets_the_user_try_again() {
+        Owner::new().with(|| {
+            let (chat, env) = first_chat(page(10..=10, false), None);
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            chat.load_older();
+            chat.receive(error(ErrorCode::Unavailable, None));
+            assert!(!chat.timeline(|t| t.loading));
+            assert_eq!(chat.notice().as_deref(), Some("unavailable"));
+            env.take_sent();
+            chat.load_older();
+            assert_eq!(env.take_sent(), [ClientFrame::History { before: 10 }]);
+            // A drop loses the answer too.
+            chat.disconnected(false);
+            assert!(!chat.timeline(|t| t.loading));
+        });
+    }
+
+    #[test]
+    fn scrolled_up_the_list_trims_nothing_until_the_reader_is_back_at_the_bottom() {
+        Owner::new().with(|| {
+            let (chat, _) = online_chat();
+            let mut id = 0;
+            let mut bob_says = |n: usize| {
+                for _ in 0..n {
+                    id += 1;
+                    chat.receive(from_bob(id, &id.to_string()));
+                }
+            };
+            bob_says(MAX_VISIBLE_MESSAGES);
+            chat.scrolled(false);
+            bob_says(10);
+            assert_eq!(chat.rows().len(), MAX_VISIBLE_MESSAGES + 10);
+            assert_eq!(lines(&chat)[0], "bob: 1", "the lines read stay put");
+            bob_says(MAX_HELD_MESSAGES);
+            let held = chat.rows().len();
+            assert!(
+                (MAX_HELD_MESSAGES..=MAX_HELD_MESSAGES + MAX_HELD_MESSAGES / 10).contains(&held),
+                "held, not without end: {held}"
+            );
+            chat.scrolled(true);
+            bob_says(1);
+            assert_eq!(chat.rows().len(), MAX_VISIBLE_MESSAGES);
+        });
+    }
+
+    #[test]
+    fn paged_in_lines_are_kept_until_new_ones_are_appended() {
+        Owner::new().with(|| {
+            let first = MAX_VISIBLE_MESSAGES as u64;
+            let (chat, _) = first_chat(page(101..=100 + first, false), None);
+            chat.receive(welcome(1, "Anonymous", vec![person(1, "Anonymous")]));
+            chat.load_older();
+            chat.receive(ServerFrame::History(page(1..=100, true)));
+            assert_eq!(chat.rows().len(), MAX_VISIBLE_MESSAGES + 100);
+            chat.receive(ServerFrame::Message(message_with_id(first + 101, 2, "new")));
+            assert_eq!(chat.rows().len(), MAX_VISIBLE_MESSAGES);
+            assert_eq!(lines(&chat)[0], "bob: 102");
+            assert!(
+                !chat.timeline(|t| t.beginning),
+                "the trimmed ones can be paged in again"
+            );
+        });
+    }
+}
