@@ -305,13 +305,15 @@ impl ClientFrame {
             payload: Option<&'a RawValue>,
         }
 
-        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|err| {
-            if err.is_data() {
-                FrameError::InvalidFrame
-            } else {
-                FrameError::MalformedJson(err.to_string())
-            }
-        })?;
+        // Well-formed JSON first, then an object: serde would also read a
+        // struct from an array (`["message", "hi"]`), which no frame is.
+        let json: &RawValue =
+            serde_json::from_str(text).map_err(|err| FrameError::MalformedJson(err.to_string()))?;
+        if !json.get().starts_with('{') {
+            return Err(FrameError::InvalidFrame);
+        }
+        let envelope: Envelope<'_> =
+            serde_json::from_str(json.get()).map_err(|_| FrameError::InvalidFrame)?;
         let kind: String =
             serde_json::from_str(envelope.kind.get()).map_err(|_| FrameError::InvalidFrame)?;
         let (kind, expected) = match kind.as_str() {
@@ -672,6 +674,8 @@ mod tests {
     fn json_without_a_string_type_is_an_invalid_frame() {
         for text in [
             "[]",
+            "[1,2,3]",
+            r#"["message","hi"]"#,
             "42",
             r#""message""#,
             "{}",
