@@ -159,20 +159,23 @@ impl<C: Chat> Session<C> {
     /// Acts on one frame from the client (or on why it could not be
     /// decoded), returning what to answer it with or to do next.
     pub fn handle(&mut self, frame: Result<ClientFrame, ErrorPayload>, now: Instant) -> Reply {
+        let client_id = match &frame {
+            Ok(ClientFrame::Message(message)) => message.client_id.clone(),
+            _ => None,
+        };
+        // Every frame costs a token, "typing" included: it is cheap to send
+        // and fans out to the whole room.
+        let allowed = self.limit.try_take(now);
         // "Typing" news is throttled, not refused: it is sent while typing,
         // and an error for each would be noise.
         if let Ok(ClientFrame::Typing(active)) = frame {
-            if self.typing.allow(active, now) && !self.left {
+            if allowed && self.typing.allow(active, now) && !self.left {
                 self.chat
                     .typing(self.id, &self.seat, &self.nickname, active);
             }
             return Reply::Done;
         }
-        let client_id = match &frame {
-            Ok(ClientFrame::Message(message)) => message.client_id.clone(),
-            _ => None,
-        };
-        if !self.limit.try_take(now) {
+        if !allowed {
             let refusal = ErrorPayload::new(
                 ErrorCode::RateLimited,
                 "too many frames: slow down, this one was dropped",
@@ -541,10 +544,11 @@ mod tests {
                 Reply::Done
             );
         }
-        alice.handle(message("done", None), now);
-        alice.handle(Ok(ClientFrame::Typing(false)), now);
-        alice.handle(Ok(ClientFrame::Typing(true)), now);
-        alice.handle(Ok(ClientFrame::Typing(false)), now);
+        let later = now + Duration::from_secs(10);
+        alice.handle(message("done", None), later);
+        alice.handle(Ok(ClientFrame::Typing(false)), later);
+        alice.handle(Ok(ClientFrame::Typing(true)), later);
+        alice.handle(Ok(ClientFrame::Typing(false)), later);
         assert_eq!(
             room.log(),
             [
@@ -554,13 +558,37 @@ mod tests {
                 "typing #1 Anonymous false"
             ]
         );
-        // Typing did not eat into the message budget: 4 of 5 are left.
-        for i in 0..4 {
-            assert_eq!(
-                alice.handle(message(&i.to_string(), None), now),
-                Reply::Done
-            );
+    }
+
+    #[test]
+    fn typing_counts_against_the_rate_limit() {
+        let room = Arc::new(FakeRoom::default());
+        let now = Instant::now();
+        let mut alice = session(&room, 1, now);
+        room.log();
+        for i in 0..100 {
+            alice.handle(Ok(ClientFrame::Typing(i % 2 == 0)), now);
         }
+        assert_eq!(
+            room.log(),
+            ["typing #1 Anonymous true", "typing #1 Anonymous false"],
+            "alternating is no way around the throttle"
+        );
+        assert_eq!(
+            error_code(alice.handle(message("x", None), now)).0,
+            ErrorCode::RateLimited,
+            "the burst went on typing"
+        );
+        // Past the limit, typing is dropped without an answer.
+        let later = now + Duration::from_secs(3);
+        for _ in 0..LIMIT.burst {
+            alice.handle(Ok(ClientFrame::Typing(true)), later);
+        }
+        assert_eq!(
+            alice.handle(Ok(ClientFrame::Typing(true)), later),
+            Reply::Done
+        );
+        assert_eq!(room.log(), ["typing #1 Anonymous true"]);
     }
 
     #[test]

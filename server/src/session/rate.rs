@@ -36,12 +36,18 @@ impl TokenBucket {
     }
 }
 
-/// Lets "typing" news through at most once per `every`, and a "stopped"
-/// only after a "typing" that got through.
+/// Lets "typing" news through at most once per [`Self::EVERY`], and a
+/// "stopped" only after a "typing" that got through. A "stopped" does not
+/// open the way for the next "typing": alternating the two would otherwise
+/// be relayed without limit, a fan-out to the whole room for each frame.
+/// Sending a message does: the others clear "typing" when it arrives, so
+/// typing again is news (and messages have their own rate limit).
 #[derive(Debug, Clone, Default)]
 pub struct TypingThrottle {
-    /// When the last "typing" was let through, while it still stands.
+    /// When the last "typing" was let through, until a message is sent.
     shown_at: Option<Instant>,
+    /// That "typing" still stands: no "stopped" followed it yet.
+    showing: bool,
 }
 
 impl TypingThrottle {
@@ -49,22 +55,22 @@ impl TypingThrottle {
 
     /// Whether to tell the others that typing is `active`.
     pub fn allow(&mut self, active: bool, now: Instant) -> bool {
-        match (active, self.shown_at) {
-            (true, Some(at)) if now.saturating_duration_since(at) < Self::EVERY => false,
-            (true, _) => {
+        if !active {
+            return std::mem::take(&mut self.showing);
+        }
+        match self.shown_at {
+            Some(at) if now.saturating_duration_since(at) < Self::EVERY => false,
+            _ => {
                 self.shown_at = Some(now);
+                self.showing = true;
                 true
-            }
-            (false, shown) => {
-                self.shown_at = None;
-                shown.is_some()
             }
         }
     }
 
     /// A message was sent: the others stop showing "typing" by themselves.
     pub fn reset(&mut self) {
-        self.shown_at = None;
+        *self = Self::default();
     }
 }
 
@@ -96,8 +102,25 @@ mod tests {
         assert!(throttle.allow(true, start + TypingThrottle::EVERY));
         assert!(throttle.allow(false, start + TypingThrottle::EVERY));
         assert!(!throttle.allow(false, start + TypingThrottle::EVERY));
-        assert!(throttle.allow(true, start + TypingThrottle::EVERY));
         throttle.reset();
         assert!(!throttle.allow(false, start + TypingThrottle::EVERY));
+        assert!(
+            throttle.allow(true, start + TypingThrottle::EVERY),
+            "news after a message"
+        );
+    }
+
+    #[test]
+    fn alternating_typing_and_stopped_gets_one_of_each_per_interval() {
+        let start = Instant::now();
+        let mut throttle = TypingThrottle::default();
+        let relayed = (0..1_000)
+            .filter(|&i| throttle.allow(i % 2 == 0, start + Duration::from_millis(i)))
+            .count();
+        assert_eq!(relayed, 2, "one typing and one stopped in the first second");
+        let later = start + TypingThrottle::EVERY;
+        assert!(throttle.allow(true, later));
+        assert!(throttle.allow(false, later));
+        assert!(!throttle.allow(true, later));
     }
 }

@@ -178,6 +178,40 @@ async fn typing_reaches_the_others_once_per_interval_and_a_message_follows_it() 
 }
 
 #[tokio::test]
+async fn alternating_typing_and_stopped_reaches_the_room_once_each() {
+    let server = TestServer::start().await;
+    let mut flooder = server.client().await;
+    let mut reader = server.client().await;
+    let mut other = server.client().await;
+    server.wait_for_clients(3).await;
+
+    for i in 0..1_000 {
+        flooder
+            .send_json(json!({"type": "typing", "payload": i % 2 == 0}))
+            .await;
+    }
+    // Frames are handled in order: once this one is answered, every typing
+    // frame before it has been relayed or dropped.
+    flooder.say_with_id("after the flood", "f-1").await;
+    flooder.expect_error("rate_limited").await;
+    other.say("done").await;
+
+    let mut typing = Vec::new();
+    loop {
+        let frame = reader.next_json().await;
+        match frame["type"].as_str() {
+            Some("typing") => typing.push(frame["payload"]["active"].clone()),
+            Some("message") => {
+                assert_eq!(frame["payload"]["text"], "done", "{frame}");
+                break;
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert_eq!(typing, [json!(true), json!(false)]);
+}
+
+#[tokio::test]
 async fn a_flood_is_cut_to_the_burst_and_the_excess_refused() {
     let server = TestServer::start().await;
     let mut flooder = server.client().await;
