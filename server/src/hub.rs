@@ -49,7 +49,7 @@ use crate::{
     presence::NicknameTaken,
     room::{Fanout, Room},
     session::{Chat, Joined},
-    store::{NewMessage, Store, StoreError, StoredMessage},
+    store::{self, NewMessage, Store, StoreError, StoredMessage},
     writer::{ClientWriter, Delivery},
     ws::frame,
 };
@@ -102,6 +102,9 @@ struct CaughtUp {
 #[derive(Debug)]
 pub struct HubSeat {
     token: ResumeToken,
+    /// Who sent a message, to tell their `client_id`s from everyone
+    /// else's (see [`store::client_key`]).
+    sender: String,
     seat: Seat,
     /// Whether the client could come back with its token.
     resumable: bool,
@@ -429,6 +432,7 @@ impl Chat for Hub {
             id: claim.id,
             seat: Some(HubSeat {
                 token: claim.token.clone(),
+                sender: claim.token.sender(),
                 seat: claim.seat,
                 resumable,
                 room: Arc::clone(&room),
@@ -493,6 +497,7 @@ impl Chat for Hub {
             id,
             seat: Some(HubSeat {
                 token: seat.token.clone(),
+                sender: seat.sender.clone(),
                 seat: seat.seat,
                 resumable: seat.resumable,
                 room: Arc::clone(&room),
@@ -584,7 +589,9 @@ impl Chat for Hub {
             from: from.get(),
             nickname: nickname.to_string(),
             text: text.into_string(),
-            client_id: client_id.as_ref().map(ToString::to_string),
+            client_key: client_id
+                .as_ref()
+                .map(|client_id| store::client_key(&seat.sender, client_id.as_str())),
         };
         let pending = Pending {
             from,
@@ -1526,7 +1533,7 @@ mod tests {
             from: 99,
             nickname: "bob".into(),
             text: text.into(),
-            client_id: None,
+            client_key: None,
         };
         let stored = hub
             .store

@@ -61,7 +61,7 @@ pub enum ClientFrame {
 }
 
 /// The payload of `resume`; each field may be `null` or absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Resume {
     /// The token from an earlier `welcome`: the same identity back.
@@ -155,7 +155,7 @@ pub struct Person {
 }
 
 /// The payload of `welcome`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// The room the client is now in; everything it sends goes there.
     #[serde(default = "general")]
@@ -171,6 +171,41 @@ pub struct Welcome {
     /// Sent back in `resume` after a drop or a reload to be this person
     /// again. Secret: never shown to anyone else.
     pub token: String,
+}
+
+/// Without the token: whoever reads a log line with it could become the
+/// person it stands for.
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume")
+            .field("token", &self.token.as_ref().map(|_| Redacted))
+            .field("after", &self.after)
+            .field("room", &self.room)
+            .finish()
+    }
+}
+
+/// Without the token, as [`Resume`]'s.
+impl std::fmt::Debug for Welcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Welcome")
+            .field("room", &self.room)
+            .field("id", &self.id)
+            .field("nickname", &self.nickname)
+            .field("online", &self.online)
+            .field("people", &self.people)
+            .field("token", &Redacted)
+            .finish()
+    }
+}
+
+/// Stands for a secret in `Debug` output.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("…")
+    }
 }
 
 /// The payload of `history`: stored messages, oldest first.
@@ -680,6 +715,29 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let resume = ClientFrame::Resume(Resume {
+            token: Some(secret.into()),
+            after: Some(4),
+            room: None,
+        });
+        let welcome = ServerFrame::Welcome(Welcome {
+            room: "general".into(),
+            id: 1,
+            nickname: "alice".into(),
+            online: 1,
+            people: vec![alice()],
+            token: secret.into(),
+        });
+        for shown in [format!("{resume:?}"), format!("{welcome:#?}")] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("token"), "{shown}");
+        }
+        assert!(format!("{resume:?}").contains("after: Some(4)"));
     }
 
     #[test]

@@ -133,7 +133,7 @@ mod tests {
                 from: 1,
                 nickname: "a".into(),
                 text: i.to_string(),
-                client_id: None,
+                client_key: None,
             })
             .collect();
         store

@@ -25,7 +25,17 @@ pub struct NewMessage {
     pub from: u64,
     pub nickname: String,
     pub text: String,
-    pub client_id: Option<String>,
+    /// What makes resending it safe: a message with a key already stored
+    /// is not stored again. See [`client_key`].
+    pub client_key: Option<String>,
+}
+
+/// The key of a message its sender gave an id (`client_id`): the id is the
+/// sender's choice, so it is only unique among the sender's own messages.
+/// `sender` is what stands for them (a digest of their resume token); an
+/// id never contains `:`, so no two pairs give the same key.
+pub fn client_key(sender: &str, client_id: &str) -> String {
+    format!("{sender}:{client_id}")
 }
 
 /// A message as stored: `id` assigned by the database, strictly increasing.
@@ -39,14 +49,15 @@ pub struct StoredMessage {
     pub from: u64,
     pub nickname: String,
     pub text: String,
-    pub client_id: Option<String>,
+    /// See [`NewMessage::client_key`].
+    pub client_key: Option<String>,
 }
 
 /// What became of one message of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
     New(StoredMessage),
-    /// Its `client_id` was stored before: the earlier row.
+    /// Its `client_key` was stored before: the earlier row.
     Duplicate(StoredMessage),
 }
 
@@ -123,7 +134,7 @@ impl Store {
     }
 
     /// Stores the batch in one transaction, in order, and returns one result
-    /// per message in the same order. A message whose `client_id` is already
+    /// per message in the same order. A message whose `client_key` is already
     /// stored (in an earlier batch or earlier in this one) is not inserted
     /// again: it gets [`Appended::Duplicate`] with the earlier row. On error
     /// nothing of the batch is stored.
@@ -285,7 +296,7 @@ struct Row {
     sender: i64,
     nickname: String,
     text: String,
-    client_id: Option<String>,
+    client_key: Option<String>,
 }
 
 impl TryFrom<Row> for StoredMessage {
@@ -299,7 +310,7 @@ impl TryFrom<Row> for StoredMessage {
             from: from_sql(row.sender),
             nickname: row.nickname,
             text: row.text,
-            client_id: row.client_id,
+            client_key: row.client_key,
         })
     }
 }
@@ -332,33 +343,33 @@ fn now() -> String {
 }
 
 /// The messages of a batch to insert, in order: all those without a
-/// `client_id`, and the first with each `client_id` (a later one is a
+/// `client_key`, and the first with each `client_key` (a later one is a
 /// duplicate of it whatever the database holds).
 fn candidates(batch: &[NewMessage]) -> Vec<&NewMessage> {
     let mut seen = HashSet::new();
     batch
         .iter()
-        .filter(|message| match &message.client_id {
-            Some(client_id) => seen.insert(client_id.as_str()),
+        .filter(|message| match &message.client_key {
+            Some(client_key) => seen.insert(client_key.as_str()),
             None => true,
         })
         .collect()
 }
 
-/// The `client_id`s of candidates that the insert skipped because they
+/// The `client_key`s of candidates that the insert skipped because they
 /// were already stored: their earlier rows must be looked up.
 fn already_stored(candidates: &[&NewMessage], inserted: &[(i64, Option<String>)]) -> Vec<String> {
     let inserted: HashSet<&str> = inserted.iter().filter_map(|(_, c)| c.as_deref()).collect();
     candidates
         .iter()
-        .filter_map(|message| message.client_id.as_deref())
-        .filter(|client_id| !inserted.contains(client_id))
+        .filter_map(|message| message.client_key.as_deref())
+        .filter(|client_key| !inserted.contains(client_key))
         .map(str::to_owned)
         .collect()
 }
 
 /// Matches what the database did to the batch: `inserted` are the
-/// `(id, client_id)` the INSERTs returned, `earlier` the rows found for
+/// `(id, client_key)` the INSERTs returned, `earlier` the rows found for
 /// [`already_stored`].
 ///
 /// RETURNING promises no order, but ids are handed out in the order the
@@ -371,23 +382,23 @@ fn assemble(
     earlier: Vec<StoredMessage>,
 ) -> Result<Vec<Appended>, StoreError> {
     inserted.sort_unstable_by_key(|(id, _)| *id);
-    let inserted_client_ids: HashSet<String> =
+    let inserted_client_keys: HashSet<String> =
         inserted.iter().filter_map(|(_, c)| c.clone()).collect();
     let mut ids = inserted.into_iter().map(|(id, _)| id);
-    let mut by_client_id: HashMap<String, StoredMessage> = earlier
+    let mut by_client_key: HashMap<String, StoredMessage> = earlier
         .into_iter()
-        .filter_map(|row| Some((row.client_id.clone()?, row)))
+        .filter_map(|row| Some((row.client_key.clone()?, row)))
         .collect();
     let mut appended = Vec::with_capacity(batch.len());
     for message in batch {
-        if let Some(client_id) = &message.client_id {
-            if let Some(earlier) = by_client_id.get(client_id) {
+        if let Some(client_key) = &message.client_key {
+            if let Some(earlier) = by_client_key.get(client_key) {
                 appended.push(Appended::Duplicate(earlier.clone()));
                 continue;
             }
-            if !inserted_client_ids.contains(client_id) {
+            if !inserted_client_keys.contains(client_key) {
                 return Err(StoreError::Unexpected(format!(
-                    "client_id {client_id:?} was neither inserted nor found"
+                    "client_key {client_key:?} was neither inserted nor found"
                 )));
             }
         }
@@ -401,10 +412,10 @@ fn assemble(
             from: message.from,
             nickname: message.nickname,
             text: message.text,
-            client_id: message.client_id,
+            client_key: message.client_key,
         };
-        if let Some(client_id) = &stored.client_id {
-            by_client_id.insert(client_id.clone(), stored.clone());
+        if let Some(client_key) = &stored.client_key {
+            by_client_key.insert(client_key.clone(), stored.clone());
         }
         appended.push(Appended::New(stored));
     }

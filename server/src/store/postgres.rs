@@ -14,7 +14,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// `sent_at` is a TIMESTAMPTZ; clients get it as RFC 3339 UTC, milliseconds.
 const COLUMNS: &str = "id, room, \
     to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS sent_at, \
-    sender, nickname, text, client_id";
+    sender, nickname, text, client_key";
 
 /// The advisory lock every append transaction holds ("parley" in ASCII).
 const APPEND_LOCK: i64 = 0x7061_726c_6579;
@@ -53,7 +53,7 @@ pub(super) async fn append(
     let mut inserted = Vec::with_capacity(candidates.len());
     for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO messages (room, sent_at, sender, nickname, text, client_id) ",
+            "INSERT INTO messages (room, sent_at, sender, nickname, text, client_key) ",
         );
         insert.push_values(chunk, |mut row, message| {
             row.push_bind(message.room.as_str())
@@ -62,9 +62,9 @@ pub(super) async fn append(
                 .push_bind(to_sql(message.from))
                 .push_bind(message.nickname.as_str())
                 .push_bind(message.text.as_str())
-                .push_bind(message.client_id.as_deref());
+                .push_bind(message.client_key.as_deref());
         });
-        insert.push(" ON CONFLICT (client_id) DO NOTHING RETURNING id, client_id");
+        insert.push(" ON CONFLICT (client_key) DO NOTHING RETURNING id, client_key");
         inserted.extend(
             insert
                 .build_query_as::<(i64, Option<String>)>()
@@ -75,11 +75,11 @@ pub(super) async fn append(
     let mut earlier = Vec::new();
     for chunk in already_stored(&candidates, &inserted).chunks(ROWS_PER_STATEMENT) {
         let mut select = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {COLUMNS} FROM messages WHERE client_id IN ("
+            "SELECT {COLUMNS} FROM messages WHERE client_key IN ("
         ));
         let mut list = select.separated(", ");
-        for client_id in chunk {
-            list.push_bind(client_id.as_str());
+        for client_key in chunk {
+            list.push_bind(client_key.as_str());
         }
         select.push(")");
         earlier.extend(rows(

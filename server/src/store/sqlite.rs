@@ -14,7 +14,7 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-const COLUMNS: &str = "id, room, sent_at, sender, nickname, text, client_id";
+const COLUMNS: &str = "id, room, sent_at, sender, nickname, text, client_key";
 
 pub(super) async fn open(url: &str) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
@@ -67,7 +67,7 @@ pub(super) async fn append(
     let mut inserted = Vec::with_capacity(candidates.len());
     for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (room, sent_at, sender, nickname, text, client_id) ",
+            "INSERT INTO messages (room, sent_at, sender, nickname, text, client_key) ",
         );
         insert.push_values(chunk, |mut row, message| {
             row.push_bind(message.room.as_str())
@@ -75,9 +75,9 @@ pub(super) async fn append(
                 .push_bind(to_sql(message.from))
                 .push_bind(message.nickname.as_str())
                 .push_bind(message.text.as_str())
-                .push_bind(message.client_id.as_deref());
+                .push_bind(message.client_key.as_deref());
         });
-        insert.push(" ON CONFLICT (client_id) DO NOTHING RETURNING id, client_id");
+        insert.push(" ON CONFLICT (client_key) DO NOTHING RETURNING id, client_key");
         inserted.extend(
             insert
                 .build_query_as::<(i64, Option<String>)>()
@@ -88,11 +88,11 @@ pub(super) async fn append(
     let mut earlier = Vec::new();
     for chunk in already_stored(&candidates, &inserted).chunks(ROWS_PER_STATEMENT) {
         let mut select = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {COLUMNS} FROM messages WHERE client_id IN ("
+            "SELECT {COLUMNS} FROM messages WHERE client_key IN ("
         ));
         let mut list = select.separated(", ");
-        for client_id in chunk {
-            list.push_bind(client_id.as_str());
+        for client_key in chunk {
+            list.push_bind(client_key.as_str());
         }
         select.push(")");
         earlier.extend(rows(

@@ -111,7 +111,7 @@ macro_rules! on_both {
 
 on_both!(
     ids_increase_and_pages_reach_the_beginning,
-    a_client_id_is_stored_once,
+    a_client_key_is_stored_once,
     reopening_keeps_every_message_and_ids_continue,
     a_failing_store_returns_errors,
     concurrent_appends_get_distinct_increasing_ids,
@@ -130,13 +130,13 @@ fn message(n: usize) -> NewMessage {
         from: n as u64,
         nickname: format!("nick{}", n % 7),
         text: format!("message {n}"),
-        client_id: None,
+        client_key: None,
     }
 }
 
-fn with_client_id(n: usize, client_id: &str) -> NewMessage {
+fn with_client_key(n: usize, client_key: &str) -> NewMessage {
     NewMessage {
-        client_id: Some(client_id.into()),
+        client_key: Some(client_key.into()),
         ..message(n)
     }
 }
@@ -173,7 +173,7 @@ async fn ids_increase_and_pages_reach_the_beginning(place: Place) {
                 (m.from, &m.nickname, &m.text),
                 (s.from, &s.nickname, &s.text)
             );
-            assert_eq!(s.client_id, None);
+            assert_eq!(s.client_key, None);
             assert_eq!(s.sent_at.len(), "2026-11-25T14:03:07.250Z".len(), "{s:?}");
             assert!(s.sent_at.ends_with('Z'));
         }
@@ -241,10 +241,10 @@ async fn ids_increase_and_pages_reach_the_beginning(place: Place) {
     );
 }
 
-async fn a_client_id_is_stored_once(place: Place) {
+async fn a_client_key_is_stored_once(place: Place) {
     let store = place.open().await;
     let first = new(store
-        .append(vec![message(0), with_client_id(1, "a"), message(2)])
+        .append(vec![message(0), with_client_key(1, "a"), message(2)])
         .await
         .unwrap());
     let a = first[1].clone();
@@ -252,11 +252,11 @@ async fn a_client_id_is_stored_once(place: Place) {
     // Across batches, and twice within one, beside new messages.
     let second = store
         .append(vec![
-            with_client_id(3, "b"),
-            with_client_id(4, "a"),
+            with_client_key(3, "b"),
+            with_client_key(4, "a"),
             message(5),
-            with_client_id(6, "b"),
-            with_client_id(7, "c"),
+            with_client_key(6, "b"),
+            with_client_key(7, "c"),
         ])
         .await
         .unwrap();
@@ -272,7 +272,7 @@ async fn a_client_id_is_stored_once(place: Place) {
 
     // A batch of nothing but duplicates stores nothing.
     let third = store
-        .append(vec![with_client_id(8, "c"), with_client_id(9, "a")])
+        .append(vec![with_client_key(8, "c"), with_client_key(9, "a")])
         .await
         .unwrap();
     assert_eq!(
@@ -301,7 +301,7 @@ async fn reopening_keeps_every_message_and_ids_continue(place: Place) {
     let store = place.open().await;
     assert_eq!(store.after(GENERAL, 0, 100).await.unwrap(), before);
     let after = new(store
-        .append(vec![message(20), with_client_id(21, "x")])
+        .append(vec![message(20), with_client_key(21, "x")])
         .await
         .unwrap());
     assert!(after[0].id > before[19].id);
@@ -314,7 +314,7 @@ async fn reopening_keeps_every_message_and_ids_continue(place: Place) {
         [before, after.clone()].concat()
     );
     assert_eq!(
-        store.append(vec![with_client_id(22, "x")]).await.unwrap(),
+        store.append(vec![with_client_key(22, "x")]).await.unwrap(),
         [Appended::Duplicate(after[1].clone())]
     );
 }
@@ -387,7 +387,7 @@ async fn concurrent_appends_get_distinct_increasing_ids(place: Place) {
                 let messages = (0..SIZE)
                     .map(|i| {
                         let n = (task * BATCHES + batch) * SIZE + i;
-                        with_client_id(n, &format!("{task}-{batch}-{i}"))
+                        with_client_key(n, &format!("{task}-{batch}-{i}"))
                     })
                     .collect();
                 mine.extend(new(store.append(messages).await.unwrap()));
@@ -417,7 +417,7 @@ async fn append_rate(place: Place) {
         let messages = (0..BATCH)
             .map(|i| {
                 let n = batch * BATCH + i;
-                with_client_id(n, &format!("rate-{n}"))
+                with_client_key(n, &format!("rate-{n}"))
             })
             .collect();
         store.append(messages).await.unwrap();

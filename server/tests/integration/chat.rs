@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{on_both_stores, unlimited_chat, TestServer};
 
 #[tokio::test]
 async fn a_message_reaches_every_other_client_and_not_its_sender() {
@@ -114,4 +114,34 @@ async fn markup_is_relayed_as_plain_text() {
         .await;
     a.say(xss).await;
     b.expect_message("<b>bold</b>", xss).await;
+}
+
+on_both_stores!(two_people_may_give_their_messages_the_same_client_id);
+async fn two_people_may_give_their_messages_the_same_client_id(url: String) {
+    let server = TestServer::builder()
+        .chat(unlimited_chat())
+        .database_url(&url)
+        .start()
+        .await;
+    let mut alice = server.client().await;
+    let mut bob = server.client().await;
+    let mut carol = server.client().await;
+    server.wait_for_clients(3).await;
+
+    alice.say_with_id("from alice", "same").await;
+    let from_alice = alice.next_of("ack").await;
+    bob.say_with_id("from bob", "same").await;
+    let from_bob = bob.next_of("ack").await;
+    assert_ne!(
+        from_alice["payload"]["id"], from_bob["payload"]["id"],
+        "bob's message is his own, not a resend of alice's"
+    );
+    carol.expect_message("Anonymous", "from alice").await;
+    carol.expect_message("Anonymous", "from bob").await;
+
+    // Within one person the id still makes resending safe.
+    alice.say_with_id("from alice", "same").await;
+    assert_eq!(alice.next_of("ack").await, from_alice);
+    bob.say("after the resend").await;
+    carol.expect_message("Anonymous", "after the resend").await;
 }
