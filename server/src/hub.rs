@@ -43,7 +43,7 @@ use crate::{
     cluster::{Cluster, Occupants},
     commit::{Committer, Outcome, Pending},
     flush::FlushPool,
-    identity::{Claim, Identities, Release, ResumeToken, Seat},
+    identity::{Claim, Identities, Release, ResumeToken, Seat, TokenKey},
     lock,
     metrics::Metrics,
     presence::NicknameTaken,
@@ -156,10 +156,13 @@ impl Hub {
                     }
                 })
             },
+            identities: Mutex::new(Identities::new(
+                AWAY_LIMIT,
+                TokenKey::new(store.secret().bytes()),
+            )),
             store,
             flush: FlushPool::new(),
             presence_interval,
-            identities: Mutex::new(Identities::new(AWAY_LIMIT)),
             resume_grace,
             directory_due: AtomicBool::new(false),
             directory: Mutex::default(),

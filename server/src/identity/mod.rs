@@ -16,7 +16,7 @@ mod token;
 
 use std::collections::HashMap;
 
-pub use token::ResumeToken;
+pub use token::{digest, ResumeToken, TokenKey, TOKEN_HEX_LEN};
 
 use crate::client_id::ClientId;
 
@@ -34,8 +34,9 @@ pub struct Claim {
     pub seat: Seat,
     /// The token was known: the same person as before, already in the roster.
     pub resumed: bool,
-    /// The client showed a token this process did not know, and keeps it:
-    /// the store may know the nickname it stood for before a restart.
+    /// The client showed a token the server issued but this process does
+    /// not hold, and keeps it: the store may know the nickname it stood for
+    /// before a restart.
     pub presented: bool,
     /// Another connection held this person until now; it must be closed.
     pub displaced: bool,
@@ -45,6 +46,8 @@ pub struct Claim {
 #[derive(Debug)]
 pub struct Identities<P> {
     by_token: HashMap<ResumeToken, Person<P>>,
+    /// Issues tokens, and tells the ones it issued from made-up ones.
+    key: TokenKey,
     next_seat: u64,
     /// People away now, and how many may be: past that, someone who drops
     /// leaves at once, so that connecting and dropping in a loop cannot
@@ -73,10 +76,12 @@ struct Person<P> {
 }
 
 impl<P> Identities<P> {
-    /// At most `away_limit` people are kept away at once.
-    pub fn new(away_limit: usize) -> Self {
+    /// At most `away_limit` people are kept away at once; tokens are
+    /// issued and checked with `key`.
+    pub fn new(away_limit: usize, key: TokenKey) -> Self {
         Self {
             by_token: HashMap::new(),
+            key,
             next_seat: 0,
             away: 0,
             away_limit,
@@ -85,12 +90,12 @@ impl<P> Identities<P> {
 
     /// The person `token` names, now held by a new seat at `place`, with
     /// the place they were at; else someone new, with the id `fresh`, under
-    /// the token shown if it is well formed (one from before a restart), or
-    /// a new one.
+    /// the token shown if the server issued it (before a restart, or in
+    /// another process), or a new one: a client cannot choose its token.
     pub fn claim(&mut self, token: Option<&str>, fresh: ClientId, place: P) -> (Claim, Option<P>) {
         self.next_seat += 1;
         let seat = Seat(self.next_seat);
-        let token = token.and_then(ResumeToken::parse);
+        let token = token.and_then(|raw| self.key.verify(raw));
         if let Some(token) = &token {
             if let Some(person) = self.by_token.get_mut(token) {
                 let displaced = !person.away;
@@ -113,7 +118,7 @@ impl<P> Identities<P> {
         }
         let id = fresh;
         let presented = token.is_some();
-        let token = token.unwrap_or_else(ResumeToken::generate);
+        let token = token.unwrap_or_else(|| self.key.issue());
         self.by_token.insert(
             token.clone(),
             Person {
@@ -196,30 +201,41 @@ impl<P> Identities<P> {
 mod tests {
     use super::*;
 
+    fn key() -> TokenKey {
+        TokenKey::new(&[7; 32])
+    }
+
     #[test]
     fn without_a_known_token_everyone_is_someone_new() {
-        let mut identities = Identities::new(10);
+        let mut identities = Identities::new(10, key());
         let a = identities.claim(None, ClientId::next(), ()).0;
         let b = identities
             .claim(Some("not a token"), ClientId::next(), ())
             .0;
-        let from_before = ResumeToken::generate();
+        let from_before = key().issue();
         let c = identities
             .claim(Some(from_before.as_str()), ClientId::next(), ())
             .0;
-        assert!(![&a, &b, &c].iter().any(|claim| claim.resumed));
+        let made_up = TokenKey::new(&[8; 32]).issue();
+        let d = identities
+            .claim(Some(made_up.as_str()), ClientId::next(), ())
+            .0;
+        assert!(![&a, &b, &c, &d].iter().any(|claim| claim.resumed));
         assert_ne!(a.id, b.id);
         assert_ne!(a.token, b.token);
         assert_ne!(c.id, b.id);
-        assert_eq!(identities.len(), 3);
-        // A well-formed token from before a restart is kept.
-        assert!(c.presented && !a.presented && !b.presented);
+        assert_eq!(identities.len(), 4);
+        // A token the server issued before a restart is kept; one it did not
+        // issue is replaced.
+        assert!(c.presented && !a.presented && !b.presented && !d.presented);
         assert_eq!(c.token, from_before);
+        assert_ne!(d.token, made_up);
+        assert_eq!(key().verify(d.token.as_str()), Some(d.token.clone()));
     }
 
     #[test]
     fn a_released_person_comes_back_with_their_token() {
-        let mut identities = Identities::new(10);
+        let mut identities = Identities::new(10, key());
         let first = identities.claim(None, ClientId::next(), ()).0;
         assert_eq!(identities.release(&first.token, first.seat), Release::Away);
         let again = identities
@@ -242,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_second_connection_with_the_token_displaces_the_first() {
-        let mut identities = Identities::new(10);
+        let mut identities = Identities::new(10, key());
         let first = identities.claim(None, ClientId::next(), ()).0;
         let second = identities
             .claim(Some(first.token.as_str()), ClientId::next(), ())
@@ -257,7 +273,7 @@ mod tests {
 
     #[test]
     fn an_expired_person_is_gone_and_their_token_starts_someone_new() {
-        let mut identities = Identities::new(10);
+        let mut identities = Identities::new(10, key());
         let first = identities.claim(None, ClientId::next(), ()).0;
         identities.release(&first.token, first.seat);
         assert!(identities.forget(&first.token, first.seat).is_some());
@@ -270,7 +286,7 @@ mod tests {
 
     #[test]
     fn past_the_limit_of_people_away_a_dropped_person_is_forgotten() {
-        let mut identities = Identities::new(2);
+        let mut identities = Identities::new(2, key());
         let claims: Vec<_> = (0..3)
             .map(|_| identities.claim(None, ClientId::next(), ()).0)
             .collect();
@@ -291,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_person_is_where_they_last_went_and_a_resume_says_where_that_was() {
-        let mut identities = Identities::new(10);
+        let mut identities = Identities::new(10, key());
         let (first, previous) = identities.claim(None, ClientId::next(), "general");
         assert_eq!(previous, None);
         assert_eq!(

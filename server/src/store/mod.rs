@@ -13,6 +13,7 @@ mod sqlite;
 mod tests;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use sqlx::{PgPool, SqlitePool};
@@ -104,6 +105,24 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    secret: Secret,
+}
+
+/// 256 random bits made with the database (see [`Store::secret`]).
+#[derive(Clone)]
+pub struct Secret(Arc<[u8; 32]>);
+
+impl Secret {
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Redacted: whoever holds it can sign as the server.
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -130,7 +149,34 @@ impl Store {
                 "{url:?} starts with neither sqlite: nor postgres://"
             )));
         };
-        Ok(Store { db })
+        let secret = Self::load_secret(&db).await?;
+        Ok(Store { db, secret })
+    }
+
+    /// The database's secret, made by the first process that opened it
+    /// and the same for every process and restart after: what the server
+    /// signs resume tokens with.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    async fn load_secret(db: &Db) -> Result<Secret, StoreError> {
+        const NAME: &str = "server";
+        let mut fresh = [0; 32];
+        getrandom::fill(&mut fresh)
+            .map_err(|error| StoreError::Unavailable(format!("no random source: {error}")))?;
+        let fresh = hex::encode(fresh);
+        let stored = match db {
+            Db::Sqlite(pool) => sqlite::secret(pool, NAME, &fresh).await?,
+            Db::Postgres(pool) => postgres::secret(pool, NAME, &fresh).await?,
+        };
+        hex::decode(&stored)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .map(|bytes| Secret(Arc::new(bytes)))
+            .ok_or_else(|| {
+                StoreError::Unexpected("the stored secret is not 32 bytes of hex".into())
+            })
     }
 
     /// Stores the batch in one transaction, in order, and returns one result

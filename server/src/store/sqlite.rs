@@ -162,3 +162,23 @@ pub(super) async fn session(
             .await?,
     )
 }
+
+/// The secret `name`, made from `fresh` if the database has none yet (the
+/// first process to ask wins; every other one reads what it made).
+pub(super) async fn secret(
+    pool: &SqlitePool,
+    name: &str,
+    fresh: &str,
+) -> Result<String, StoreError> {
+    sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(fresh)
+        .execute(pool)
+        .await?;
+    Ok(
+        sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(pool)
+            .await?,
+    )
+}

@@ -116,6 +116,7 @@ on_both!(
     a_failing_store_returns_errors,
     concurrent_appends_get_distinct_increasing_ids,
     a_session_keeps_its_latest_nickname_across_reopening,
+    the_secret_is_made_once_and_shared_by_every_opener,
     rooms_keep_their_messages_apart_and_the_tail_reads_them_all,
     #[ignore = "a measurement: cargo test -p server --lib store -- --ignored --nocapture"]
     append_rate,
@@ -499,4 +500,16 @@ async fn rooms_keep_their_messages_apart_and_the_tail_reads_them_all(place: Plac
     );
     assert!(store.latest("empty", 10).await.unwrap().is_empty());
     assert_eq!(store.tail(stored[5].id, 100).await.unwrap(), stored[6..]);
+}
+
+async fn the_secret_is_made_once_and_shared_by_every_opener(place: Place) {
+    let first = place.open().await;
+    let second = place.open().await;
+    assert_eq!(first.secret().bytes(), second.secret().bytes());
+    assert_ne!(first.secret().bytes(), &[0; 32]);
+    first.close().await;
+    second.close().await;
+    let reopened = place.open().await;
+    assert_eq!(reopened.secret().bytes(), first.secret().bytes());
+    assert_eq!(format!("{:?}", reopened.secret()), "Secret(…)");
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use server::identity::ResumeToken;
+use server::identity::{digest, TokenKey, TOKEN_HEX_LEN};
 
 use crate::{
     http::{get, sample},
@@ -192,16 +192,23 @@ async fn a_token_is_only_ever_sent_to_its_own_connection() {
 }
 
 #[tokio::test]
-async fn an_unknown_token_makes_someone_new_and_a_malformed_one_is_replaced() {
+async fn a_token_the_server_did_not_issue_makes_someone_new_with_a_new_token() {
     let server = TestServer::start_unlimited().await;
-    let unknown = "0123456789abcdef0123456789abcdef";
-    let (alice, _) = server.resume(Some(unknown), None).await;
+    // Well formed, but made up (or signed by another database's secret).
+    let made_up = TokenKey::new(&[1; 32]).issue();
+    let (alice, _) = server.resume(Some(made_up.as_str()), None).await;
     assert_eq!(alice.welcome["payload"]["nickname"], "Anonymous");
-    // Well formed (from before a restart, say): the page keeps it.
-    assert_eq!(alice.token(), unknown);
+    assert_ne!(alice.token(), made_up.as_str(), "never adopted");
+    assert_eq!(alice.token().len(), TOKEN_HEX_LEN);
     let (bob, _) = server.resume(Some("not a token"), None).await;
-    assert_eq!(bob.token().len(), 32);
+    assert_eq!(bob.token().len(), TOKEN_HEX_LEN);
     assert_ne!(bob.id, alice.id);
+    let alice_id = alice.id;
+    // The token alice got instead is one the server takes back.
+    let token = alice.token();
+    drop(alice);
+    let (again, _) = server.resume(Some(&token), None).await;
+    assert_eq!(again.id, alice_id);
 }
 
 on_both_stores!(after_a_restart_a_token_brings_back_its_nickname);
@@ -211,7 +218,7 @@ async fn after_a_restart_a_token_brings_back_its_nickname(url: String) {
     let token = alice.token();
     alice.set_nickname("alice").await;
     // Saved beside the rename, without holding it up: wait until it is.
-    let digest = ResumeToken::parse(&token).unwrap().digest();
+    let digest = digest(&token);
     let deadline = tokio::time::Instant::now() + WAIT;
     while server.store.session(&digest).await.unwrap().as_deref() != Some("alice") {
         assert!(
