@@ -66,7 +66,7 @@ pub struct Hub {
     flush: Arc<FlushPool>,
     presence_interval: Duration,
     /// Who holds which resume token, and in which room they are.
-    identities: Mutex<Identities<Arc<Room>>>,
+    identities: Mutex<Identities<Whereabouts>>,
     /// How long a dropped client that can resume stays.
     resume_grace: Duration,
     /// A room list announcement is scheduled.
@@ -96,6 +96,24 @@ struct CaughtUp {
     has: u64,
     /// The newest id the catch-up sent it, if any.
     sent: Option<u64>,
+}
+
+/// Where a person is, as the identities keep it: their room, and the
+/// connection that holds them. Taking the person over closes that
+/// connection, whether it is a member of the room yet or still catching up.
+#[derive(Debug)]
+struct Whereabouts {
+    room: Arc<Room>,
+    writer: Arc<ClientWriter>,
+}
+
+/// Why [`Hub::admit`] did not make a client a member.
+enum NotAdmitted {
+    /// Messages newer than it has were relayed meanwhile: it has those to
+    /// read first.
+    Behind,
+    /// Another connection took its person over meanwhile: it is closing.
+    TakenOver,
 }
 
 /// A hub's hold on one connection's client (see [`Chat::Seat`]).
@@ -409,17 +427,23 @@ impl Chat for Hub {
                 (self.hold(&RoomName::general())?, None)
             }
         };
-        let (claim, previous) =
-            lock(&self.identities).claim(token.as_deref(), writer.id(), Arc::clone(&room));
+        let here = Whereabouts {
+            room: Arc::clone(&room),
+            writer: Arc::clone(&writer),
+        };
+        let (claim, previous) = lock(&self.identities).claim(token.as_deref(), writer.id(), here);
         writer.adopt(claim.id);
-        if claim.displaced {
-            if let Some(previous) = &previous {
-                if let Some(displaced) = previous.remove(claim.id) {
-                    displaced.displace();
-                }
+        if let Some(Whereabouts {
+            room: previous,
+            writer: holder,
+        }) = previous
+        {
+            if claim.displaced {
+                // Closed in whatever phase it is: a member, or still catching
+                // up (then `admit` turns it away).
+                holder.displace();
+                previous.remove_member(claim.id, &holder);
             }
-        }
-        if let Some(previous) = previous {
             if !Arc::ptr_eq(&previous, &room) {
                 self.left_room(&previous, claim.id);
             }
@@ -448,7 +472,9 @@ impl Chat for Hub {
                 self.catch_up(&room, &claim, &writer, after, restore.as_ref())
                     .await?
             }
-            None => self.admit(&room, &claim, &writer, None, restore.as_ref())?,
+            None => self
+                .admit(&room, &claim, &writer, None, restore.as_ref())
+                .ok()?,
         };
         Some(Joined {
             id: claim.id,
@@ -471,8 +497,12 @@ impl Chat for Hub {
             ));
         }
         let room = self.hold(&to).ok_or_else(too_many_rooms)?;
-        let moved = lock(&self.identities).move_to(&seat.token, seat.seat, Arc::clone(&room));
-        let Some(previous) = moved else {
+        let there = Whereabouts {
+            room: Arc::clone(&room),
+            writer: Arc::clone(&seat.writer),
+        };
+        let moved = lock(&self.identities).move_to(&seat.token, seat.seat, there);
+        let Some(Whereabouts { room: previous, .. }) = moved else {
             // A newer connection is this person now; this one is closing.
             self.unhold(&room);
             return Err(ErrorPayload::new(
@@ -548,10 +578,15 @@ impl Chat for Hub {
                 Release::Away => true,
                 Release::Forgotten => false,
                 // A newer connection holds this person now: it is theirs.
-                Release::NotHeld => return,
+                // This connection may still be a member (it was admitted
+                // just before being taken over): only it goes.
+                Release::NotHeld => {
+                    seat.room.remove_member(id, &seat.writer);
+                    return;
+                }
             }
         };
-        seat.room.remove(id);
+        seat.room.remove_member(id, &seat.writer);
         if away {
             self.await_return(id, seat.token.clone(), seat.seat);
         } else {
@@ -730,7 +765,7 @@ impl Hub {
                         "the messages you missed cannot be read right now; reconnect to try again",
                     );
                     refuse(writer, &self.metrics, error);
-                    return self.admit(room, claim, writer, None, restore);
+                    return self.admit(room, claim, writer, None, restore).ok();
                 }
             };
             for message in &page {
@@ -756,18 +791,20 @@ impl Hub {
             self.metrics.caught_up(page.len());
             if page.len() < CATCH_UP_PAGE as usize {
                 let caught_up = CaughtUp { has: after, sent };
-                if let Some(nickname) = self.admit(room, claim, writer, Some(caught_up), restore) {
-                    return Some(nickname);
+                match self.admit(room, claim, writer, Some(caught_up), restore) {
+                    Ok(nickname) => return Some(nickname),
+                    Err(NotAdmitted::Behind) => {}
+                    Err(NotAdmitted::TakenOver) => return None,
                 }
             }
         }
     }
 
     /// Welcomes the client to `room` and makes it a member, unless messages
-    /// newer than it has (if it caught up) were relayed already: then
-    /// `None`, and it has those to read first. Someone new to the room
-    /// joins its roster here, under `restore` if that is free; someone
-    /// resuming is in it already.
+    /// newer than it has (if it caught up) were relayed already, or another
+    /// connection took its person over. Someone new to the room joins its
+    /// roster here, under `restore` if that is free; someone resuming is in
+    /// it already.
     fn admit(
         &self,
         room: &Arc<Room>,
@@ -775,11 +812,11 @@ impl Hub {
         writer: &Arc<ClientWriter>,
         caught_up: Option<CaughtUp>,
         restore: Option<&Nickname>,
-    ) -> Option<Nickname> {
+    ) -> Result<Nickname, NotAdmitted> {
         let mut relayed = lock(&room.relayed);
         if let Some(CaughtUp { has, sent }) = caught_up {
             if relayed.last > has {
-                return None;
+                return Err(NotAdmitted::Behind);
             }
             // Only what this catch-up sent is skipped later: an id the
             // client merely claimed (from a store since wiped, say) must
@@ -828,12 +865,21 @@ impl Hub {
         let rooms = ServerFrame::Rooms(RoomList { rooms });
         writer.send(&frame::text(&rooms.encode()));
         self.metrics.frames_out(2);
-        room.insert(claim.id, Arc::clone(writer));
+        {
+            // Checked and inserted under the identities' lock, where a
+            // takeover happens: either this connection is a member before
+            // it (and the takeover removes it), or it never becomes one.
+            let identities = lock(&self.identities);
+            if !identities.holds(&claim.token, claim.seat) {
+                return Err(NotAdmitted::TakenOver);
+            }
+            room.insert(claim.id, Arc::clone(writer));
+        }
         drop(relayed);
         if joined_now {
             self.presence_changed(room);
         }
-        Some(nickname)
+        Ok(nickname)
     }
 
     /// `id` is no longer in `room`'s roster.
@@ -888,7 +934,7 @@ impl Hub {
         runtime.spawn(async move {
             tokio::time::sleep(hub.resume_grace).await;
             let forgotten = lock(&hub.identities).forget(&token, seat);
-            if let Some(room) = forgotten {
+            if let Some(Whereabouts { room, .. }) = forgotten {
                 hub.left_room(&room, id);
                 hub.unhold(&room);
             }
@@ -1455,6 +1501,42 @@ mod tests {
         // The displaced connection's goodbye does not take the person away.
         hub.leave(first.id, &first.seat);
         assert!(hub.contains(second.id));
+    }
+
+    #[tokio::test]
+    async fn a_connection_taken_over_while_catching_up_is_closed_and_leaves_nothing_behind() {
+        let hub = hub_with(100, Duration::from_secs(3600), Duration::from_secs(3600)).await;
+        // Someone who dropped, and whose token two connections then show.
+        let (first, _gone, token) = join_resumable(&hub).await;
+        hub.leave(first.id, &first.seat);
+        let resume = || {
+            Some(Resume {
+                token: Some(token.clone()),
+                after: Some(0),
+                room: None,
+            })
+        };
+        let (server, _catching_up) = socket_pair().await;
+        let overtaken = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        let catching_up = tokio::spawn({
+            let (hub, writer, resume) = (Arc::clone(&hub), Arc::clone(&overtaken), resume());
+            async move { hub.join(writer, resume).await.map(|joined| joined.id) }
+        });
+        let (server, _client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        // It claims the person and starts reading what it missed; nothing
+        // else runs until the second connection has claimed them too.
+        tokio::task::yield_now().await;
+        let second = hub.join(Arc::clone(&writer), resume()).await.unwrap();
+        assert_eq!(second.id, first.id);
+
+        let trouble = tokio::time::timeout(Duration::from_secs(5), overtaken.attention()).await;
+        assert_eq!(trouble.unwrap(), crate::writer::Trouble::Displaced);
+        assert_eq!(catching_up.await.unwrap(), None, "never admitted");
+        assert_eq!(hub.len(), 1, "no second member");
+        assert!(general(&hub)
+            .remove(second.id)
+            .is_some_and(|member| Arc::ptr_eq(&member, &writer)));
     }
 
     #[tokio::test]

@@ -114,6 +114,21 @@ impl Room {
         removed
     }
 
+    /// Removes the member `id` if it is `writer`'s connection, and not a
+    /// newer one of the same person.
+    pub fn remove_member(&self, id: ClientId, writer: &Arc<ClientWriter>) {
+        let mut members = lock(&self.members);
+        if members
+            .get(&id)
+            .is_some_and(|member| Arc::ptr_eq(member, writer))
+        {
+            members.remove(&id);
+            drop(members);
+            let stale = lock(&self.snapshot).take();
+            drop(stale);
+        }
+    }
+
     /// Queues `frame`, a whole WebSocket frame, for every member but those
     /// in `skip` (usually one client, or none); `from` only spreads the
     /// starting point. The writing is handed to the flusher pool, and the

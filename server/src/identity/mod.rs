@@ -187,6 +187,14 @@ impl<P> Identities<P> {
         Some(person.place)
     }
 
+    /// Whether `seat` holds the person `token` names (no newer connection
+    /// took them over, and they were not forgotten).
+    pub fn holds(&self, token: &ResumeToken, seat: Seat) -> bool {
+        self.by_token
+            .get(token)
+            .is_some_and(|person| person.seat == seat)
+    }
+
     /// People known, connected or away.
     pub fn len(&self) -> usize {
         self.by_token.len()
