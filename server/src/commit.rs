@@ -9,11 +9,17 @@
 //! Being the only task that stores, it also sees each batch's ids in order
 //! and delivers them in that order, which is what keeps every client's
 //! stream in id order.
+//!
+//! At shutdown the queue is drained: [`Committer::drain`] stops taking
+//! messages and returns once every message already taken is stored (or
+//! failed) and handed to the hub, so their acks go out before the
+//! connections close.
 
 use std::sync::Arc;
 
 use app::protocol::ClientMessageId;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     client_id::ClientId,
@@ -43,15 +49,26 @@ pub enum Outcome {
     Failed,
 }
 
-/// The queue is full: the store is falling far behind.
+/// Why a message was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the message store is falling behind")]
-pub struct Backlogged;
+pub enum Refused {
+    /// The queue is full: the store is falling far behind.
+    #[error("the message store is falling behind")]
+    Backlogged,
+    /// The server is shutting down (see [`Committer::drain`]).
+    #[error("the server is shutting down")]
+    Closing,
+}
 
 /// The handle that sessions (through the hub) submit messages to.
 #[derive(Debug, Clone)]
 pub struct Committer {
     queue: mpsc::Sender<(Pending, NewMessage)>,
+    /// Cancelled to stop taking messages.
+    closing: CancellationToken,
+    /// Cancelled by the commit task when it has handed over its last
+    /// message.
+    finished: CancellationToken,
 }
 
 /// Most messages committed in one transaction.
@@ -69,9 +86,24 @@ impl Committer {
         deliver: impl Fn(Pending, Outcome) + Send + Sync + 'static,
     ) -> Self {
         let (queue, mut submitted) = mpsc::channel(MAX_QUEUED);
+        let (closing, finished) = (CancellationToken::new(), CancellationToken::new());
+        let (stop, done) = (closing.clone(), finished.clone());
         tokio::spawn(async move {
+            let _done = done.drop_guard();
             let mut batch = Vec::new();
-            while submitted.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            loop {
+                let taken = tokio::select! {
+                    taken = submitted.recv_many(&mut batch, MAX_BATCH) => taken,
+                    // Nothing more is taken; what is queued still comes out,
+                    // and then `recv_many` returns 0.
+                    () = stop.cancelled(), if !submitted.is_closed() => {
+                        submitted.close();
+                        continue;
+                    }
+                };
+                if taken == 0 {
+                    break;
+                }
                 metrics.commit_batch(batch.len());
                 let (pending, messages): (Vec<Pending>, Vec<NewMessage>) =
                     std::mem::take(&mut batch).into_iter().unzip();
@@ -97,13 +129,27 @@ impl Committer {
                 }
             }
         });
-        Self { queue }
+        Self {
+            queue,
+            closing,
+            finished,
+        }
     }
 
     /// Queues a message for the next commit, without waiting.
-    pub fn submit(&self, pending: Pending, message: NewMessage) -> Result<(), Backlogged> {
+    pub fn submit(&self, pending: Pending, message: NewMessage) -> Result<(), Refused> {
         self.queue
             .try_send((pending, message))
-            .map_err(|_| Backlogged)
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => Refused::Backlogged,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closing,
+            })
+    }
+
+    /// Stops taking messages, and returns once every message taken before
+    /// is stored (or failed) and delivered.
+    pub async fn drain(&self) {
+        self.closing.cancel();
+        self.finished.cancelled().await;
     }
 }

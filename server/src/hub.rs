@@ -204,6 +204,12 @@ impl Hub {
         self.broker.get().unwrap_or(&LOCAL)
     }
 
+    /// Stops taking messages and waits until every message taken is
+    /// stored and delivered (acked, relayed): the first step of shutdown.
+    pub async fn drain_commits(&self) {
+        self.committer.drain().await;
+    }
+
     /// Whether the other server processes can be reached (always, alone).
     pub fn broker_healthy(&self) -> bool {
         self.broker().healthy()
@@ -636,8 +642,8 @@ impl Chat for Hub {
             client_id,
             reply: Some(Arc::clone(&seat.writer)),
         };
-        if let Err(backlogged) = self.committer.submit(pending.clone(), message) {
-            tracing::warn!(client = %from, "{backlogged}: message refused");
+        if let Err(refused) = self.committer.submit(pending.clone(), message) {
+            tracing::warn!(client = %from, "{refused}: message refused");
             self.deliver(pending, Outcome::Failed);
         }
     }

@@ -74,8 +74,10 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves until `shutdown` resolves, then closes every WebSocket with 1001
-/// ("going away") and waits briefly for everything to finish.
+/// Serves until `shutdown` resolves; then stops accepting, lets the messages
+/// already taken be stored and acked, closes every WebSocket with 1001
+/// ("going away") and waits briefly for everything to finish. The caller
+/// closes the store after.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -83,6 +85,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let token = state.shutdown.clone();
     let tasks = state.tasks.clone();
+    let hub = Arc::clone(&state.hub);
     let limits = state.limits.clone();
     let config = Arc::clone(&state.http);
     let write_timeout = config.write_timeout();
@@ -135,6 +138,14 @@ pub async fn serve(
     }
 
     drop(listener);
+    // Messages already taken are stored and acked before the connections
+    // are told to go: a client then knows which of its messages to resend.
+    if tokio::time::timeout(SHUTDOWN_GRACE, hub.drain_commits())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some messages were not stored in time");
+    }
     token.cancel();
     tasks.close();
     http.close();

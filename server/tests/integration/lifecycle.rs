@@ -8,7 +8,11 @@ use server::{client_id::ClientId, config::ConnectionConfig};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{connection_config, TestServer};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{connection_config, sqlite_url, unlimited_chat, TestServer};
 
 #[tokio::test]
 async fn a_client_that_closes_is_removed_from_the_hub() {
@@ -116,4 +120,44 @@ async fn shutdown_closes_every_connection_with_going_away() {
     assert_eq!(close_a.unwrap().code, CloseCode::Away);
     assert_eq!(close_b.unwrap().code, CloseCode::Away);
     let _ = a.socket.close(None).await;
+}
+
+#[tokio::test]
+async fn shutdown_stores_and_acks_what_it_took_before_saying_goodbye() {
+    let data = TempDir::new().unwrap();
+    let server = TestServer::builder()
+        .chat(unlimited_chat())
+        .database_url(&sqlite_url(&data))
+        .start()
+        .await;
+    let store = server.store.clone();
+    let mut alice = server.client().await;
+    for i in 0..2_000 {
+        alice.say_with_id(&format!("m{i}"), &format!("s-{i}")).await;
+    }
+    // The server is taking them: most are still on their way in.
+    assert_eq!(alice.next_json().await["type"], "ack");
+    let answers = async {
+        let mut acks = 1;
+        loop {
+            match alice.socket.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(&text).unwrap();
+                    if frame["type"] == "ack" {
+                        acks += 1;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => return (acks, frame),
+                Some(Ok(_)) => {}
+                other => panic!("expected frames then a close, got {other:?}"),
+            }
+        }
+    };
+    let ((acks, close), ()) = tokio::join!(answers, server.shutdown());
+    assert_eq!(close.unwrap().code, CloseCode::Away);
+    let stored = store.tail(0, 10_000).await.unwrap().len();
+    assert_eq!(
+        acks, stored,
+        "every message stored was acked before the goodbye, and only those"
+    );
 }
