@@ -38,3 +38,32 @@ test(`the page, wasm and js after brotli, stays within ${GUARD_KIB} KiB`, async 
   expect(total).toBeGreaterThan(0);
   expect(total, `${total} bytes`).toBeLessThanOrEqual(GUARD_KIB * 1024);
 });
+
+// The page under its Content-Security-Policy (server/src/headers.rs): the
+// early script by its hash, Leptos' scripts by the response's nonce, the
+// wasm and the WebSocket are let in, so Chromium reports no violation while
+// the page hydrates and connects. A script injected afterwards is refused,
+// and reported: the listener does hear violations.
+test('the page hydrates and connects under its Content-Security-Policy, with no violation', async ({ page }) => {
+  const violations: string[] = [];
+  page.on('console', (message) => {
+    if (message.text().includes('Content Security Policy')) violations.push(message.text());
+  });
+  const response = await page.goto('/');
+  const headers = response!.headers();
+  expect(headers['content-security-policy']).toContain("script-src 'self' 'sha256-");
+  expect(headers['x-content-type-options']).toBe('nosniff');
+  expect(headers['referrer-policy']).toBe('no-referrer');
+  await expect(page.locator('main[data-connection="online"]')).toBeVisible();
+  expect(violations).toEqual([]);
+
+  const ran = await page.evaluate(() => {
+    const injected = document.createElement('script');
+    injected.textContent = 'window.injectedRan = true';
+    document.head.append(injected);
+    return (window as unknown as { injectedRan?: boolean }).injectedRan ?? false;
+  });
+  expect(ran).toBe(false);
+  await expect.poll(() => violations.length).toBe(1);
+  expect(violations[0]).toContain('inline script');
+});

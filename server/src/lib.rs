@@ -16,9 +16,10 @@
 //!
 //! Beside them: [`config`] (flags and environment variables), [`limits`]
 //! (caps on open connections), [`proxy`] (what trusted reverse proxies
-//! forward: the client's address and host), [`metrics`] (Prometheus), [`client_id`]
-//! (the id every layer knows a client by), [`store`] (the messages, in
-//! SQLite or PostgreSQL).
+//! forward: the client's address and host), [`headers`] (the security
+//! headers of every response), [`metrics`] (Prometheus), [`client_id`] (the
+//! id every layer knows a client by), [`store`] (the messages, in SQLite or
+//! PostgreSQL).
 
 // Rendering the page instantiates its view, one deeply nested type whose
 // layout the compiler works out past its default recursion limit (128).
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod commit;
 pub mod config;
 pub mod flush;
+pub mod headers;
 pub mod hub;
 pub mod identity;
 pub mod limits;
@@ -53,6 +55,7 @@ use app::{shell, FirstPage};
 use axum::{
     extract::{FromRef, Path, Request, State},
     http::{header, StatusCode},
+    middleware,
     response::{IntoResponse, Redirect, Response},
     routing::get,
     Router,
@@ -123,7 +126,8 @@ impl AppState {
 }
 
 /// The whole HTTP surface: `/ws`, the server-rendered page, and the files
-/// `cargo leptos` built into the site root (served precompressed if present).
+/// `cargo leptos` built into the site root (served precompressed if
+/// present), each response with the security headers.
 pub fn router(state: AppState) -> Router {
     // Rendering spawns tasks (the page's router does); an error only says
     // an executor is set already.
@@ -140,6 +144,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(general))
         .route("/r/{name}", get(room))
         .fallback_service(static_files)
+        .layer(middleware::map_response_with_state(
+            headers::Policy::for_site(&options),
+            headers::add,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -158,9 +166,7 @@ async fn room(state: State<AppState>, Path(name): Path<String>, request: Request
         Ok(room) => page(state, room, request).await,
         // The page's own "no such room", with the rule.
         Err(_) => {
-            let options = state.leptos_options.clone();
-            let render = leptos_axum::render_app_to_stream(move || shell(options.clone()));
-            let mut response = render(request).await.into_response();
+            let mut response = render(state.leptos_options.clone(), || (), request).await;
             *response.status_mut() = StatusCode::NOT_FOUND;
             response
         }
@@ -185,12 +191,30 @@ async fn page(State(state): State<AppState>, room: RoomName, request: Request) -
                 .into_response();
         }
     };
-    let options = state.leptos_options.clone();
+    let context = move || provide_context(FirstPage(first.clone()));
+    render(state.leptos_options.clone(), context, request).await
+}
+
+/// Renders the page with `context` provided, and a fresh nonce on the
+/// inline scripts Leptos writes, which [`headers::add`] puts in the
+/// response's Content-Security-Policy.
+async fn render(
+    options: LeptosOptions,
+    context: impl Fn() + Clone + Send + Sync + 'static,
+    request: Request,
+) -> Response {
+    let nonce = headers::Nonce::new();
+    let provide = nonce.clone();
     let render = leptos_axum::render_app_to_stream_with_context(
-        move || provide_context(FirstPage(first.clone())),
+        move || {
+            context();
+            provide.provide();
+        },
         move || shell(options.clone()),
     );
-    render(request).await.into_response()
+    let mut response = render(request).await.into_response();
+    response.extensions_mut().insert(nonce);
+    response
 }
 
 /// 200 while the server serves: for load balancers and orchestrators.

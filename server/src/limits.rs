@@ -46,16 +46,19 @@ pub enum Refusal {
 impl Refusal {
     /// The whole HTTP answer to a refused connection, written before anything
     /// is read: it needs no parsing, and costs no more than the accept did.
+    /// It has the headers every response has ([`crate::headers`]).
     pub fn response(self) -> &'static [u8] {
         match self {
             Self::ServerFull => {
                 b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
                   Retry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                  X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
                   Content-Length: 20\r\n\r\nserver is too busy.\n"
             }
             Self::AddressFull => {
                 b"HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n\
                   Retry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                  X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
                   Content-Length: 40\r\n\r\ntoo many connections from this address.\n"
             }
         }
@@ -80,7 +83,7 @@ impl axum::response::IntoResponse for Refusal {
             Self::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::AddressFull => StatusCode::TOO_MANY_REQUESTS,
         };
-        (
+        let mut response = (
             status,
             [
                 (header::RETRY_AFTER, "1"),
@@ -88,7 +91,10 @@ impl axum::response::IntoResponse for Refusal {
             ],
             self.body(),
         )
-            .into_response()
+            .into_response();
+        // Answered before the router, whose layer adds them to the rest.
+        crate::headers::add_plain(response.headers_mut());
+        response
     }
 }
 
@@ -354,6 +360,17 @@ mod tests {
             assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
             assert!(head.contains("\r\nRetry-After: 1"), "{head}");
             assert!(head.contains("\r\nConnection: close"), "{head}");
+            // The same headers as every other response.
+            let mut expected = axum::http::HeaderMap::new();
+            crate::headers::add_plain(&mut expected);
+            for (name, value) in &expected {
+                let line =
+                    format!("\r\n{}: {}", name, value.to_str().unwrap()).to_ascii_lowercase();
+                assert!(
+                    head.to_ascii_lowercase().contains(&line),
+                    "{head} lacks {line}"
+                );
+            }
             let length = format!("\r\nContent-Length: {}", body.len());
             assert!(head.contains(&length), "{head} vs {body:?}");
             assert_eq!(body, refusal.body());

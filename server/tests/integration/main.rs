@@ -4,6 +4,7 @@
 mod bad_input;
 mod chat;
 mod cluster;
+mod headers;
 mod http;
 mod lifecycle;
 mod limits;
