@@ -23,6 +23,8 @@ test.describe('two server processes', () => {
   let redis: Redis | undefined;
   let nginx: Nginx | undefined;
   let ports: number[] = [];
+  // Where each process serves /metrics: never on the page's port.
+  let metricsPorts: number[] = [];
   const servers: ChildProcess[] = [];
 
   test.beforeAll(async () => {
@@ -31,10 +33,12 @@ test.describe('two server processes', () => {
     test.skip(!database, 'PARLEY_TEST_POSTGRES_URL is not set: run under scripts/with-postgres.sh');
     redis = await startRedis();
     ports = [await freePort(), await freePort()];
-    for (const port of ports) {
+    metricsPorts = [await freePort(), await freePort()];
+    for (const [i, port] of ports.entries()) {
       servers.push(
         await startServer(port, database!, {
           REDIS_URL: redis.url,
+          PARLEY_METRICS_ADDR: `127.0.0.1:${metricsPorts[i]}`,
           PARLEY_TRUSTED_PROXIES: '127.0.0.1',
           // A closed page leaves at once, so each test starts with nobody.
           PARLEY_RESUME_GRACE_SECS: '0',
@@ -51,7 +55,8 @@ test.describe('two server processes', () => {
   });
 
   /** WebSockets open on each process, by its own count. */
-  const connections = () => Promise.all(ports.map((port) => metric(urlOf(port), 'parley_connections_open')));
+  const connections = () =>
+    Promise.all(metricsPorts.map((port) => metric(urlOf(port), 'parley_connections_open')));
 
   test('through nginx, two pages land on different processes and chat both ways', async ({ browser }) => {
     const a = await Person.join(browser, nginx!.url);

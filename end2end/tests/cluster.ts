@@ -178,9 +178,12 @@ export function freshPostgresDatabase(): string | undefined {
   return `${admin.slice(0, admin.lastIndexOf('/'))}/${name}`;
 }
 
-/** The value of a metric without labels in a server's /metrics. */
-export async function metric(serverURL: string, name: string): Promise<number> {
-  const text = await (await fetch(`${serverURL}/metrics`)).text();
+/** The value of a metric without labels in a server's /metrics, at
+ *  `metricsURL` (its PARLEY_METRICS_ADDR: the page's address has none). */
+export async function metric(metricsURL: string, name: string): Promise<number> {
+  const response = await fetch(`${metricsURL}/metrics`);
+  if (!response.ok) throw new Error(`${metricsURL}/metrics: ${response.status}`);
+  const text = await response.text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line ? Number(line.slice(name.length + 1)) : 0;
 }

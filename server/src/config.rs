@@ -17,6 +17,13 @@ pub struct Config {
     #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
+    /// Address to serve Prometheus' `/metrics` on, and nothing else, e.g.
+    /// `127.0.0.1:9100`: one that only operators can reach. Unset, the
+    /// metrics are not served (never on the page's address: they tell
+    /// anyone how busy the chat is).
+    #[arg(long, env = "PARLEY_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log filter in `tracing` syntax, e.g. `info` or `server=debug,info`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -42,8 +49,18 @@ pub struct Config {
 
 impl Config {
     /// What the flags cannot check one by one: several processes share
-    /// rooms only through one store, and SQLite is one process's file.
+    /// rooms only through one store, and SQLite is one process's file; the
+    /// metrics need an address of their own.
     pub fn check(&self) -> Result<(), String> {
+        // Port 0 binds two different ephemeral ports, so only a real port
+        // clashes; refused here with a reason rather than as a failed bind.
+        if self.metrics_addr == Some(self.addr) && self.addr.port() != 0 {
+            return Err(format!(
+                "--metrics-addr must differ from --addr ({}): the metrics are \
+                 not served on the page's address",
+                self.addr
+            ));
+        }
         let postgres = ["postgres://", "postgresql://"]
             .iter()
             .any(|scheme| self.store.database_url.starts_with(scheme));
@@ -268,6 +285,25 @@ mod tests {
             "postgres://localhost/parley",
         ]);
         assert!(shared.check().is_ok());
+    }
+
+    #[test]
+    fn the_metrics_address_is_optional_and_not_the_pages() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("parley").chain(args.iter().copied()))
+        };
+        if std::env::var_os("PARLEY_METRICS_ADDR").is_none() {
+            assert_eq!(parse(&[]).unwrap().metrics_addr, None);
+        }
+        let apart = parse(&["--metrics-addr", "127.0.0.1:9100"]).unwrap();
+        assert_eq!(apart.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        assert!(apart.check().is_ok());
+        let same = parse(&["--addr", "0.0.0.0:3000", "--metrics-addr", "0.0.0.0:3000"]).unwrap();
+        assert!(same.check().unwrap_err().contains("--metrics-addr"));
+        let ephemeral = parse(&["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]).unwrap();
+        assert!(ephemeral.check().is_ok());
+        let err = parse(&["--metrics-addr", "9100"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{err}");
     }
 
     #[test]

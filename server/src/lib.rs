@@ -17,9 +17,9 @@
 //! Beside them: [`config`] (flags and environment variables), [`limits`]
 //! (caps on open connections), [`proxy`] (what trusted reverse proxies
 //! forward: the client's address and host), [`headers`] (the security
-//! headers of every response), [`metrics`] (Prometheus), [`client_id`] (the
-//! id every layer knows a client by), [`store`] (the messages, in SQLite or
-//! PostgreSQL).
+//! headers of every response), [`metrics`] (Prometheus, on an address of
+//! its own), [`client_id`] (the id every layer knows a client by), [`store`]
+//! (the messages, in SQLite or PostgreSQL).
 
 // Rendering the page instantiates its view, one deeply nested type whose
 // layout the compiler works out past its default recursion limit (128).
@@ -125,9 +125,11 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface: `/ws`, the server-rendered page, and the files
-/// `cargo leptos` built into the site root (served precompressed if
-/// present), each response with the security headers.
+/// The whole HTTP surface of the page's address: `/ws`, the server-rendered
+/// page, and the files `cargo leptos` built into the site root (served
+/// precompressed if present), each response with the security headers.
+/// Not the metrics: they are for operators, on an address of their own
+/// ([`metrics::serve`]).
 pub fn router(state: AppState) -> Router {
     // Rendering spawns tasks (the page's router does); an error only says
     // an executor is set already.
@@ -139,7 +141,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::handler))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(prometheus_metrics))
         // The page's routes (see app::App): the chat in each room.
         .route("/", get(general))
         .route("/r/{name}", get(room))
@@ -239,14 +240,6 @@ pub async fn join_cluster(state: &AppState, url: &str) -> Result<(), broker::red
     state.hub.use_broker(broker::Broker::Redis(redis));
     tracing::info!(node, "sharing rooms through Redis");
     Ok(())
-}
-
-/// Every metric, in Prometheus' text format.
-async fn prometheus_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.prometheus.render(),
-    )
 }
 
 /// The server's maps are only touched by short, non-blocking sections, so a

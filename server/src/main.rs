@@ -1,6 +1,12 @@
+use std::time::Duration;
+
 use clap::Parser;
 use server::{config::Config, store::Store, AppState};
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+
+/// How long shutdown waits for a scrape of `/metrics` in progress.
+const METRICS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,6 +22,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     config.check()?;
     let store = Store::open(&config.store.database_url).await?;
+    // Said before the page's address: whoever waits for that line (the
+    // tests) has this one too by then.
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
     let listener = server::bind(config.addr)?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let state = AppState::new(
@@ -28,7 +44,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(url) = &config.redis_url {
         server::join_cluster(&state, url).await?;
     }
+    // Stops with the page's server, whose shutdown cancels `state.shutdown`.
+    let metrics = metrics_listener.map(|listener| {
+        tokio::spawn(server::metrics::serve(
+            listener,
+            state.prometheus.clone(),
+            state.shutdown.clone(),
+        ))
+    });
     server::serve(listener, state, shutdown_signal()).await?;
+    if let Some(metrics) = metrics {
+        match tokio::time::timeout(METRICS_SHUTDOWN_GRACE, metrics).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => tracing::warn!(%err, "the metrics listener failed"),
+            Ok(Err(err)) => tracing::warn!(%err, "the metrics task failed"),
+            Err(_) => tracing::warn!("a scrape of /metrics did not finish in time"),
+        }
+    }
     store.close().await;
     tracing::info!("shut down");
     Ok(())

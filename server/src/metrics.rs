@@ -1,17 +1,28 @@
-//! Prometheus metrics: their names, and cheap handles for the hot paths.
+//! Prometheus metrics: their names, cheap handles for the hot paths, and
+//! `/metrics` on an address of its own.
 //!
 //! Handles are looked up once, when [`Metrics`] is built, so counting costs
 //! an atomic add. Without an installed recorder (unit tests) they count
 //! nothing.
+//!
+//! `/metrics` is not on the page's address: it would tell anyone who asks
+//! how many people are connected, how much they say and what goes wrong.
+//! [`serve`] puts it on a listener of its own (`--metrics-addr`), one a
+//! firewall can keep to the operators; without one it is not served at all.
 
 use std::sync::OnceLock;
 
 use app::protocol::ErrorCode;
+use axum::{
+    extract::State, http::header, middleware, response::IntoResponse, routing::get, Router,
+};
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
     Gauge, Histogram,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// Installs the process-wide Prometheus recorder (once; later calls return
 /// the same handle) and describes every metric.
@@ -28,6 +39,38 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Only `/metrics`: every metric in `prometheus`, in Prometheus' text format.
+pub fn router(prometheus: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/metrics", get(render))
+        .layer(middleware::map_response_with_state(
+            crate::headers::Policy::new(None),
+            crate::headers::add,
+        ))
+        .with_state(prometheus)
+}
+
+async fn render(State(prometheus): State<PrometheusHandle>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        prometheus.render(),
+    )
+}
+
+/// Serves [`router`] on `listener` until `shutdown` is cancelled (the page's
+/// server cancels its own token when it stops: [`crate::AppState::shutdown`]).
+/// Plain `axum::serve`: scrapers are few and known, and none of the page's
+/// connection handling applies to them.
+pub async fn serve(
+    listener: TcpListener,
+    prometheus: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(prometheus))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 fn describe() {

@@ -1,11 +1,11 @@
-//! The security headers of every response, and the page's
-//! Content-Security-Policy against the scripts it really has.
+//! The security headers of every response, the page's Content-Security-Policy
+//! against the scripts it really has, and `/metrics` on its own address only.
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use reqwest::Response;
 use sha2::{Digest, Sha256};
 
-use crate::support::TestServer;
+use crate::support::{cluster::ServerProcess, TestServer};
 
 /// The directives of `policy`, by name.
 fn directive<'a>(policy: &'a str, name: &str) -> Vec<&'a str> {
@@ -164,4 +164,67 @@ async fn every_other_response_is_nosniff_and_no_referrer_without_a_page_policy()
     let response = reqwest::get(server.url("/")).await.unwrap();
     assert_eq!(response.status().as_u16(), 503);
     assert_plain_headers(&response, "the 503 page");
+}
+
+#[tokio::test]
+async fn metrics_are_not_on_the_pages_address() {
+    for server in [
+        TestServer::start().await,
+        TestServer::builder().metrics().start().await,
+    ] {
+        let response = reqwest::get(server.url("/metrics")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 404);
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("parley_"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_on_their_own_address_and_nothing_else_is() {
+    let server = TestServer::builder().metrics().start().await;
+    let _client = server.client().await;
+    let response = reqwest::get(server.metrics_url("/metrics")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_plain_headers(&response, "/metrics");
+    assert!(header(&response, "content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let body = response.text().await.unwrap();
+    assert!(body.contains("parley_connections_open"), "{body}");
+    for path in ["/", "/healthz", "/ws"] {
+        let response = reqwest::get(server.metrics_url(path)).await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_binary_serves_metrics_on_the_metrics_address_only_when_given_one() {
+    let mut without = ServerProcess::start(&[]).await;
+    assert_eq!(without.metrics_addr, None);
+    let response = reqwest::get(without.url("/metrics")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(without.stop().await.success());
+
+    let mut with = ServerProcess::start(&[("PARLEY_METRICS_ADDR", "127.0.0.1:0")]).await;
+    let metrics = with
+        .metrics_addr
+        .expect("the log says where the metrics are");
+    assert_ne!(metrics, with.addr);
+    let response = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("parley_connections_open"));
+    let response = reqwest::get(with.url("/metrics")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    // Shut down with the rest: the process exits, and the port is let go.
+    assert!(with.stop().await.success());
+    assert!(reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .is_err());
 }

@@ -108,7 +108,7 @@ pub(crate) fn sample(metrics: &str, name: &str) -> f64 {
 
 #[tokio::test]
 async fn metrics_count_connections_messages_errors_and_rate_limits() {
-    let server = TestServer::start().await;
+    let server = TestServer::builder().metrics().start().await;
     let mut alice = server.client().await;
     let mut bob = server.client().await;
     server.wait_for_clients(2).await;
@@ -123,7 +123,7 @@ async fn metrics_count_connections_messages_errors_and_rate_limits() {
 
     // Other tests' servers share this process's recorder: counts are at
     // least what this test did.
-    let (status, metrics) = get(&server.url("/metrics")).await;
+    let (status, metrics) = get(&server.metrics_url("/metrics")).await;
     assert_eq!(status, 200);
     assert!(sample(&metrics, "parley_connections_open") >= 2.0);
     assert!(sample(&metrics, "parley_messages_relayed_total") >= 1.0);

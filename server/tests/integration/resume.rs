@@ -44,7 +44,13 @@ async fn server_on(url: &str) -> TestServer {
 
 on_both_stores!(a_client_that_missed_n_messages_gets_exactly_those_in_order_on_resume);
 async fn a_client_that_missed_n_messages_gets_exactly_those_in_order_on_resume(url: String) {
-    let server = server_on(&url).await;
+    // With its metrics served, to count what it caught up.
+    let server = TestServer::builder()
+        .chat(unlimited_chat())
+        .database_url(&url)
+        .metrics()
+        .start()
+        .await;
     let mut bob = server.client().await;
     let seen = say_acked(&mut bob, "seen by alice", "s-0").await;
     let (mut alice, caught_up) = server.resume(None, None).await;
@@ -72,7 +78,7 @@ async fn a_client_that_missed_n_messages_gets_exactly_those_in_order_on_resume(u
     bob.say("live").await;
     alice.expect_message("Anonymous", "live").await;
 
-    let (_, metrics) = get(&server.url("/metrics")).await;
+    let (_, metrics) = get(&server.metrics_url("/metrics")).await;
     assert!(sample(&metrics, "parley_caught_up_messages_total") >= 7.0);
     assert!(sample(&metrics, r#"parley_resumes_total{outcome="same"}"#) >= 1.0);
 }

@@ -37,6 +37,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, if the builder asked for it.
+    pub metrics_addr: Option<SocketAddr>,
     pub hub: Arc<Hub>,
     /// The server's connection tasks, to check none outlives its client.
     pub tasks: TaskTracker,
@@ -75,6 +77,7 @@ pub struct Builder {
     http: HttpConfig,
     site_root: String,
     database_url: Option<String>,
+    metrics: bool,
 }
 
 impl Builder {
@@ -96,6 +99,13 @@ impl Builder {
     /// The store to use; by default a fresh SQLite file of the server's own.
     pub fn database_url(mut self, url: &str) -> Self {
         self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Serves `/metrics` on a port of its own, as `--metrics-addr` does
+    /// ([`TestServer::metrics_url`]); by default they are not served.
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
         self
     }
 
@@ -132,12 +142,26 @@ impl Builder {
         let hub = Arc::clone(&state.hub);
         let tasks = state.tasks.clone();
         let limits = state.limits.clone();
+        let metrics_addr = if self.metrics {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Stops with the server, as in main.rs.
+            tokio::spawn(server::metrics::serve(
+                listener,
+                state.prometheus.clone(),
+                state.shutdown.clone(),
+            ));
+            Some(addr)
+        } else {
+            None
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, state, async {
             let _ = stopped.await;
         }));
         TestServer {
             addr,
+            metrics_addr,
             hub,
             tasks,
             limits,
@@ -179,11 +203,18 @@ impl TestServer {
             http: HttpConfig::default(),
             site_root: "target/site".to_owned(),
             database_url: None,
+            metrics: false,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `path` on the metrics' address (see [`Builder::metrics`]).
+    pub fn metrics_url(&self, path: &str) -> String {
+        let addr = self.metrics_addr.expect("a server built with .metrics()");
+        format!("http://{addr}{path}")
     }
 
     /// A connected client, past its `welcome`.

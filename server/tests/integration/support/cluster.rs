@@ -206,6 +206,8 @@ fn repository_root() -> PathBuf {
 /// port of its own choosing; killed on drop.
 pub struct ServerProcess {
     pub addr: SocketAddr,
+    /// Where it serves `/metrics`, when started with `PARLEY_METRICS_ADDR`.
+    pub metrics_addr: Option<SocketAddr>,
     child: Child,
     /// Holds the SQLite file, when no `DATABASE_URL` was given.
     _data: Option<TempDir>,
@@ -241,9 +243,10 @@ impl ServerProcess {
             command.args(["--database-url", &super::sqlite_url(data)]);
         }
         let mut child = command.spawn().expect("the server binary starts");
-        let addr = listening_addr(&mut child).await;
+        let (addr, metrics_addr) = listening_addr(&mut child).await;
         let mut server = Self {
             addr,
+            metrics_addr,
             child,
             _data: data,
         };
@@ -316,26 +319,34 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Reads the server's log until it says where it listens; from then on a
-/// thread copies the log to the test's stderr (shown when a test fails),
-/// which also keeps the pipe from filling up and stalling the server.
-async fn listening_addr(child: &mut Child) -> SocketAddr {
+/// Reads the server's log until it says where it listens (and, before
+/// that, where it serves the metrics, if it does); from then on a thread
+/// copies the log to the test's stderr (shown when a test fails), which
+/// also keeps the pipe from filling up and stalling the server.
+async fn listening_addr(child: &mut Child) -> (SocketAddr, Option<SocketAddr>) {
     let stdout = child.stdout.take().expect("a piped stdout");
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let mut tx = Some(tx);
+        let mut metrics = None;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             eprintln!("[server] {line}");
+            if let Some((_, url)) = line.split_once("metrics on http://") {
+                metrics = url.trim().strip_suffix("/metrics").map(str::to_owned);
+            }
             if let Some((_, addr)) = line.split_once("listening on http://") {
                 if let Some(tx) = tx.take() {
-                    let _ = tx.send(addr.trim().to_owned());
+                    let _ = tx.send((addr.trim().to_owned(), metrics.take()));
                 }
             }
         }
     });
     match tokio::time::timeout(WAIT, rx).await {
-        Ok(Ok(addr)) => addr.parse().expect("an address in the log"),
+        Ok(Ok((addr, metrics))) => (
+            addr.parse().expect("an address in the log"),
+            metrics.map(|addr| addr.parse().expect("a metrics address in the log")),
+        ),
         _ => {
             kill_and_reap(child);
             panic!("the server did not say where it listens within {WAIT:?}");
