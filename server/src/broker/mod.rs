@@ -7,7 +7,9 @@
 //!   PostgreSQL store. After each commit a process publishes the messages
 //!   on Redis; every process, itself included, hands what it receives to
 //!   its [`sequencer`], which relays messages in id order, each once, and
-//!   reads whatever it did not receive from the store.
+//!   reads whatever it did not receive from the store. It never skips an
+//!   id the store has (a failed read is retried), and trusts an id from
+//!   Redis only as far as the store vouches for it.
 //!
 //! The broker also carries presence between processes (see
 //! [`cluster`](crate::cluster)). It knows nothing of rooms or clients: it

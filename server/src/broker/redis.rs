@@ -16,10 +16,16 @@
 //! unhealthy (`/healthz` says degraded) while either connection is down.
 //! Nothing waits for Redis: a message that cannot be published is still
 //! stored, and every process reads it from the store.
+//!
+//! Nothing from Redis is taken on trust: a publication that is not what its
+//! channel carries is dropped (a warning, `parley_broker_rejected_total`),
+//! and the sequencer moves on an id only as far as the store vouches for
+//! it, which is why [`RedisBroker::publish`] notes the ids this process
+//! stored.
 
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Weak,
     },
     time::Duration,
@@ -68,6 +74,9 @@ pub struct RedisBroker {
     publishing: AtomicBool,
     /// How often the sequencer polls the store.
     poll: watch::Sender<Duration>,
+    /// The newest id this process stored: the sequencer relays a message
+    /// from Redis up to it without asking the store.
+    stored: Arc<AtomicU64>,
 }
 
 enum Outgoing {
@@ -91,14 +100,17 @@ impl RedisBroker {
         let (outbox, queued) = mpsc::channel(OUTBOX);
         let (poll, polling) = watch::channel(FAST_POLL);
         let (received_tx, received) = mpsc::channel(1024);
+        let stored = Arc::new(AtomicU64::new(last));
         let broker = Arc::new(Self {
             node,
             outbox,
             subscribed: AtomicBool::new(false),
             publishing: AtomicBool::new(false),
             poll,
+            stored: stored.clone(),
         });
-        tokio::spawn(Sequencer::new(last, store, sink.clone()).run(received, polling));
+        let sequencer = Sequencer::new(last, store, sink.clone(), stored);
+        tokio::spawn(sequencer.run(received, polling));
         tokio::spawn(publish(Arc::downgrade(&broker), client.clone(), queued));
         tokio::spawn(subscribe(
             Arc::downgrade(&broker),
@@ -118,7 +130,9 @@ impl RedisBroker {
         self.subscribed.load(Ordering::Acquire) && self.publishing.load(Ordering::Acquire)
     }
 
+    /// Shares a message this process just stored (its commit returned).
     pub fn publish(&self, message: StoredMessage) {
+        self.stored.fetch_max(message.id, Ordering::Release);
         self.send(Outgoing::Message(message));
     }
 
@@ -279,7 +293,10 @@ async fn subscribe(
                             return;
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "unreadable message batch on Redis"),
+                    Err(error) => {
+                        tracing::warn!(%error, "unreadable message batch on Redis: dropped");
+                        unreadable();
+                    }
                 }
             } else {
                 match serde_json::from_slice::<Vec<Signal>>(payload) {
@@ -289,7 +306,10 @@ async fn subscribe(
                             sink.signal(signal);
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "unreadable presence on Redis"),
+                    Err(error) => {
+                        tracing::warn!(%error, "unreadable presence on Redis: dropped");
+                        unreadable();
+                    }
                 }
             }
         }
@@ -298,6 +318,12 @@ async fn subscribe(
         };
         broker.set(&broker.subscribed, false);
     }
+}
+
+/// Counts a publication on Redis that was not what its channel carries
+/// (the store still has every message).
+fn unreadable() {
+    metrics::counter!("parley_broker_rejected_total", "reason" => "unreadable").increment(1);
 }
 
 /// Says this process is alive, and forgets the others that fell silent.

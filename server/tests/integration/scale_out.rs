@@ -294,3 +294,52 @@ async fn while_redis_is_away_everyone_keeps_chatting_and_nothing_goes_missing() 
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_garbled_frames_on_redis_do_not_silence_the_cluster() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let mut alice = cluster.client_in(0, "general").await;
+    let mut bob = cluster.client_in(1, "general").await;
+    alice.say_with_id("before", "a-0").await;
+    bob.expect_message("Anonymous", "before").await;
+
+    // Whoever reaches Redis publishes ids far ahead of the store (the
+    // largest one too: `last + 1` must not overflow), and what is not a
+    // batch of messages at all.
+    let forged = |id: u64| {
+        serde_json::json!([{
+            "id": id,
+            "room": "general",
+            "sent_at": "2026-01-01T00:00:00.000Z",
+            "from": 1,
+            "nickname": "mallory",
+            "text": format!("forged {id}"),
+            "client_key": null,
+        }])
+        .to_string()
+    };
+    let redis = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+    for payload in [
+        forged(u64::MAX),
+        forged(1 << 40),
+        "not json".to_owned(),
+        r#"[{"id": -1}]"#.to_owned(),
+    ] {
+        redis::AsyncCommands::publish::<_, _, ()>(&mut connection, "parley:messages", payload)
+            .await
+            .unwrap();
+    }
+    redis::AsyncCommands::publish::<_, _, ()>(&mut connection, "parley:presence", "[{")
+        .await
+        .unwrap();
+
+    // Published after the forgeries, on the same channel: each process
+    // relays the real messages next, and none of the forged ones.
+    alice.say_with_id("after", "a-1").await;
+    bob.say_with_id("after too", "b-1").await;
+    assert_eq!(texts(&messages(&mut bob, 1).await), ["after"]);
+    assert_eq!(texts(&messages(&mut alice, 1).await), ["after too"]);
+}
