@@ -787,9 +787,19 @@ impl Hub {
                 // Half the budget at most waits: the rest of the client's
                 // budget stays free for what comes once it is admitted.
                 if writer.queued_bytes() > writer.budget() / 2 {
-                    match tokio::time::timeout(CATCH_UP_STALL, writer.drain()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) | Err(_) => return None,
+                    // Until the client has read it, or the connection has
+                    // to end (taken over, evicted, broken).
+                    let drained = async {
+                        tokio::select! {
+                            drained = writer.drain() => drained.is_ok(),
+                            _ = writer.attention() => false,
+                        }
+                    };
+                    if !matches!(
+                        tokio::time::timeout(CATCH_UP_STALL, drained).await,
+                        Ok(true)
+                    ) {
+                        return None;
                     }
                 }
             }
@@ -1515,27 +1525,44 @@ mod tests {
         // Someone who dropped, and whose token two connections then show.
         let (first, _gone, token) = join_resumable(&hub).await;
         hub.leave(first.id, &first.seat);
-        let resume = || {
+        // More missed messages than a connection that does not read can
+        // take: the first connection stays catching up.
+        let text = "x".repeat(app::protocol::MESSAGE_MAX_CHARS);
+        let missed = (0..4_000).map(|_| NewMessage {
+            room: GENERAL_ROOM.into(),
+            from: 1,
+            nickname: "bob".into(),
+            text: text.clone(),
+            client_key: None,
+        });
+        hub.store.append(missed.collect()).await.unwrap();
+        let resume = |after| {
             Some(Resume {
                 token: Some(token.clone()),
-                after: Some(0),
+                after,
                 room: None,
             })
         };
-        let (server, _catching_up) = socket_pair().await;
-        let overtaken = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
+        const SMALL: usize = 64 * 1024;
+        let (server, _not_reading) = socket_pair().await;
+        let overtaken = Arc::new(ClientWriter::new(ClientId::next(), server, SMALL));
         let catching_up = tokio::spawn({
-            let (hub, writer, resume) = (Arc::clone(&hub), Arc::clone(&overtaken), resume());
+            let (hub, writer, resume) = (Arc::clone(&hub), Arc::clone(&overtaken), resume(Some(0)));
             async move { hub.join(writer, resume).await.map(|joined| joined.id) }
         });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while overtaken.queued_bytes() <= SMALL / 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "it waits for its client"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
         let (server, _client) = socket_pair().await;
         let writer = Arc::new(ClientWriter::new(ClientId::next(), server, BUDGET));
-        // It claims the person and starts reading what it missed; nothing
-        // else runs until the second connection has claimed them too.
-        tokio::task::yield_now().await;
-        let second = hub.join(Arc::clone(&writer), resume()).await.unwrap();
+        let second = hub.join(Arc::clone(&writer), resume(None)).await.unwrap();
         assert_eq!(second.id, first.id);
-
         let trouble = tokio::time::timeout(Duration::from_secs(5), overtaken.attention()).await;
         assert_eq!(trouble.unwrap(), crate::writer::Trouble::Displaced);
         assert_eq!(catching_up.await.unwrap(), None, "never admitted");
