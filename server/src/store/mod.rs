@@ -14,9 +14,10 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// A message to store, as the session accepted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,9 @@ pub enum StoreError {
     /// migrated by a newer Parley).
     #[error("the message store could not be migrated: {0}")]
     Migration(String),
+    /// Too many reads are waiting already ([`MAX_READS`]); try again.
+    #[error("the message store is busy: too many reads at once")]
+    Busy,
     /// The database returned rows that contradict the schema.
     #[error("the message store returned unexpected data: {0}")]
     Unexpected(String),
@@ -104,9 +108,25 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 /// The message store; cheap to clone (clones share one connection pool).
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: Db,
+    /// The committer's own connection: no read, however many, keeps a
+    /// message from being stored.
+    writer: Db,
+    /// Everything else: page renders, history, catch-up, nicknames.
+    reader: Db,
+    /// Reads in flight or waiting for a connection; past [`MAX_READS`] a
+    /// read fails at once with [`StoreError::Busy`] rather than queue.
+    reads: Arc<Semaphore>,
     secret: Secret,
 }
+
+/// Most reads in flight or waiting for one of the reading connections:
+/// each is a task and a future holding its request, so a flood of page
+/// loads or `history` frames must not queue without limit.
+pub const MAX_READS: usize = 256;
+
+/// Longest a commit may take before its batch fails (and its senders get
+/// `unavailable`): a hung statement must not stall every later message.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// 256 random bits made with the database (see [`Store::secret`]).
 #[derive(Clone)]
@@ -140,17 +160,34 @@ impl Store {
     /// `sqlite://path/to/file.db` (the file and its directory are created if
     /// missing), `sqlite::memory:`, or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let db = if url.starts_with("sqlite:") {
-            Db::Sqlite(sqlite::open(url).await?)
+        let (writer, reader) = if url.starts_with("sqlite:") {
+            let (writer, reader) = sqlite::open(url).await?;
+            (Db::Sqlite(writer), Db::Sqlite(reader))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Db::Postgres(postgres::open(url).await?)
+            let (writer, reader) = postgres::open(url).await?;
+            (Db::Postgres(writer), Db::Postgres(reader))
         } else {
             return Err(StoreError::InvalidUrl(format!(
                 "{url:?} starts with neither sqlite: nor postgres://"
             )));
         };
-        let secret = Self::load_secret(&db).await?;
-        Ok(Store { db, secret })
+        let secret = Self::load_secret(&writer).await?;
+        Ok(Store {
+            writer,
+            reader,
+            reads: Arc::new(Semaphore::new(MAX_READS)),
+            secret,
+        })
+    }
+
+    /// The reads allowed at once ([`MAX_READS`]): taking permits here
+    /// leaves fewer for the server (how the tests fill it).
+    pub fn reads(&self) -> &Semaphore {
+        &self.reads
+    }
+
+    fn read_slot(&self) -> Result<SemaphorePermit<'_>, StoreError> {
+        self.reads.try_acquire().map_err(|_| StoreError::Busy)
     }
 
     /// The database's secret, made by the first process that opened it
@@ -188,10 +225,17 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        match &self.db {
-            Db::Sqlite(pool) => sqlite::append(pool, batch).await,
-            Db::Postgres(pool) => postgres::append(pool, batch).await,
-        }
+        let append = async {
+            match &self.writer {
+                Db::Sqlite(pool) => sqlite::append(pool, batch).await,
+                Db::Postgres(pool) => postgres::append(pool, batch).await,
+            }
+        };
+        // Dropping the transaction rolls it back (PostgreSQL's own
+        // statement timeout usually answers first).
+        tokio::time::timeout(COMMIT_TIMEOUT, append)
+            .await
+            .map_err(|_| StoreError::Unavailable("the commit timed out".into()))?
     }
 
     /// The newest `limit` messages of `room`, oldest first.
@@ -271,7 +315,8 @@ impl Store {
 
     /// The messages `range` asks for, oldest first.
     async fn range(&self, range: Range<'_>) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut messages = match &self.db {
+        let _slot = self.read_slot()?;
+        let mut messages = match &self.reader {
             Db::Sqlite(pool) => sqlite::range(pool, range).await?,
             Db::Postgres(pool) => postgres::range(pool, range).await?,
         };
@@ -284,7 +329,8 @@ impl Store {
     /// Remembers `nickname` for the resume token whose digest is
     /// `token_digest` (replacing what it was).
     pub async fn save_session(&self, token_digest: &str, nickname: &str) -> Result<(), StoreError> {
-        match &self.db {
+        let _slot = self.read_slot()?;
+        match &self.reader {
             Db::Sqlite(pool) => sqlite::save_session(pool, token_digest, nickname, &now()).await,
             Db::Postgres(pool) => {
                 postgres::save_session(pool, token_digest, nickname, &now()).await
@@ -294,7 +340,8 @@ impl Store {
 
     /// The nickname last saved for the token whose digest is `token_digest`.
     pub async fn session(&self, token_digest: &str) -> Result<Option<String>, StoreError> {
-        match &self.db {
+        let _slot = self.read_slot()?;
+        match &self.reader {
             Db::Sqlite(pool) => sqlite::session(pool, token_digest).await,
             Db::Postgres(pool) => postgres::session(pool, token_digest).await,
         }
@@ -304,9 +351,11 @@ impl Store {
     /// with [`StoreError::Unavailable`]. For a clean shutdown (SQLite then
     /// folds its write-ahead log back into the database file).
     pub async fn close(&self) {
-        match &self.db {
-            Db::Sqlite(pool) => pool.close().await,
-            Db::Postgres(pool) => pool.close().await,
+        for db in [&self.writer, &self.reader] {
+            match db {
+                Db::Sqlite(pool) => pool.close().await,
+                Db::Postgres(pool) => pool.close().await,
+            }
         }
     }
 }

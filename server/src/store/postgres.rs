@@ -19,19 +19,41 @@ const COLUMNS: &str = "id, room, \
 /// The advisory lock every append transaction holds ("parley" in ASCII).
 const APPEND_LOCK: i64 = 0x7061_726c_6579;
 
-pub(super) async fn open(url: &str) -> Result<PgPool, StoreError> {
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        // A database that is down fails the call soon, as unavailable.
+/// The committer's pool (one connection: appends hold one lock anyway)
+/// and the readers' pool. Statements on either give up after a while, so a
+/// hung one cannot hold a connection for ever.
+pub(super) async fn open(url: &str) -> Result<(PgPool, PgPool), StoreError> {
+    let pool = |connections: u32, timeout: &'static str| {
+        PgPoolOptions::new()
+            .max_connections(connections)
+            // A database that is down fails the call soon, as unavailable.
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    sqlx::query(&format!("SET statement_timeout = '{timeout}'"))
+                        .execute(connection)
+                        .await?;
+                    Ok(())
+                })
+            })
+    };
+    let configuration = |error: sqlx::Error| match error {
+        sqlx::Error::Configuration(error) => StoreError::InvalidUrl(error.to_string()),
+        error => error.into(),
+    };
+    // Migrations may take long (an index on millions of rows): on a
+    // connection of their own, without the timeout.
+    let migrations = PgPoolOptions::new()
+        .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
-        .map_err(|error| match error {
-            sqlx::Error::Configuration(error) => StoreError::InvalidUrl(error.to_string()),
-            error => error.into(),
-        })?;
-    MIGRATOR.run(&pool).await?;
-    Ok(pool)
+        .map_err(configuration)?;
+    MIGRATOR.run(&migrations).await?;
+    migrations.close().await;
+    let writer = pool(1, "5s").connect(url).await.map_err(configuration)?;
+    let reader = pool(8, "10s").connect(url).await.map_err(configuration)?;
+    Ok((writer, reader))
 }
 
 pub(super) async fn append(

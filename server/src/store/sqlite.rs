@@ -16,7 +16,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 const COLUMNS: &str = "id, room, sent_at, sender, nickname, text, client_key";
 
-pub(super) async fn open(url: &str) -> Result<SqlitePool, StoreError> {
+/// The committer's pool (one connection: SQLite has one writer at a time
+/// anyway) and the readers' pool, over the same file.
+pub(super) async fn open(url: &str) -> Result<(SqlitePool, SqlitePool), StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|error| StoreError::InvalidUrl(error.to_string()))?
         .create_if_missing(true)
@@ -29,29 +31,38 @@ pub(super) async fn open(url: &str) -> Result<SqlitePool, StoreError> {
         // past this they fail as unavailable rather than hang.
         .busy_timeout(Duration::from_secs(5));
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if !in_memory {
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(dir).await.map_err(|error| {
-                    StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
-                })?;
-            }
-        }
-    }
-    let pool = if in_memory {
-        // An in-memory database lives as long as its one connection.
-        SqlitePoolOptions::new()
+    if in_memory {
+        // An in-memory database lives as long as its one connection, which
+        // both sides share.
+        let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-    } else {
-        SqlitePoolOptions::new().max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        return Ok((pool.clone(), pool));
     }
-    .acquire_timeout(Duration::from_secs(5))
-    .connect_with(options)
-    .await?;
-    MIGRATOR.run(&pool).await?;
-    Ok(pool)
+    if let Some(dir) = options.get_filename().parent() {
+        if !dir.as_os_str().is_empty() {
+            tokio::fs::create_dir_all(dir).await.map_err(|error| {
+                StoreError::Unavailable(format!("cannot create {}: {error}", dir.display()))
+            })?;
+        }
+    }
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.clone())
+        .await?;
+    MIGRATOR.run(&writer).await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    Ok((writer, reader))
 }
 
 pub(super) async fn append(

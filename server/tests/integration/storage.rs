@@ -154,3 +154,35 @@ async fn a_message_acked_just_before_a_crash_survives_it(url: String) {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, ack["id"].as_u64().unwrap());
 }
+
+on_both_stores!(with_every_read_taken_pages_and_history_are_refused_and_messages_still_stored);
+async fn with_every_read_taken_pages_and_history_are_refused_and_messages_still_stored(
+    url: String,
+) {
+    let server = server_on(&url).await;
+    let mut alice = server.client().await;
+    let mut bob = server.client().await;
+    server.wait_for_clients(2).await;
+    // As if a flood of page loads and `history` frames held them all.
+    let held = server
+        .store
+        .reads()
+        .acquire_many(server::store::MAX_READS as u32)
+        .await
+        .unwrap();
+
+    let (status, _) = crate::http::get(&server.url("/")).await;
+    assert_eq!(status, 503, "the page says to come back");
+    alice
+        .send_json(serde_json::json!({"type": "history", "payload": {"before": 100}}))
+        .await;
+    alice.expect_error("unavailable").await;
+    // Writing has its own connection: reads never keep a message out.
+    let ack = say_acked(&mut alice, "still stored", "w-1").await;
+    let relayed = bob.expect_message("Anonymous", "still stored").await;
+    assert_eq!(relayed["id"], ack["id"]);
+
+    drop(held);
+    let (status, _) = crate::http::get(&server.url("/")).await;
+    assert_eq!(status, 200);
+}
