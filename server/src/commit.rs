@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    byte_budget::{ByteBudget, Reserved},
     client_id::ClientId,
     metrics::Metrics,
     store::{Appended, NewMessage, Store, StoredMessage},
@@ -63,7 +64,9 @@ pub enum Refused {
 /// The handle that sessions (through the hub) submit messages to.
 #[derive(Debug, Clone)]
 pub struct Committer {
-    queue: mpsc::Sender<(Pending, NewMessage)>,
+    queue: mpsc::Sender<(Pending, NewMessage, Reserved)>,
+    /// What the queued messages may hold: see [`MAX_QUEUED_BYTES`].
+    budget: ByteBudget,
     /// Cancelled to stop taking messages.
     closing: CancellationToken,
     /// Cancelled by the commit task when it has handed over its last
@@ -76,6 +79,16 @@ pub const MAX_BATCH: usize = 1024;
 
 /// Messages that may wait for the store before new ones are refused.
 pub const MAX_QUEUED: usize = 65_536;
+
+/// Bytes the messages waiting for the store may hold before new ones are
+/// refused (as [`Refused::Backlogged`]): their text, nickname, room and key,
+/// and [`QUEUED_OVERHEAD`] each. 32 MiB is 16,000 of the longest messages,
+/// or the whole [`MAX_QUEUED`] of short ones.
+pub const MAX_QUEUED_BYTES: usize = 32 << 20;
+
+/// What a queued message holds beside its strings: the sender's handle and
+/// writer reference, the queue's slot.
+pub const QUEUED_OVERHEAD: usize = 256;
 
 impl Committer {
     /// Starts the commit task; `deliver` is called from it, once per
@@ -105,8 +118,13 @@ impl Committer {
                     break;
                 }
                 metrics.commit_batch(batch.len());
+                // The bytes stay reserved until the batch is handed over.
+                let (entries, _reserved): (Vec<_>, Vec<Reserved>) = std::mem::take(&mut batch)
+                    .into_iter()
+                    .map(|(pending, message, reserved)| ((pending, message), reserved))
+                    .unzip();
                 let (pending, messages): (Vec<Pending>, Vec<NewMessage>) =
-                    std::mem::take(&mut batch).into_iter().unzip();
+                    entries.into_iter().unzip();
                 match store.append(messages).await {
                     Ok(appended) => {
                         for (pending, appended) in pending.into_iter().zip(appended) {
@@ -131,6 +149,7 @@ impl Committer {
         });
         Self {
             queue,
+            budget: ByteBudget::new(MAX_QUEUED_BYTES),
             closing,
             finished,
         }
@@ -138,8 +157,14 @@ impl Committer {
 
     /// Queues a message for the next commit, without waiting.
     pub fn submit(&self, pending: Pending, message: NewMessage) -> Result<(), Refused> {
+        let bytes = QUEUED_OVERHEAD
+            + message.text.len()
+            + message.nickname.len()
+            + message.room.len()
+            + message.client_key.as_ref().map_or(0, String::len);
+        let reserved = self.budget.try_reserve(bytes).ok_or(Refused::Backlogged)?;
         self.queue
-            .try_send((pending, message))
+            .try_send((pending, message, reserved))
             .map_err(|error| match error {
                 mpsc::error::TrySendError::Full(_) => Refused::Backlogged,
                 mpsc::error::TrySendError::Closed(_) => Refused::Closing,
@@ -151,5 +176,65 @@ impl Committer {
     pub async fn drain(&self) {
         self.closing.cancel();
         self.finished.cancelled().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use app::protocol::MESSAGE_MAX_CHARS;
+
+    use super::*;
+
+    fn long_message() -> NewMessage {
+        NewMessage {
+            room: "general".into(),
+            from: 1,
+            nickname: "alice".into(),
+            text: "x".repeat(MESSAGE_MAX_CHARS),
+            client_key: None,
+        }
+    }
+
+    fn pending() -> Pending {
+        Pending {
+            from: ClientId::from(1),
+            client_id: None,
+            reply: None,
+        }
+    }
+
+    // On the test's one thread the commit task cannot take anything until
+    // the test awaits: whatever is submitted stays queued.
+    #[tokio::test]
+    async fn the_queue_holds_at_most_its_bytes_whatever_the_count() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let committer = Committer::spawn(store, Metrics::default(), |_, _| {});
+        let taken = (0..MAX_QUEUED)
+            .take_while(|_| committer.submit(pending(), long_message()).is_ok())
+            .count();
+        let each = QUEUED_OVERHEAD + MESSAGE_MAX_CHARS + "alice".len() + "general".len();
+        assert_eq!(taken, MAX_QUEUED_BYTES / each);
+        assert!(taken < MAX_QUEUED, "the bytes are the bound");
+        assert_eq!(
+            committer.submit(pending(), long_message()),
+            Err(Refused::Backlogged)
+        );
+    }
+
+    #[tokio::test]
+    async fn stored_messages_give_their_bytes_back() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let (delivered, mut deliveries) = mpsc::unbounded_channel();
+        let committer = Committer::spawn(store, Metrics::default(), move |_, outcome| {
+            let _ = delivered.send(outcome);
+        });
+        for _ in 0..3 {
+            committer.submit(pending(), long_message()).unwrap();
+        }
+        for _ in 0..3 {
+            assert!(matches!(deliveries.recv().await, Some(Outcome::Stored(_))));
+        }
+        committer.drain().await;
+        assert_eq!(committer.budget.used(), 0);
     }
 }

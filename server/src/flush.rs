@@ -31,7 +31,9 @@ pub type Recipients = Arc<[Arc<ClientWriter>]>;
 
 #[derive(Debug)]
 pub struct FlushPool {
-    /// Jobs queued for writing, oldest first.
+    /// Jobs queued for writing, oldest first. Bounded by the clients: a
+    /// socket is handed over only by a broadcast that found its queue empty,
+    /// so it waits in one job at most, and every job has a socket.
     jobs: Mutex<VecDeque<Arc<Job>>>,
     /// Flusher threads running, and how many may.
     running: AtomicUsize,

@@ -246,7 +246,7 @@ impl Hub {
     /// Sends `frame`, a whole WebSocket frame, to every member of `room`
     /// except `from`.
     pub fn broadcast_except(&self, room: &Room, from: Option<ClientId>, frame: &Bytes) -> Fanout {
-        room.broadcast(&self.flush, &self.metrics, from, from.as_slice(), frame)
+        room.broadcast(&self.flush, &self.metrics, from, None, frame)
     }
 
     /// A hold on the room `name`, opening it if need be; `None` if too
@@ -829,7 +829,7 @@ impl Hub {
         caught_up: Option<CaughtUp>,
         restore: Option<&Nickname>,
     ) -> Result<Nickname, NotAdmitted> {
-        let mut relayed = lock(&room.relayed);
+        let relayed = lock(&room.relayed);
         if let Some(CaughtUp { has, sent }) = caught_up {
             if relayed.last > has {
                 return Err(NotAdmitted::Behind);
@@ -838,7 +838,7 @@ impl Hub {
             // client merely claimed (from a store since wiped, say) must
             // not keep new messages from it, nor stay listed here.
             if let Some(sent) = sent.filter(|&sent| sent > relayed.last) {
-                relayed.caught_up.push((claim.id, sent));
+                writer.read_through(sent);
             }
         }
         let mut joined_now = false;
@@ -1007,20 +1007,9 @@ impl Hub {
         };
         let frame = frame::text(&ServerFrame::Message(chat_message(message)).encode());
         let mut relayed = lock(&room.relayed);
-        if relayed.caught_up.is_empty() {
-            self.broadcast_except(&room, from, &frame);
-        } else {
-            // Clients that read this message from the store while catching
-            // up do not get it again.
-            relayed
-                .caught_up
-                .retain(|&(_, newest)| newest >= message.id);
-            let skip: Vec<ClientId> = from
-                .into_iter()
-                .chain(relayed.caught_up.iter().map(|&(id, _)| id))
-                .collect();
-            room.broadcast(&self.flush, &self.metrics, from, &skip, &frame);
-        }
+        // Clients that read this message from the store while catching up
+        // do not get it again.
+        room.broadcast(&self.flush, &self.metrics, from, Some(message.id), &frame);
         relayed.last = message.id;
         drop(relayed);
         self.metrics.message_relayed();
@@ -1694,7 +1683,6 @@ mod tests {
         let (_resumer, mut client) = join_as(&hub, Some(resume)).await;
         say(&hub, &alice, "new", None);
         assert_eq!(next_frame(&mut client).await["payload"]["text"], "new");
-        assert!(lock(&general(&hub).relayed).caught_up.is_empty());
     }
 
     /// A client that asked for `room`, past its welcome.

@@ -27,6 +27,7 @@
 
 mod accepted;
 pub mod broker;
+pub mod byte_budget;
 pub mod client_id;
 pub mod cluster;
 pub mod commit;

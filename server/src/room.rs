@@ -45,9 +45,6 @@ pub struct Room {
 pub(crate) struct Relayed {
     /// The id of the newest message relayed here.
     pub last: u64,
-    /// Clients admitted with messages they read from the store that are
-    /// still to be relayed: each gets none up to its id.
-    pub caught_up: Vec<(ClientId, u64)>,
 }
 
 /// What became of one broadcast.
@@ -129,9 +126,9 @@ impl Room {
         }
     }
 
-    /// Queues `frame`, a whole WebSocket frame, for every member but those
-    /// in `skip` (usually one client, or none); `from` only spreads the
-    /// starting point. The writing is handed to the flusher pool, and the
+    /// Queues `frame`, a whole WebSocket frame, for every member but `from`
+    /// and, for the chat message with id `message`, those that have it
+    /// already (they read it from the store catching up). The writing is handed to the flusher pool, and the
     /// caller does not wait for it. Each client's queue is in order, so one
     /// sender's messages never overtake each other.
     pub fn broadcast(
@@ -139,7 +136,7 @@ impl Room {
         flush: &Arc<FlushPool>,
         metrics: &Metrics,
         from: Option<ClientId>,
-        skip: &[ClientId],
+        message: Option<u64>,
         frame: &Bytes,
     ) -> Fanout {
         let members = self.snapshot();
@@ -151,7 +148,7 @@ impl Room {
         let mut to_flush = Vec::new();
         for index in (start..len).chain(0..start) {
             let writer = &members[index];
-            if skip.contains(&writer.id()) {
+            if from == Some(writer.id()) || message.is_some_and(|id| writer.has(id)) {
                 continue;
             }
             match writer.push(frame) {

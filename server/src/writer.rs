@@ -50,6 +50,9 @@ pub struct ClientWriter {
     attention: Notify,
     /// Most bytes that may wait for this client.
     budget: usize,
+    /// The newest message id this client read from the store while
+    /// catching up: relays up to it are not for it (it has them).
+    read_through: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -131,7 +134,20 @@ impl ClientWriter {
             state: Mutex::default(),
             attention: Notify::new(),
             budget,
+            read_through: AtomicU64::new(0),
         }
+    }
+
+    /// The client read every message up to `id` from the store: a relay
+    /// of one of them must not reach it again.
+    pub fn read_through(&self, id: u64) {
+        self.read_through.fetch_max(id, Ordering::Relaxed);
+    }
+
+    /// Whether the client has the message `id` already (see
+    /// [`Self::read_through`]).
+    pub fn has(&self, id: u64) -> bool {
+        id <= self.read_through.load(Ordering::Relaxed)
     }
 
     pub fn id(&self) -> ClientId {

@@ -63,6 +63,20 @@ impl Signal {
             Signal::Hello { node } | Signal::Beat { node } | Signal::Room { node, .. } => *node,
         }
     }
+
+    /// About the bytes it holds: its strings, and a word per person.
+    pub fn weight(&self) -> usize {
+        match self {
+            Signal::Hello { .. } | Signal::Beat { .. } => 0,
+            Signal::Room { room, people, .. } => {
+                room.len()
+                    + people
+                        .iter()
+                        .map(|(_, nickname)| 8 + nickname.len())
+                        .sum::<usize>()
+            }
+        }
+    }
 }
 
 /// How the hub shares what it stores.

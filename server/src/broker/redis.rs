@@ -40,6 +40,7 @@ use super::{
     Signal, Sink,
 };
 use crate::{
+    byte_budget::{ByteBudget, Reserved},
     cluster::NodeId,
     store::{Store, StoreError, StoredMessage},
 };
@@ -59,6 +60,14 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 /// dropped (the store still has the messages).
 const OUTBOX: usize = 16_384;
 
+/// Bytes what waits to be published may hold (a message's strings, or a
+/// signal, and [`OUTGOING_OVERHEAD`] each): past it, new publications are
+/// dropped as when the outbox is full (the store keeps every message).
+pub const OUTBOX_BYTES: usize = 16 << 20;
+
+/// What a waiting publication holds beside its strings.
+const OUTGOING_OVERHEAD: usize = 128;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("invalid Redis URL: {0}")]
@@ -69,7 +78,9 @@ pub enum BrokerError {
 
 pub struct RedisBroker {
     node: NodeId,
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: mpsc::Sender<(Outgoing, Reserved)>,
+    /// What waits in the outbox may hold: [`OUTBOX_BYTES`].
+    outbox_bytes: ByteBudget,
     subscribed: AtomicBool,
     publishing: AtomicBool,
     /// How often the sequencer polls the store.
@@ -104,6 +115,7 @@ impl RedisBroker {
         let broker = Arc::new(Self {
             node,
             outbox,
+            outbox_bytes: ByteBudget::new(OUTBOX_BYTES),
             subscribed: AtomicBool::new(false),
             publishing: AtomicBool::new(false),
             poll,
@@ -133,15 +145,25 @@ impl RedisBroker {
     /// Shares a message this process just stored (its commit returned).
     pub fn publish(&self, message: StoredMessage) {
         self.stored.fetch_max(message.id, Ordering::Release);
-        self.send(Outgoing::Message(message));
+        let bytes = message.text.len()
+            + message.nickname.len()
+            + message.room.len()
+            + message.sent_at.len()
+            + message.client_key.as_ref().map_or(0, String::len);
+        self.send(Outgoing::Message(message), bytes);
     }
 
     pub fn announce(&self, signal: Signal) {
-        self.send(Outgoing::Signal(signal));
+        let bytes = signal.weight();
+        self.send(Outgoing::Signal(signal), bytes);
     }
 
-    fn send(&self, outgoing: Outgoing) {
-        if self.outbox.try_send(outgoing).is_err() {
+    fn send(&self, outgoing: Outgoing, bytes: usize) {
+        let Some(reserved) = self.outbox_bytes.try_reserve(OUTGOING_OVERHEAD + bytes) else {
+            tracing::debug!("broker outbox over its bytes: dropped (the store keeps messages)");
+            return;
+        };
+        if self.outbox.try_send((outgoing, reserved)).is_err() {
             tracing::debug!("broker outbox full: dropped (the store keeps messages)");
         }
     }
@@ -209,7 +231,7 @@ async fn back_off(attempt: &mut u32) {
 async fn publish(
     broker: Weak<RedisBroker>,
     client: redis::Client,
-    mut queued: mpsc::Receiver<Outgoing>,
+    mut queued: mpsc::Receiver<(Outgoing, Reserved)>,
 ) {
     let mut batch = Vec::new();
     loop {
@@ -224,7 +246,8 @@ async fn publish(
             }
             let mut messages = Vec::new();
             let mut signals = Vec::new();
-            for outgoing in batch.drain(..) {
+            // The bytes go back as the batch goes out.
+            for (outgoing, _reserved) in batch.drain(..) {
                 match outgoing {
                     Outgoing::Message(message) => messages.push(message),
                     Outgoing::Signal(signal) => signals.push(signal),
@@ -340,5 +363,49 @@ async fn beat(broker: Weak<RedisBroker>, sink: Weak<dyn Sink>) {
             Some(sink) => sink.expire(),
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere;
+
+    impl Sink for Nowhere {
+        fn relay(&self, _: &StoredMessage) {}
+        fn signal(&self, _: Signal) {}
+        fn occupancy(&self) -> Vec<Signal> {
+            Vec::new()
+        }
+        fn expire(&self) {}
+    }
+
+    // A Redis nobody listens on: nothing leaves the outbox.
+    #[tokio::test]
+    async fn what_waits_to_be_published_holds_at_most_its_bytes() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let sink: Weak<dyn Sink> = Weak::<Nowhere>::new();
+        let broker = RedisBroker::start("redis://127.0.0.1:1", 1, store, sink)
+            .await
+            .unwrap();
+        let text = "x".repeat(app::protocol::MESSAGE_MAX_CHARS);
+        for id in 1..=OUTBOX as u64 {
+            broker.publish(StoredMessage {
+                id,
+                room: "general".into(),
+                sent_at: "2026-12-03T14:00:00.000Z".into(),
+                from: 1,
+                nickname: "alice".into(),
+                text: text.clone(),
+                client_key: None,
+            });
+        }
+        let used = broker.outbox_bytes.used();
+        assert!(used <= OUTBOX_BYTES, "{used}");
+        assert!(
+            used > OUTBOX_BYTES - 2 * (OUTGOING_OVERHEAD + text.len() + 64),
+            "the bytes were the bound, not the {OUTBOX} entries: {used}"
+        );
     }
 }
