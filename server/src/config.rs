@@ -247,6 +247,20 @@ pub struct StoreConfig {
     /// or `postgres://user@host/database`.
     #[arg(long, env = "DATABASE_URL", default_value_t = StoreConfig::default_url())]
     pub database_url: String,
+    /// Forget messages older than this (`30d`, `12h`; at least `1m`). Off
+    /// by default: everything is kept.
+    #[arg(long, env = "PARLEY_RETENTION", value_parser = parse_retention)]
+    pub retention: Option<Duration>,
+}
+
+/// A retention period: a humantime duration of at least a minute, so a
+/// typo cannot make messages vanish before anyone reads them.
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let age = humantime::parse_duration(raw).map_err(|error| error.to_string())?;
+    if age < Duration::from_secs(60) {
+        return Err(format!("{raw} is shorter than a minute"));
+    }
+    Ok(age)
 }
 
 impl StoreConfig {
@@ -260,6 +274,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             database_url: Self::default_url(),
+            retention: None,
         }
     }
 }
@@ -268,6 +283,21 @@ impl Default for StoreConfig {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn retention_is_off_by_default_and_at_least_a_minute() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("parley").chain(args.iter().copied()))
+        };
+        assert_eq!(parse(&[]).unwrap().store.retention, None);
+        assert_eq!(
+            parse(&["--retention", "30d"]).unwrap().store.retention,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        for bad in ["59s", "soon", "0"] {
+            assert!(parse(&["--retention", bad]).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn redis_needs_a_shared_postgresql_store() {

@@ -40,6 +40,7 @@ pub mod limits;
 pub mod metrics;
 pub mod presence;
 pub mod proxy;
+pub mod retention;
 pub mod room;
 mod serve;
 pub mod session;

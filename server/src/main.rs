@@ -44,6 +44,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(url) = &config.redis_url {
         server::join_cluster(&state, url).await?;
     }
+    if let Some(age) = config.store.retention {
+        tracing::info!(retention = %humantime::format_duration(age), "deleting older messages");
+        tokio::spawn(server::retention::run(
+            store.clone(),
+            age,
+            state.shutdown.clone(),
+        ));
+    }
     // Stops with the page's server, whose shutdown cancels `state.shutdown`.
     let metrics = metrics_listener.map(|listener| {
         tokio::spawn(server::metrics::serve(

@@ -326,6 +326,26 @@ impl Store {
         Ok(messages)
     }
 
+    /// Deletes the messages stored before `cutoff`, a batch at a time (so
+    /// the committer, which shares the connection, waits little), and
+    /// returns how many. Ids are never reused, so paging by id and resuming
+    /// `after` an id that is gone still work: they read what is left.
+    pub async fn forget_before(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        const BATCH: i64 = 1000;
+        let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
+        let mut forgotten = 0;
+        loop {
+            let deleted = match &self.writer {
+                Db::Sqlite(pool) => sqlite::forget_before(pool, &cutoff, BATCH).await?,
+                Db::Postgres(pool) => postgres::forget_before(pool, &cutoff, BATCH).await?,
+            };
+            forgotten += deleted;
+            if deleted < BATCH as u64 {
+                return Ok(forgotten);
+            }
+        }
+    }
+
     /// Remembers `nickname` for the resume token whose digest is
     /// `token_digest` (replacing what it was).
     pub async fn save_session(&self, token_digest: &str, nickname: &str) -> Result<(), StoreError> {

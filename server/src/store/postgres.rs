@@ -184,3 +184,21 @@ pub(super) async fn secret(pool: &PgPool, name: &str, fresh: &str) -> Result<Str
             .await?,
     )
 }
+
+/// Deletes up to `limit` of the oldest messages sent before `cutoff` (RFC
+/// 3339).
+pub(super) async fn forget_before(
+    pool: &PgPool,
+    cutoff: &str,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let deleted = sqlx::query(
+        "DELETE FROM messages WHERE id IN \
+         (SELECT id FROM messages WHERE sent_at < $1::timestamptz ORDER BY id LIMIT $2)",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
+}

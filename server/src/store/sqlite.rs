@@ -193,3 +193,21 @@ pub(super) async fn secret(
             .await?,
     )
 }
+
+/// Deletes up to `limit` of the oldest messages sent before `cutoff` (RFC
+/// 3339 UTC with milliseconds, which compares as text like `sent_at`).
+pub(super) async fn forget_before(
+    pool: &SqlitePool,
+    cutoff: &str,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let deleted = sqlx::query(
+        "DELETE FROM messages WHERE id IN \
+         (SELECT id FROM messages WHERE sent_at < ? ORDER BY id LIMIT ?)",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
+}

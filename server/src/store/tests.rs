@@ -117,6 +117,7 @@ on_both!(
     concurrent_appends_get_distinct_increasing_ids,
     a_session_keeps_its_latest_nickname_across_reopening,
     the_secret_is_made_once_and_shared_by_every_opener,
+    forgetting_old_messages_keeps_paging_and_resuming_whole,
     rooms_keep_their_messages_apart_and_the_tail_reads_them_all,
     #[ignore = "a measurement: cargo test -p server --lib store -- --ignored --nocapture"]
     append_rate,
@@ -512,4 +513,41 @@ async fn the_secret_is_made_once_and_shared_by_every_opener(place: Place) {
     let reopened = place.open().await;
     assert_eq!(reopened.secret().bytes(), first.secret().bytes());
     assert_eq!(format!("{:?}", reopened.secret()), "Secret(…)");
+}
+
+async fn forgetting_old_messages_keeps_paging_and_resuming_whole(place: Place) {
+    let store = place.open().await;
+    let old = store.append((0..5).map(message).collect()).await.unwrap();
+    let newest_old = old.last().unwrap().message().id;
+    // The next batch is stored at a later millisecond.
+    let cutoff = SystemTime::now() + Duration::from_millis(2);
+    while SystemTime::now() <= cutoff {
+        tokio::task::yield_now().await;
+    }
+    let kept: Vec<u64> = store
+        .append((5..8).map(message).collect())
+        .await
+        .unwrap()
+        .iter()
+        .map(|appended| appended.message().id)
+        .collect();
+
+    assert_eq!(store.forget_before(cutoff).await.unwrap(), 5);
+    assert_eq!(store.forget_before(cutoff).await.unwrap(), 0, "once");
+    let ids = |messages: Vec<StoredMessage>| messages.iter().map(|m| m.id).collect::<Vec<_>>();
+    // Resuming after an id that is gone, or from before them all.
+    assert_eq!(
+        ids(store.after(GENERAL, newest_old - 2, 10).await.unwrap()),
+        kept
+    );
+    assert_eq!(ids(store.after(GENERAL, 0, 10).await.unwrap()), kept);
+    // Paging back stops at what is left.
+    assert_eq!(
+        ids(store.before(GENERAL, kept[0], 10).await.unwrap()),
+        Vec::<u64>::new()
+    );
+    assert_eq!(ids(store.latest(GENERAL, 10).await.unwrap()), kept);
+    // New ids never go back to the forgotten ones.
+    let next = store.append(vec![message(9)]).await.unwrap();
+    assert!(next[0].message().id > *kept.last().unwrap());
 }
