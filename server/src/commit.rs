@@ -15,7 +15,7 @@
 //! failed) and handed to the hub, so their acks go out before the
 //! connections close.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use app::protocol::ClientMessageId;
 use tokio::sync::mpsc;
@@ -50,6 +50,10 @@ pub enum Outcome {
     Failed,
 }
 
+/// A message waiting to be stored, with its share of the queue's bytes and
+/// when it was submitted.
+type Queued = (Pending, NewMessage, Reserved, Instant);
+
 /// Why a message was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -64,7 +68,7 @@ pub enum Refused {
 /// The handle that sessions (through the hub) submit messages to.
 #[derive(Debug, Clone)]
 pub struct Committer {
-    queue: mpsc::Sender<(Pending, NewMessage, Reserved)>,
+    queue: mpsc::Sender<Queued>,
     /// What the queued messages may hold: see [`MAX_QUEUED_BYTES`].
     budget: ByteBudget,
     /// Cancelled to stop taking messages.
@@ -119,13 +123,23 @@ impl Committer {
                 }
                 metrics.commit_batch(batch.len());
                 // The bytes stay reserved until the batch is handed over.
-                let (entries, _reserved): (Vec<_>, Vec<Reserved>) = std::mem::take(&mut batch)
-                    .into_iter()
-                    .map(|(pending, message, reserved)| ((pending, message), reserved))
-                    .unzip();
+                let (entries, held): (Vec<_>, Vec<(Reserved, Instant)>) =
+                    std::mem::take(&mut batch)
+                        .into_iter()
+                        .map(|(pending, message, reserved, at)| {
+                            ((pending, message), (reserved, at))
+                        })
+                        .unzip();
                 let (pending, messages): (Vec<Pending>, Vec<NewMessage>) =
                     entries.into_iter().unzip();
-                match store.append(messages).await {
+                let started = Instant::now();
+                let appended = store.append(messages).await;
+                let done = Instant::now();
+                metrics.commit_took(done - started);
+                for (_, submitted) in &held {
+                    metrics.commit_waited(done - *submitted);
+                }
+                match appended {
                     Ok(appended) => {
                         for (pending, appended) in pending.into_iter().zip(appended) {
                             deliver(
@@ -164,7 +178,7 @@ impl Committer {
             + message.client_key.as_ref().map_or(0, String::len);
         let reserved = self.budget.try_reserve(bytes).ok_or(Refused::Backlogged)?;
         self.queue
-            .try_send((pending, message, reserved))
+            .try_send((pending, message, reserved, Instant::now()))
             .map_err(|error| match error {
                 mpsc::error::TrySendError::Full(_) => Refused::Backlogged,
                 mpsc::error::TrySendError::Closed(_) => Refused::Closing,

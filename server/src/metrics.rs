@@ -97,6 +97,15 @@ fn describe() {
         "parley_store_batch_size",
         "Messages stored per transaction (group commit)"
     );
+    describe_histogram!(
+        "parley_commit_seconds",
+        "Time one transaction of the group commit took (the store's share)"
+    );
+    describe_histogram!(
+        "parley_commit_wait_seconds",
+        "Time from a message's submission to its outcome (queue and transaction): \
+         what a sender waits for its ack, apart from the fan-out"
+    );
     describe_counter!(
         "parley_store_errors_total",
         "Transactions the message store failed"
@@ -120,6 +129,8 @@ pub struct Metrics {
     dropped_slow: Counter,
     rate_limited: Counter,
     batch_size: Histogram,
+    commit_seconds: Histogram,
+    commit_wait: Histogram,
     store_errors: Counter,
     resumed_same: Counter,
     resumed_new: Counter,
@@ -136,6 +147,8 @@ impl Default for Metrics {
             dropped_slow: counter!("parley_clients_dropped_slow_total"),
             rate_limited: counter!("parley_rate_limited_total"),
             batch_size: histogram!("parley_store_batch_size"),
+            commit_seconds: histogram!("parley_commit_seconds"),
+            commit_wait: histogram!("parley_commit_wait_seconds"),
             store_errors: counter!("parley_store_errors_total"),
             resumed_same: counter!("parley_resumes_total", "outcome" => "same"),
             resumed_new: counter!("parley_resumes_total", "outcome" => "new"),
@@ -177,6 +190,16 @@ impl Metrics {
     /// One transaction of the group commit stored `messages`.
     pub fn commit_batch(&self, messages: usize) {
         self.batch_size.record(messages as f64);
+    }
+
+    /// One transaction of the group commit took `took`.
+    pub fn commit_took(&self, took: std::time::Duration) {
+        self.commit_seconds.record(took.as_secs_f64());
+    }
+
+    /// A message's outcome came `waited` after it was submitted.
+    pub fn commit_waited(&self, waited: std::time::Duration) {
+        self.commit_wait.record(waited.as_secs_f64());
     }
 
     /// A client resumed: as the same person as before, or as someone new.

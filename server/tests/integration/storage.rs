@@ -186,3 +186,15 @@ async fn with_every_read_taken_pages_and_history_are_refused_and_messages_still_
     let (status, _) = crate::http::get(&server.url("/")).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn the_wait_for_the_store_is_measured_apart_from_the_fan_out() {
+    let server = TestServer::builder().metrics().start().await;
+    let mut alice = server.client().await;
+    for i in 0..3 {
+        say_acked(&mut alice, "timed", &format!("t-{i}")).await;
+    }
+    let (_, metrics) = crate::http::get(&server.metrics_url("/metrics")).await;
+    assert!(crate::http::sample(&metrics, "parley_commit_wait_seconds_count") >= 3.0);
+    assert!(crate::http::sample(&metrics, "parley_commit_seconds_count") >= 1.0);
+}
