@@ -4,9 +4,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{builder::RangedU64ValueParser, Parser};
 
+use crate::origin::OriginPolicy;
 use crate::proxy::TrustedProxies;
 use crate::session::RateLimit;
-use crate::ws::upgrade::OriginPolicy;
 
 /// Parley: a real-time chat server (HTTP page and WebSocket on one port).
 #[derive(Debug, Clone, Parser)]

@@ -38,6 +38,7 @@ pub mod hub;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod origin;
 pub mod presence;
 pub mod proxy;
 pub mod retention;

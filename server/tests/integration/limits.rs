@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use server::{config::HttpConfig, ws::upgrade::OriginPolicy};
+use server::{config::HttpConfig, origin::OriginPolicy};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
