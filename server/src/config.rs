@@ -50,7 +50,7 @@ pub struct Config {
 impl Config {
     /// What the flags cannot check one by one: several processes share
     /// rooms only through one store, and SQLite is one process's file; the
-    /// metrics need an address of their own.
+    /// metrics need an address of their own; a handshake is a request too.
     pub fn check(&self) -> Result<(), String> {
         // Port 0 binds two different ephemeral ports, so only a real port
         // clashes; refused here with a reason rather than as a failed bind.
@@ -59,6 +59,16 @@ impl Config {
                 "--metrics-addr must differ from --addr ({}): the metrics are \
                  not served on the page's address",
                 self.addr
+            ));
+        }
+        let (handshakes, requests) = (self.http.handshake_rate(), self.http.request_rate());
+        if handshakes.burst > requests.burst || handshakes.per_second > requests.per_second {
+            return Err(format!(
+                "the handshake rate ({} at once, {} a second) must not exceed the request \
+                 rate ({} at once, {} a second): every handshake is a request too, so the \
+                 request rate would be the limit; raise --request-rate-burst and \
+                 --request-rate-per-sec with them",
+                handshakes.burst, handshakes.per_second, requests.burst, requests.per_second
             ));
         }
         let postgres = ["postgres://", "postgresql://"]
@@ -203,6 +213,33 @@ pub struct HttpConfig {
           value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections_per_ip: usize,
 
+    /// HTTP requests (the page, its files, `/healthz`, WebSocket
+    /// handshakes) one client address may make at once; beyond it they are
+    /// answered `429 Too Many Requests`. A page load is about 5: this lets
+    /// 40 people behind one address load it at the same moment.
+    #[arg(long, env = "PARLEY_REQUEST_RATE_BURST", default_value_t = HttpConfig::DEFAULT.request_rate_burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub request_rate_burst: u32,
+
+    /// HTTP requests per second one client address may keep making after a
+    /// burst: 10 page loads a second.
+    #[arg(long, env = "PARLEY_REQUEST_RATE_PER_SEC", default_value_t = HttpConfig::DEFAULT.request_rate_per_sec,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub request_rate_per_sec: u32,
+
+    /// WebSocket handshakes one client address may make at once (each is a
+    /// request too); beyond it they are answered `429 Too Many Requests`.
+    /// A page makes one, and reconnects at most every half second.
+    #[arg(long, env = "PARLEY_HANDSHAKE_RATE_BURST", default_value_t = HttpConfig::DEFAULT.handshake_rate_burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub handshake_rate_burst: u32,
+
+    /// WebSocket handshakes per second one client address may keep making
+    /// after a burst.
+    #[arg(long, env = "PARLEY_HANDSHAKE_RATE_PER_SEC", default_value_t = HttpConfig::DEFAULT.handshake_rate_per_sec,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub handshake_rate_per_sec: u32,
+
     /// Seconds an HTTP response may wait for a client that reads nothing
     /// before the connection is dropped.
     #[arg(long, env = "PARLEY_HTTP_WRITE_TIMEOUT_SECS", default_value_t = HttpConfig::DEFAULT.http_write_timeout_secs,
@@ -225,12 +262,32 @@ impl HttpConfig {
         allowed_origins: OriginPolicy::SAME_ORIGIN,
         max_connections: 16384,
         max_connections_per_ip: 256,
+        request_rate_burst: 200,
+        request_rate_per_sec: 50,
+        handshake_rate_burst: 20,
+        handshake_rate_per_sec: 5,
         http_write_timeout_secs: 30,
         trusted_proxies: TrustedProxies::NONE,
     };
 
     pub fn write_timeout(&self) -> Duration {
         Duration::from_secs(self.http_write_timeout_secs)
+    }
+
+    /// How fast one client address may make HTTP requests.
+    pub fn request_rate(&self) -> RateLimit {
+        RateLimit {
+            burst: self.request_rate_burst,
+            per_second: self.request_rate_per_sec,
+        }
+    }
+
+    /// How fast one client address may make WebSocket handshakes.
+    pub fn handshake_rate(&self) -> RateLimit {
+        RateLimit {
+            burst: self.handshake_rate_burst,
+            per_second: self.handshake_rate_per_sec,
+        }
     }
 }
 
@@ -369,6 +426,10 @@ mod tests {
             &["--addr", "nowhere"],
             &["--max-connections", "0"],
             &["--max-connections-per-ip", "0"],
+            &["--request-rate-burst", "0"],
+            &["--request-rate-per-sec", "0"],
+            &["--handshake-rate-burst", "0"],
+            &["--handshake-rate-per-sec", "0"],
             &["--http-write-timeout-secs", "0"],
             &["--allowed-origins", "chat.example.com"],
             &["--allowed-origins", "https://chat.example.com/"],
@@ -421,6 +482,45 @@ mod tests {
     }
 
     #[test]
+    fn the_rates_are_taken_and_a_handshake_rate_above_the_request_rate_is_refused() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("parley").chain(args.iter().copied())).unwrap()
+        };
+        let config = parse(&[
+            "--request-rate-burst",
+            "1000",
+            "--request-rate-per-sec",
+            "100",
+            "--handshake-rate-burst",
+            "1000",
+            "--handshake-rate-per-sec",
+            "7",
+        ]);
+        assert_eq!(
+            config.http.request_rate(),
+            RateLimit {
+                burst: 1000,
+                per_second: 100
+            }
+        );
+        assert_eq!(
+            config.http.handshake_rate(),
+            RateLimit {
+                burst: 1000,
+                per_second: 7
+            }
+        );
+        assert!(config.check().is_ok());
+        for args in [
+            &["--handshake-rate-burst", "201"][..],
+            &["--handshake-rate-per-sec", "51"],
+        ] {
+            let err = parse(args).check().unwrap_err();
+            assert!(err.contains("--request-rate-burst"), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
     fn the_trusted_proxies_are_taken() {
         let config =
             Config::try_parse_from(["parley", "--trusted-proxies", "127.0.0.1, 10.0.0.0/8"])
@@ -448,6 +548,9 @@ mod tests {
         );
         assert_eq!(config.http.trusted_proxies, http.trusted_proxies);
         assert!(config.http.trusted_proxies.is_empty());
+        assert_eq!(config.http.request_rate(), http.request_rate());
+        assert_eq!(config.http.handshake_rate(), http.handshake_rate());
+        assert!(config.check().is_ok());
         assert_eq!(
             config.connection.read_buffer,
             ConnectionConfig::DEFAULT.read_buffer

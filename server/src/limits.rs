@@ -1,6 +1,9 @@
 //! Caps on open connections, in total and per client address, so that one
 //! client (or a flood of them) cannot exhaust the server's file descriptors
-//! and memory.
+//! and memory; and on how fast each client address may make requests and
+//! WebSocket handshakes ([`RequestRates`]).
+//!
+//! A client address is a [`ClientNet`]: an IPv4 address, or an IPv6 /64.
 //!
 //! A connection counts against its peer's address from the moment it is
 //! accepted, unless the peer is a trusted reverse proxy (see
@@ -9,11 +12,17 @@
 //! [`AddressSlot`]) once its headers are read, for as long as it is handled
 //! or, once upgraded, as long as its WebSocket is open.
 
+mod net;
+mod rate;
+
 use std::{
     collections::HashMap,
     net::IpAddr,
     sync::{Arc, Mutex, MutexGuard},
 };
+
+pub use net::ClientNet;
+pub use rate::{RequestRates, MAX_TRACKED};
 
 /// Counts open connections; [`ConnectionLimits::try_acquire`] hands out a
 /// [`ConnectionSlot`] per connection, which gives its place back on drop.
@@ -31,16 +40,20 @@ struct Inner {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<ClientNet, usize>,
 }
 
-/// Why a connection was refused.
+/// Why a connection, or a request, was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("the server is at its connection limit")]
     ServerFull,
     #[error("this address has too many open connections")]
     AddressFull,
+    #[error("this address is over its request rate")]
+    RequestRate,
+    #[error("this address is over its WebSocket handshake rate")]
+    HandshakeRate,
 }
 
 impl Refusal {
@@ -61,6 +74,18 @@ impl Refusal {
                   X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
                   Content-Length: 40\r\n\r\ntoo many connections from this address.\n"
             }
+            Self::RequestRate => {
+                b"HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n\
+                  Retry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                  X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
+                  Content-Length: 37\r\n\r\ntoo many requests from this address.\n"
+            }
+            Self::HandshakeRate => {
+                b"HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n\
+                  Retry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                  X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n\
+                  Content-Length: 49\r\n\r\ntoo many WebSocket handshakes from this address.\n"
+            }
         }
     }
 
@@ -69,19 +94,24 @@ impl Refusal {
         match self {
             Self::ServerFull => "server is too busy.\n",
             Self::AddressFull => "too many connections from this address.\n",
+            Self::RequestRate => "too many requests from this address.\n",
+            Self::HandshakeRate => "too many WebSocket handshakes from this address.\n",
         }
     }
 }
 
-/// The same answer for a request that came through a trusted proxy, which
-/// is refused once its headers are read: the connection is the proxy's, and
-/// stays open for its other clients.
+/// The same answer for a request refused once its headers are read: one
+/// over a rate, or one that came through a trusted proxy, whose connection
+/// stays open for its other clients. `Retry-After: 1` holds for the rates
+/// too: they refill at one token a second at least.
 impl axum::response::IntoResponse for Refusal {
     fn into_response(self) -> axum::response::Response {
         use axum::http::{header, StatusCode};
         let status = match self {
             Self::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
-            Self::AddressFull => StatusCode::TOO_MANY_REQUESTS,
+            Self::AddressFull | Self::RequestRate | Self::HandshakeRate => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         };
         let mut response = (
             status,
@@ -111,17 +141,16 @@ impl ConnectionLimits {
 
     /// A place for one more connection from `ip`, if both caps allow it.
     pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
-        // An IPv4 client reaching a dual-stack socket is still that client.
-        let ip = ip.to_canonical();
+        let net = ClientNet::from(ip);
         let mut counts = self.inner.lock();
         if counts.total >= self.inner.max_total {
             return Err(Refusal::ServerFull);
         }
-        counts.add_address(ip, self.inner.max_per_ip)?;
+        counts.add_address(net, self.inner.max_per_ip)?;
         counts.total += 1;
         Ok(ConnectionSlot {
             limits: Arc::clone(&self.inner),
-            counted: Counted::Peer(ip),
+            counted: Counted::Peer(net),
         })
     }
 
@@ -144,11 +173,11 @@ impl ConnectionLimits {
     /// from `ip` that came through a trusted proxy; the total counts the
     /// proxy's connection already.
     pub fn try_acquire_address(&self, ip: IpAddr) -> Result<AddressSlot, Refusal> {
-        let ip = ip.to_canonical();
-        self.inner.lock().add_address(ip, self.inner.max_per_ip)?;
+        let net = ClientNet::from(ip);
+        self.inner.lock().add_address(net, self.inner.max_per_ip)?;
         Ok(AddressSlot {
             limits: Arc::clone(&self.inner),
-            ip,
+            net,
         })
     }
 
@@ -159,8 +188,8 @@ impl ConnectionLimits {
 }
 
 impl Counts {
-    fn add_address(&mut self, ip: IpAddr, max_per_ip: usize) -> Result<(), Refusal> {
-        let from_ip = self.per_ip.entry(ip).or_default();
+    fn add_address(&mut self, net: ClientNet, max_per_ip: usize) -> Result<(), Refusal> {
+        let from_ip = self.per_ip.entry(net).or_default();
         if *from_ip >= max_per_ip {
             return Err(Refusal::AddressFull);
         }
@@ -168,12 +197,12 @@ impl Counts {
         Ok(())
     }
 
-    fn remove_address(&mut self, ip: IpAddr) {
-        if let Some(from_ip) = self.per_ip.get_mut(&ip) {
+    fn remove_address(&mut self, net: ClientNet) {
+        if let Some(from_ip) = self.per_ip.get_mut(&net) {
             *from_ip -= 1;
             if *from_ip == 0 {
                 // Forget idle addresses, or the map grows with every client.
-                self.per_ip.remove(&ip);
+                self.per_ip.remove(&net);
             }
         }
     }
@@ -198,7 +227,7 @@ pub struct ConnectionSlot {
 /// What a connection counts against, besides the total.
 enum Counted {
     /// The address it was accepted from.
-    Peer(IpAddr),
+    Peer(ClientNet),
     /// Nothing, being a trusted proxy's; once it is a WebSocket, its
     /// client's address.
     Proxied(Option<Arc<AddressSlot>>),
@@ -213,14 +242,23 @@ impl ConnectionSlot {
             *attributed = Some(client);
         }
     }
+
+    /// The client address this connection counts against: its peer's, or
+    /// once [attributed](Self::attribute), its proxied client's.
+    pub fn client(&self) -> Option<ClientNet> {
+        match &self.counted {
+            Counted::Peer(net) => Some(*net),
+            Counted::Proxied(client) => client.as_ref().map(|client| client.net),
+        }
+    }
 }
 
 impl std::fmt::Debug for ConnectionSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut debug = f.debug_struct("ConnectionSlot");
         match &self.counted {
-            Counted::Peer(ip) => debug.field("ip", ip),
-            Counted::Proxied(client) => debug.field("proxied_for", &client.as_ref().map(|c| c.ip)),
+            Counted::Peer(net) => debug.field("client", net),
+            Counted::Proxied(client) => debug.field("proxied_for", &client.as_ref().map(|c| c.net)),
         };
         debug.finish()
     }
@@ -230,8 +268,8 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut counts = self.limits.lock();
         counts.total -= 1;
-        if let Counted::Peer(ip) = self.counted {
-            counts.remove_address(ip);
+        if let Counted::Peer(net) = self.counted {
+            counts.remove_address(net);
         }
         // A proxied connection's client slot, if any, gives its place back
         // by itself.
@@ -242,18 +280,27 @@ impl Drop for ConnectionSlot {
 /// through a trusted proxy; given back on drop.
 pub struct AddressSlot {
     limits: Arc<Inner>,
-    ip: IpAddr,
+    net: ClientNet,
+}
+
+impl AddressSlot {
+    /// The client address this counts against.
+    pub fn client(&self) -> ClientNet {
+        self.net
+    }
 }
 
 impl std::fmt::Debug for AddressSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AddressSlot").field("ip", &self.ip).finish()
+        f.debug_struct("AddressSlot")
+            .field("client", &self.net)
+            .finish()
     }
 }
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        self.limits.lock().remove_address(self.ip);
+        self.limits.lock().remove_address(self.net);
     }
 }
 
@@ -300,6 +347,37 @@ mod tests {
             limits.try_acquire(mapped).unwrap_err(),
             Refusal::AddressFull
         );
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn addresses_in_one_ipv6_64_share_its_cap_directly_or_through_a_proxy() {
+        let limits = ConnectionLimits::new(10, 2);
+        let _direct = limits.try_acquire(ip("2001:db8::1")).unwrap();
+        let _proxied = limits.try_acquire_address(ip("2001:db8::ffff:1")).unwrap();
+        assert_eq!(
+            limits.try_acquire(ip("2001:db8::2")).unwrap_err(),
+            Refusal::AddressFull
+        );
+        assert_eq!(
+            limits.try_acquire_address(ip("2001:db8::3")).unwrap_err(),
+            Refusal::AddressFull
+        );
+        let _next_64 = limits.try_acquire(ip("2001:db8:0:1::1")).unwrap();
+    }
+
+    #[test]
+    fn a_slot_says_whom_it_counts_against() {
+        let limits = ConnectionLimits::new(10, 10);
+        let direct = limits.try_acquire(ip("2001:db8::1")).unwrap();
+        assert_eq!(direct.client(), Some(ClientNet::from(ip("2001:db8::"))));
+        let mut proxied = limits.try_acquire_proxied().unwrap();
+        assert_eq!(proxied.client(), None);
+        proxied.attribute(Arc::new(limits.try_acquire_address(A).unwrap()));
+        assert_eq!(proxied.client(), Some(ClientNet::from(A)));
     }
 
     #[test]
@@ -354,7 +432,12 @@ mod tests {
 
     #[test]
     fn refusals_are_complete_http_answers() {
-        for (refusal, status) in [(Refusal::ServerFull, "503"), (Refusal::AddressFull, "429")] {
+        for (refusal, status) in [
+            (Refusal::ServerFull, "503"),
+            (Refusal::AddressFull, "429"),
+            (Refusal::RequestRate, "429"),
+            (Refusal::HandshakeRate, "429"),
+        ] {
             let text = std::str::from_utf8(refusal.response()).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
             assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");

@@ -8,7 +8,9 @@
 //!
 //! A connection counts against its peer's address from accept on, except a
 //! trusted proxy's: each request on it counts against its client's address
-//! once its headers are read (see [`FromProxy`]).
+//! once its headers are read. Every request counts against its client's
+//! request rate, and a WebSocket handshake against its handshake rate too
+//! (see [`Gate`]).
 
 use std::{
     convert::Infallible,
@@ -21,6 +23,7 @@ use std::{
 
 use axum::{
     extract::Request,
+    http::header,
     response::{IntoResponse, Response},
     Router,
 };
@@ -39,7 +42,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     accepted::Accepted,
     config::HttpConfig,
-    limits::{ConnectionLimits, Refusal},
+    limits::{ClientNet, ConnectionLimits, Refusal, RequestRates},
     proxy::Proxied,
     AppState,
 };
@@ -88,6 +91,10 @@ pub async fn serve(
     let hub = Arc::clone(&state.hub);
     let limits = state.limits.clone();
     let config = Arc::clone(&state.http);
+    let rates = Arc::new(RequestRates::new(
+        config.request_rate(),
+        config.handshake_rate(),
+    ));
     let write_timeout = config.write_timeout();
     let router = crate::router(state);
     // HTTP connections, apart from the WebSocket tasks in `state.tasks`.
@@ -114,23 +121,20 @@ pub async fn serve(
         match slot {
             Ok(slot) => {
                 let io = Accepted::new(socket, slot, write_timeout);
-                let router = TowerToHyperService::new(router.clone());
-                if from_proxy {
-                    let service = FromProxy {
-                        router,
-                        proxy: peer.ip(),
-                        config: Arc::clone(&config),
-                        limits: limits.clone(),
-                    };
-                    http.spawn(http1_connection(io, service, token.clone()));
-                } else {
-                    http.spawn(http1_connection(io, router, token.clone()));
-                }
+                let service = Gate {
+                    router: TowerToHyperService::new(router.clone()),
+                    peer: peer.ip(),
+                    from_proxy,
+                    config: Arc::clone(&config),
+                    limits: limits.clone(),
+                    rates: Arc::clone(&rates),
+                };
+                http.spawn(http1_connection(io, service, token.clone()));
             }
             Err(refusal) => {
                 match refusal {
                     Refusal::ServerFull => tracing::warn!(%peer, "{refusal}; connection refused"),
-                    Refusal::AddressFull => tracing::debug!(%peer, "{refusal}; connection refused"),
+                    _ => tracing::debug!(%peer, "{refusal}; connection refused"),
                 }
                 http.spawn(refuse(socket, refusal));
             }
@@ -193,18 +197,24 @@ where
     }
 }
 
-/// The router, for a connection from a trusted proxy: each request counts
-/// against its client's address (from `X-Forwarded-For`) before it is
-/// routed, and is refused with `429` if that address is at its cap; the
-/// connection stays open for the proxy's other requests.
-struct FromProxy {
+/// The router behind the per-address checks of each request: it counts
+/// against its client's request rate, and a WebSocket handshake against the
+/// handshake rate too. On a connection from a trusted proxy the client is
+/// the one `X-Forwarded-For` names, and each request counts against its
+/// per-address connection cap as well, as long as it is handled (see
+/// [`Proxied`]). A request past any of them is answered `429` and the
+/// connection stays open: a proxy's is shared by its other clients, and a
+/// client's own costs less kept than opened again.
+struct Gate {
     router: TowerToHyperService<Router>,
-    proxy: IpAddr,
+    peer: IpAddr,
+    from_proxy: bool,
     config: Arc<HttpConfig>,
     limits: ConnectionLimits,
+    rates: Arc<RequestRates>,
 }
 
-impl hyper::service::Service<Request<Incoming>> for FromProxy {
+impl hyper::service::Service<Request<Incoming>> for Gate {
     type Response = Response;
     type Error = Infallible;
     type Future = Either<
@@ -213,19 +223,32 @@ impl hyper::service::Service<Request<Incoming>> for FromProxy {
     >;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        let client = self
-            .config
-            .trusted_proxies
-            .client(self.proxy, request.headers());
-        match self.limits.try_acquire_address(client) {
-            Ok(slot) => {
-                request.extensions_mut().insert(Proxied {
-                    slot: Arc::new(slot),
-                });
-                Either::Right(self.router.call(request))
-            }
+        let client = if self.from_proxy {
+            self.config
+                .trusted_proxies
+                .client(self.peer, request.headers())
+        } else {
+            self.peer
+        };
+        // Any upgrade counts as a handshake: only `Upgrade: websocket` to
+        // `/ws` can succeed, and the router alone need know that path.
+        let handshake = request.headers().contains_key(header::UPGRADE);
+        let admitted = self
+            .rates
+            .check(ClientNet::from(client), handshake)
+            .and_then(|()| {
+                if self.from_proxy {
+                    let slot = self.limits.try_acquire_address(client)?;
+                    request.extensions_mut().insert(Proxied {
+                        slot: Arc::new(slot),
+                    });
+                }
+                Ok(())
+            });
+        match admitted {
+            Ok(()) => Either::Right(self.router.call(request)),
             Err(refusal) => {
-                tracing::debug!(%client, proxy = %self.proxy, "{refusal}; request refused");
+                tracing::debug!(%client, peer = %self.peer, "{refusal}; request refused");
                 Either::Left(future::ready(Ok(refusal.into_response())))
             }
         }

@@ -1,6 +1,7 @@
 //! Transport hardening: who may open `/ws`, what a handshake must look
-//! like, how many connections are let in, and how long a client that stops
-//! reading may hold one.
+//! like, how many connections are let in, how fast one address may make
+//! requests and handshakes, and how long a client that stops reading may
+//! hold a connection.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -11,7 +12,8 @@ use tokio::{
 };
 
 use crate::support::{
-    connect_from, exchange, handshake_with, header, read_head, status, TestServer, HANDSHAKE, WAIT,
+    connect_from, exchange, handshake_with, header, read_head, status, unlimited_http, TestServer,
+    HANDSHAKE, WAIT,
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -63,7 +65,7 @@ async fn an_allowed_extra_origin_is_let_in_and_others_are_still_refused() {
     let server = TestServer::builder()
         .http(HttpConfig {
             allowed_origins: OriginPolicy::parse("https://chat.example.com").unwrap(),
-            ..HttpConfig::default()
+            ..unlimited_http()
         })
         .start()
         .await;
@@ -100,7 +102,7 @@ async fn past_the_total_cap_a_connection_gets_503_until_one_closes() {
     let server = TestServer::builder()
         .http(HttpConfig {
             max_connections: 3,
-            ..HttpConfig::default()
+            ..unlimited_http()
         })
         .start()
         .await;
@@ -128,7 +130,7 @@ async fn past_the_per_address_cap_a_connection_gets_429_and_other_addresses_are_
     let server = TestServer::builder()
         .http(HttpConfig {
             max_connections_per_ip: 2,
-            ..HttpConfig::default()
+            ..unlimited_http()
         })
         .start()
         .await;
@@ -175,7 +177,7 @@ async fn a_client_that_stops_reading_a_response_is_dropped_after_the_write_timeo
         .site_root(site.root.to_str().unwrap())
         .http(HttpConfig {
             http_write_timeout_secs: 1,
-            ..HttpConfig::default()
+            ..unlimited_http()
         })
         .start()
         .await;
@@ -209,4 +211,82 @@ async fn a_client_that_stops_reading_a_response_is_dropped_after_the_write_timeo
     .await
     .expect("the connection ends");
     assert!(received < site.size, "the whole file came through");
+}
+
+/// Sends `request` on `socket`, kept open, and reads the response's head
+/// and its `Content-Length` body.
+async fn ask(socket: &mut TcpStream, request: &str) -> (String, String) {
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(socket).await;
+    let length = header(&head, "content-length").map_or(0, |l| l.parse().unwrap());
+    let mut body = vec![0; length];
+    tokio::time::timeout(WAIT, socket.read_exact(&mut body))
+        .await
+        .expect("a body in time")
+        .unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// A request that keeps its connection open.
+const GET_HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+// The rates below refill one a second: nothing comes back within a test.
+
+#[tokio::test]
+async fn past_the_handshake_rate_an_address_gets_429_and_another_is_still_served() {
+    let server = TestServer::builder()
+        .http(HttpConfig {
+            handshake_rate_burst: 3,
+            handshake_rate_per_sec: 1,
+            ..unlimited_http()
+        })
+        .start()
+        .await;
+    for _ in 0..3 {
+        let (head, _) = answer(&server, HANDSHAKE).await;
+        assert_eq!(status(&head), 101, "{head}");
+    }
+    let (head, body) = answer(&server, HANDSHAKE).await;
+    assert_eq!(status(&head), 429, "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
+    assert_eq!(header(&head, "x-content-type-options"), Some("nosniff"));
+    assert!(body.contains("handshakes"), "{body}");
+
+    // Only handshakes are over their rate: the page is still served.
+    let (head, _) = answer(&server, GET_PAGE).await;
+    assert_eq!(status(&head), 200, "{head}");
+    // Another address has its own.
+    let (head, _) = exchange(connect_from(LOCALHOST_2, server.addr).await, HANDSHAKE).await;
+    assert_eq!(status(&head), 101, "{head}");
+}
+
+#[tokio::test]
+async fn past_the_request_rate_an_address_gets_429_and_another_is_still_served() {
+    let server = TestServer::builder()
+        .http(HttpConfig {
+            request_rate_burst: 5,
+            request_rate_per_sec: 1,
+            ..unlimited_http()
+        })
+        .start()
+        .await;
+    let mut socket = TcpStream::connect(server.addr).await.unwrap();
+    for _ in 0..5 {
+        let (head, body) = ask(&mut socket, GET_HEALTHZ).await;
+        assert_eq!((status(&head), &*body), (200, "ok\n"), "{head}");
+    }
+    // Refused on the same connection, which stays open.
+    for _ in 0..2 {
+        let (head, body) = ask(&mut socket, GET_HEALTHZ).await;
+        assert_eq!(status(&head), 429, "{head}");
+        assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
+        assert!(body.contains("too many requests"), "{body}");
+    }
+    // A handshake is a request too; on a new connection all the same.
+    let (head, body) = answer(&server, HANDSHAKE).await;
+    assert_eq!(status(&head), 429, "{head}");
+    assert!(body.contains("too many requests"), "{body}");
+
+    let (head, _) = exchange(connect_from(LOCALHOST_2, server.addr).await, GET_PAGE).await;
+    assert_eq!(status(&head), 200, "{head}");
 }

@@ -1,5 +1,6 @@
 //! Behind a trusted reverse proxy (`--trusted-proxies`): the per-address
-//! cap counts each forwarded client, and the Origin check compares with
+//! cap and the request and handshake rates count each forwarded client (an
+//! IPv6 one by its /64), and the Origin check compares with
 //! `X-Forwarded-Host`. From anyone else those headers change nothing.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,7 +9,7 @@ use server::{config::HttpConfig, proxy::TrustedProxies};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use crate::support::{
-    connect_from, exchange, handshake_with, header, read_head, status, TestServer,
+    connect_from, exchange, handshake_with, header, read_head, status, unlimited_http, TestServer,
 };
 
 /// The proxy: trusted in these tests.
@@ -21,7 +22,7 @@ async fn server(trusted: &str, max_connections_per_ip: usize) -> TestServer {
         .http(HttpConfig {
             trusted_proxies: TrustedProxies::parse(trusted).unwrap(),
             max_connections_per_ip,
-            ..HttpConfig::default()
+            ..unlimited_http()
         })
         .start()
         .await
@@ -99,7 +100,7 @@ async fn the_total_cap_still_applies_to_a_trusted_proxy() {
         .http(HttpConfig {
             trusted_proxies: TrustedProxies::parse("127.0.0.0/8").unwrap(),
             max_connections: 2,
-            ..HttpConfig::default()
+            ..unlimited_http()
         })
         .start()
         .await;
@@ -153,4 +154,67 @@ async fn without_trust_x_forwarded_host_cannot_smuggle_a_foreign_origin_in() {
     ]);
     let (head, _) = exchange(TcpStream::connect(server.addr).await.unwrap(), &request).await;
     assert_eq!(status(&head), 403, "{head}");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_addresses_in_one_ipv6_64_share_the_per_address_cap() {
+    let server = server("127.0.0.1", 1).await;
+    let (first, _a) = handshake(&server, PROXY, &forwarded_for("2001:db8::1")).await;
+    assert_eq!(first, 101);
+    for same_64 in ["2001:db8::2", "2001:db8:0:0:ffff:ffff:ffff:ffff"] {
+        let (status, _) = handshake(&server, PROXY, &forwarded_for(same_64)).await;
+        assert_eq!(status, 429, "{same_64}");
+    }
+    let (next_64, _b) = handshake(&server, PROXY, &forwarded_for("2001:db8:0:1::1")).await;
+    assert_eq!(next_64, 101);
+    // An IPv4 client the proxy wrote as IPv4-mapped is that IPv4 client.
+    let (v4, _c) = handshake(&server, PROXY, &forwarded_for("192.0.2.1")).await;
+    assert_eq!(v4, 101);
+    let (mapped, _) = handshake(&server, PROXY, &forwarded_for("::ffff:192.0.2.1")).await;
+    assert_eq!(mapped, 429);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_rates_count_each_forwarded_client_by_its_64() {
+    // Refilled one a second: nothing comes back within the test.
+    let server = TestServer::builder()
+        .http(HttpConfig {
+            trusted_proxies: TrustedProxies::parse("127.0.0.1").unwrap(),
+            request_rate_burst: 4,
+            request_rate_per_sec: 1,
+            handshake_rate_burst: 1,
+            handshake_rate_per_sec: 1,
+            ..unlimited_http()
+        })
+        .start()
+        .await;
+    let (first, _a) = handshake(&server, PROXY, &forwarded_for("2001:db8::1")).await;
+    let (second, _) = handshake(&server, PROXY, &forwarded_for("2001:db8::2")).await;
+    assert_eq!((first, second), (101, 429), "one handshake for the /64");
+    let (other_64, _b) = handshake(&server, PROXY, &forwarded_for("2001:db8:0:1::1")).await;
+    assert_eq!(other_64, 101, "another /64 has its own");
+
+    // Two requests of the /64's four are spent: two more, then 429, on a
+    // proxy connection that stays open for its other clients.
+    let mut proxy = connect_from(PROXY, server.addr).await;
+    for (client, expected) in [
+        ("2001:db8::3", 200),
+        ("2001:db8::4", 200),
+        ("2001:db8::5", 429),
+        ("2001:db8:0:1::2", 200),
+        ("192.0.2.1", 200),
+        ("2001:db8::6", 429),
+    ] {
+        let request = format!(
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {client}\r\n\r\n"
+        );
+        proxy.write_all(request.as_bytes()).await.unwrap();
+        let head = read_head(&mut proxy).await;
+        assert_eq!(status(&head), expected, "{client}: {head}");
+        let length: usize = header(&head, "content-length").unwrap().parse().unwrap();
+        let mut body = vec![0; length];
+        tokio::io::AsyncReadExt::read_exact(&mut proxy, &mut body)
+            .await
+            .unwrap();
+    }
 }

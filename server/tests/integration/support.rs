@@ -70,7 +70,20 @@ pub fn unlimited_chat() -> ChatConfig {
     }
 }
 
-/// A server to start, defaults unless told otherwise.
+/// HTTP settings with request and handshake rates too high to matter: a
+/// test's clients all come from one address, far faster than people do.
+pub fn unlimited_http() -> HttpConfig {
+    HttpConfig {
+        request_rate_burst: 1_000_000,
+        request_rate_per_sec: 1_000_000,
+        handshake_rate_burst: 1_000_000,
+        handshake_rate_per_sec: 1_000_000,
+        ..HttpConfig::default()
+    }
+}
+
+/// A server to start, defaults unless told otherwise (but for the request
+/// and handshake rates: [`unlimited_http`]).
 pub struct Builder {
     connection: ConnectionConfig,
     chat: ChatConfig,
@@ -200,7 +213,7 @@ impl TestServer {
         Builder {
             connection: connection_config(),
             chat: ChatConfig::default(),
-            http: HttpConfig::default(),
+            http: unlimited_http(),
             site_root: "target/site".to_owned(),
             database_url: None,
             metrics: false,
