@@ -437,7 +437,8 @@ impl Chat for Hub {
             room: Arc::clone(&room),
             writer: Arc::clone(&writer),
         };
-        let (claim, previous) = lock(&self.identities).claim(token.as_deref(), writer.id(), here);
+        let (claim, previous) =
+            lock(&self.identities).claim(token.as_deref(), writer.id(), writer.client(), here);
         writer.adopt(claim.id);
         if let Some(Whereabouts {
             room: previous,

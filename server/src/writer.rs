@@ -35,7 +35,7 @@ use std::{
 use bytes::{Buf, Bytes};
 use tokio::{net::TcpStream, sync::Notify};
 
-use crate::client_id::ClientId;
+use crate::{client_id::ClientId, limits::ClientNet};
 
 /// Most queued frames handed to the kernel in one `writev`.
 const MAX_WRITE_SLICES: usize = 64;
@@ -53,6 +53,8 @@ pub struct ClientWriter {
     /// The newest message id this client read from the store while
     /// catching up: relays up to it are not for it (it has them).
     read_through: AtomicU64,
+    /// The client's address, as the per-address limits count it.
+    client: Option<ClientNet>,
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +137,21 @@ impl ClientWriter {
             attention: Notify::new(),
             budget,
             read_through: AtomicU64::new(0),
+            client: None,
         }
+    }
+
+    /// The client's address (behind a trusted proxy, the one it forwarded),
+    /// which keeps its people away only as far as its share allows (see
+    /// [`crate::identity`]). Unknown, they count only in the total.
+    pub fn with_client(mut self, client: Option<ClientNet>) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// See [`Self::with_client`].
+    pub fn client(&self) -> Option<ClientNet> {
+        self.client
     }
 
     /// The client read every message up to `id` from the store: a relay

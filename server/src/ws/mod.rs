@@ -59,12 +59,11 @@ pub async fn handler(
             .max_message_size(Some(MAX_FRAME_BYTES))
             .max_frame_size(Some(MAX_FRAME_BYTES));
         // The connection counts against the limits until this task ends.
-        let _slot = upgraded.slot;
-        let writer = Arc::new(ClientWriter::new(
-            id,
-            upgraded.socket,
-            config.client_buffer_bytes,
-        ));
+        let slot = upgraded.slot;
+        let writer = Arc::new(
+            ClientWriter::new(id, upgraded.socket, config.client_buffer_bytes)
+                .with_client(slot.client()),
+        );
         let joining = Joining {
             chat: hub,
             resuming,

@@ -1,15 +1,18 @@
 //! Transport hardening: who may open `/ws`, what a handshake must look
 //! like, how many connections are let in, how fast one address may make
-//! requests and handshakes, and how long a client that stops reading may
-//! hold a connection.
+//! requests and handshakes, how long a client that stops reading may hold a
+//! connection, and how many people one address may keep away.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use futures_util::{stream, SinkExt, StreamExt};
+use serde_json::json;
 use server::{config::HttpConfig, origin::OriginPolicy};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
 };
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{
     connect_from, exchange, handshake_with, header, read_head, status, unlimited_http, TestServer,
@@ -289,4 +292,58 @@ async fn past_the_request_rate_an_address_gets_429_and_another_is_still_served()
 
     let (head, _) = exchange(connect_from(LOCALHOST_2, server.addr).await, GET_PAGE).await;
     assert_eq!(status(&head), 200, "{head}");
+}
+
+/// Connects from `from` to `/ws?resume` as someone new, and once welcomed
+/// drops the connection without a close: the server keeps the person away.
+async fn connect_and_drop(from: IpAddr, addr: SocketAddr) {
+    let socket = connect_from(from, addr).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws?resume"), socket)
+        .await
+        .expect("WebSocket handshake");
+    let resume = json!({"type": "resume", "payload": {"token": null, "after": null}});
+    ws.send(Message::text(resume.to_string())).await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        if frame
+            .to_text()
+            .is_ok_and(|text| text.contains(r#""welcome""#))
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_and_drop_loop_from_one_address_costs_nobody_elsewhere_their_nickname() {
+    let server = TestServer::start().await;
+    let (mut victim, _) = server.resume(None, None).await;
+    let (id, token) = (victim.id, victim.token());
+    let mut watcher = server.client().await;
+    victim.set_nickname("victim").await;
+    while !watcher
+        .next_of("presence")
+        .await
+        .to_string()
+        .contains("victim")
+    {}
+    drop(watcher);
+
+    // As many people as the away list holds in all (10,000): the loop
+    // used to fill it, and anyone who dropped after was let go at once.
+    stream::iter(0..10_000)
+        .for_each_concurrent(32, |_| connect_and_drop(LOCALHOST_2, server.addr))
+        .await;
+    // Every one of them is away or gone.
+    server.wait_for_connections(1).await;
+
+    drop(victim);
+    server.wait_for_connections(0).await;
+    let (back, _) = server.resume(Some(&token), None).await;
+    assert_eq!(back.id, id, "the same person");
+    assert_eq!(back.welcome["payload"]["nickname"], "victim");
 }

@@ -1,15 +1,23 @@
 //! Behind a trusted reverse proxy (`--trusted-proxies`): the per-address
-//! cap and the request and handshake rates count each forwarded client (an
-//! IPv6 one by its /64), and the Origin check compares with
-//! `X-Forwarded-Host`. From anyone else those headers change nothing.
+//! cap, the request and handshake rates and the people kept away count
+//! each forwarded client (an IPv6 one by its /64), and the Origin check
+//! compares with `X-Forwarded-Host`. From anyone else those headers change
+//! nothing.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use server::{config::HttpConfig, proxy::TrustedProxies};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use server::{config::HttpConfig, identity::AWAY_PER_ADDRESS, proxy::TrustedProxies};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, Message},
+    WebSocketStream,
+};
 
 use crate::support::{
     connect_from, exchange, handshake_with, header, read_head, status, unlimited_http, TestServer,
+    WAIT,
 };
 
 /// The proxy: trusted in these tests.
@@ -156,6 +164,53 @@ async fn without_trust_x_forwarded_host_cannot_smuggle_a_foreign_origin_in() {
     assert_eq!(status(&head), 403, "{head}");
 }
 
+/// A `/ws?resume` client that `client` reached through the proxy, resuming
+/// `token` (someone new without one); once welcomed, its socket and the
+/// welcome's id.
+async fn resume_through_proxy(
+    server: &TestServer,
+    client: &str,
+    token: Option<&str>,
+) -> (WebSocketStream<TcpStream>, Value) {
+    let socket = connect_from(PROXY, server.addr).await;
+    let mut request = format!("ws://{}/ws?resume", server.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", client.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, socket)
+        .await
+        .expect("WebSocket handshake");
+    let resume = json!({"type": "resume", "payload": {"token": token, "after": null}});
+    ws.send(Message::text(resume.to_string())).await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        let Ok(text) = frame.to_text() else { continue };
+        let Ok(frame) = serde_json::from_str::<Value>(text) else {
+            continue;
+        };
+        if frame["type"] == "welcome" {
+            return (ws, frame["payload"].clone());
+        }
+    }
+}
+
+/// Someone new whom `client` reached through the proxy, dropped once
+/// welcomed: their id and token.
+async fn drop_through_proxy(server: &TestServer, client: &str) -> (Value, String) {
+    let (ws, welcome) = resume_through_proxy(server, client, None).await;
+    drop(ws);
+    // Gone as far as the server knows: away, or let go.
+    server.wait_for_connections(0).await;
+    let token = welcome["token"].as_str().unwrap().to_owned();
+    (welcome["id"].clone(), token)
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_addresses_in_one_ipv6_64_share_the_per_address_cap() {
     let server = server("127.0.0.1", 1).await;
@@ -216,5 +271,25 @@ async fn behind_a_trusted_proxy_the_rates_count_each_forwarded_client_by_its_64(
         tokio::io::AsyncReadExt::read_exact(&mut proxy, &mut body)
             .await
             .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_64_keeps_only_its_share_of_people_away() {
+    let server = server("127.0.0.1", 256).await;
+    let mut dropped = Vec::new();
+    for host in 0..=AWAY_PER_ADDRESS {
+        dropped.push(drop_through_proxy(&server, &format!("2001:db8::{host:x}")).await);
+    }
+    let elsewhere = drop_through_proxy(&server, "2001:db8:0:1::1").await;
+
+    // The last one of the /64 was let go at once: their token makes
+    // someone new. The others, and the other /64's, are the same people.
+    let (last_id, last_token) = dropped.pop().unwrap();
+    let (_ws, again) = resume_through_proxy(&server, "2001:db8::1", Some(&last_token)).await;
+    assert_ne!(again["id"], last_id);
+    for (id, token) in [dropped.swap_remove(0), elsewhere] {
+        let (_ws, again) = resume_through_proxy(&server, "192.0.2.1", Some(&token)).await;
+        assert_eq!(again["id"], id);
     }
 }
