@@ -144,7 +144,9 @@ start_server() {
   server_addr="127.0.0.1:$port"
   "$server_bin" --addr "$server_addr" --log warn \
     --max-connections 1000000 --max-connections-per-ip 1000000 \
-    --rate-limit-burst 1000000 --rate-limit-per-sec 1000000 "$@" >"$log" 2>&1 &
+    --rate-limit-burst 1000000 --rate-limit-per-sec 1000000 \
+    --request-rate-burst 1000000 --request-rate-per-sec 1000000 \
+    --handshake-rate-burst 1000000 --handshake-rate-per-sec 1000000 "$@" >"$log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
   wait_for curl -sf "http://$server_addr/healthz"

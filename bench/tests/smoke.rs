@@ -35,6 +35,18 @@ fn bench_chat() -> ChatConfig {
     }
 }
 
+/// HTTP settings as `compare` gives Parley: every load-generator client
+/// connects from one address, far faster than the handshake rate allows.
+fn bench_http() -> HttpConfig {
+    HttpConfig {
+        request_rate_burst: 1_000_000,
+        request_rate_per_sec: 1_000_000,
+        handshake_rate_burst: 1_000_000,
+        handshake_rate_per_sec: 1_000_000,
+        ..HttpConfig::default()
+    }
+}
+
 /// A Parley server started the way its own integration tests start it.
 struct TestServer {
     addr: SocketAddr,
@@ -58,7 +70,7 @@ impl TestServer {
             options,
             ConnectionConfig::default(),
             bench_chat(),
-            HttpConfig::default(),
+            bench_http(),
             store,
         );
         let hub = Arc::clone(&state.hub);

@@ -32,10 +32,12 @@ const POLL: Duration = Duration::from_millis(50);
 const LOG_TAIL_BYTES: u64 = 2_000;
 
 pub const PARLEY_BINARY: &str = "target/release/server";
-/// Parley's flags besides `--addr`: quiet logs, and connection caps out of
-/// the way, since every load-generator client comes from one address (past
-/// the default 256 per address) and the Node peer has no caps at all.
-pub const PARLEY_ARGS: [&str; 10] = [
+/// Parley's flags besides `--addr`: quiet logs, and connection caps and
+/// request and handshake rates out of the way, since every load-generator
+/// client comes from one address (past the default 256 per address, and
+/// connecting far faster than 5 a second) and the Node peer has no caps at
+/// all.
+pub const PARLEY_ARGS: [&str; 18] = [
     "--log",
     "warn",
     "--max-connections",
@@ -45,6 +47,14 @@ pub const PARLEY_ARGS: [&str; 10] = [
     "--rate-limit-burst",
     "1000000",
     "--rate-limit-per-sec",
+    "1000000",
+    "--request-rate-burst",
+    "1000000",
+    "--request-rate-per-sec",
+    "1000000",
+    "--handshake-rate-burst",
+    "1000000",
+    "--handshake-rate-per-sec",
     "1000000",
 ];
 pub const NODE_DIR: &str = "bench/peers/node-ws";
