@@ -36,41 +36,50 @@ impl TokenBucket {
     }
 }
 
-/// Lets "typing" news through at most once per [`Self::EVERY`], and a
-/// "stopped" only after a "typing" that got through. A "stopped" does not
-/// open the way for the next "typing": alternating the two would otherwise
-/// be relayed without limit, a fan-out to the whole room for each frame.
-/// Sending a message does: the others clear "typing" when it arrives, so
-/// typing again is news (and messages have their own rate limit).
-#[derive(Debug, Clone, Default)]
+/// Lets "typing" news through: a "typing" at most [`TypingThrottle::BURST`]
+/// times at once and then once a second (a repeat while it still stands,
+/// at most once per [`TypingThrottle::EVERY`]), and a "stopped" only after
+/// a "typing" that got through. Each relay fans out to the whole room, so
+/// alternating the two must not be a way around the limit; a person who
+/// clears the box and types again is still shown at once.
+#[derive(Debug, Clone)]
 pub struct TypingThrottle {
-    /// When the last "typing" was let through, until a message is sent.
+    /// When the last "typing" was let through, while it still stands.
     shown_at: Option<Instant>,
-    /// That "typing" still stands: no "stopped" followed it yet.
-    showing: bool,
+    /// Relays of "typing" left.
+    relays: TokenBucket,
 }
 
 impl TypingThrottle {
     pub const EVERY: Duration = Duration::from_secs(2);
+    pub const BURST: u32 = 4;
+    pub const PER_SECOND: u32 = 1;
+
+    pub fn new(now: Instant) -> Self {
+        Self {
+            shown_at: None,
+            relays: TokenBucket::new(Self::BURST, Self::PER_SECOND, now),
+        }
+    }
 
     /// Whether to tell the others that typing is `active`.
     pub fn allow(&mut self, active: bool, now: Instant) -> bool {
         if !active {
-            return std::mem::take(&mut self.showing);
+            return self.shown_at.take().is_some();
         }
-        match self.shown_at {
-            Some(at) if now.saturating_duration_since(at) < Self::EVERY => false,
-            _ => {
-                self.shown_at = Some(now);
-                self.showing = true;
-                true
-            }
+        let repeat_too_soon = self
+            .shown_at
+            .is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY);
+        if repeat_too_soon || !self.relays.try_take(now) {
+            return false;
         }
+        self.shown_at = Some(now);
+        true
     }
 
     /// A message was sent: the others stop showing "typing" by themselves.
     pub fn reset(&mut self) {
-        *self = Self::default();
+        self.shown_at = None;
     }
 }
 
@@ -93,9 +102,9 @@ mod tests {
     }
 
     #[test]
-    fn typing_is_let_through_once_per_interval_and_stopping_only_after_it() {
+    fn typing_is_repeated_once_per_interval_and_stopping_only_after_it() {
         let start = Instant::now();
-        let mut throttle = TypingThrottle::default();
+        let mut throttle = TypingThrottle::new(start);
         assert!(!throttle.allow(false, start), "nothing to stop");
         assert!(throttle.allow(true, start));
         assert!(!throttle.allow(true, start + Duration::from_millis(1_999)));
@@ -104,23 +113,33 @@ mod tests {
         assert!(!throttle.allow(false, start + TypingThrottle::EVERY));
         throttle.reset();
         assert!(!throttle.allow(false, start + TypingThrottle::EVERY));
-        assert!(
-            throttle.allow(true, start + TypingThrottle::EVERY),
-            "news after a message"
-        );
     }
 
     #[test]
-    fn alternating_typing_and_stopped_gets_one_of_each_per_interval() {
+    fn typing_again_after_clearing_the_box_is_shown_at_once() {
         let start = Instant::now();
-        let mut throttle = TypingThrottle::default();
-        let relayed = (0..1_000)
-            .filter(|&i| throttle.allow(i % 2 == 0, start + Duration::from_millis(i)))
-            .count();
-        assert_eq!(relayed, 2, "one typing and one stopped in the first second");
-        let later = start + TypingThrottle::EVERY;
-        assert!(throttle.allow(true, later));
-        assert!(throttle.allow(false, later));
-        assert!(!throttle.allow(true, later));
+        let mut throttle = TypingThrottle::new(start);
+        assert!(throttle.allow(true, start));
+        assert!(throttle.allow(false, start + Duration::from_millis(300)));
+        assert!(throttle.allow(true, start + Duration::from_millis(600)));
+    }
+
+    #[test]
+    fn alternating_typing_and_stopped_is_held_to_the_rate() {
+        let start = Instant::now();
+        let mut throttle = TypingThrottle::new(start);
+        let relayed = |throttle: &mut TypingThrottle, from: u64, to: u64| {
+            (from..to)
+                .filter(|&ms| throttle.allow(ms % 2 == 0, start + Duration::from_millis(ms)))
+                .count()
+        };
+        let burst = TypingThrottle::BURST as usize;
+        assert_eq!(
+            relayed(&mut throttle, 0, 500),
+            2 * burst,
+            "the burst, each stopped"
+        );
+        // Then one "typing" (and its "stopped") a second.
+        assert_eq!(relayed(&mut throttle, 500, 10_500), 2 * 10);
     }
 }
