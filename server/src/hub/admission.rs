@@ -73,20 +73,22 @@ impl Hub {
             room: Arc::clone(&room),
             writer: Arc::clone(&writer),
         };
-        let (claim, previous) =
-            lock(&self.identities).claim(token.as_deref(), writer.id(), writer.client(), here);
-        writer.adopt(claim.id);
-        if let Some(Whereabouts {
-            room: previous,
-            writer: holder,
-        }) = previous
-        {
-            if claim.displaced {
+        let (claim, previous) = {
+            // Claiming the person and closing the connection that held them
+            // are one critical section: no one sees the person held twice.
+            let mut identities = lock(&self.identities);
+            let (claim, previous) =
+                identities.claim(token.as_deref(), writer.id(), writer.client(), here);
+            if let Some(holder) = previous.as_ref().filter(|_| claim.displaced) {
                 // Closed in whatever phase it is: a member, or still catching
                 // up (then `admit` turns it away).
-                holder.displace();
-                previous.remove_member(claim.id, &holder);
+                holder.writer.displace();
+                holder.room.remove_member(claim.id, &holder.writer);
             }
+            (claim, previous)
+        };
+        writer.adopt(claim.id);
+        if let Some(Whereabouts { room: previous, .. }) = previous {
             if !Arc::ptr_eq(&previous, &room) {
                 self.left_room(&previous, claim.id);
             }

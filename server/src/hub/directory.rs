@@ -5,9 +5,7 @@ use super::*;
 
 impl Hub {
     pub(super) fn directory_changed(&self) {
-        if !self.directory_due.swap(true, Ordering::AcqRel) {
-            self.after_interval(Hub::announce_rooms);
-        }
+        self.directory_due.store(true, Ordering::Release);
     }
 
     /// The busiest rooms, most people online first, then by name; always

@@ -99,7 +99,8 @@ pub struct Hub {
     /// For reads: history pages and catching up.
     store: Store,
     flush: Arc<FlushPool>,
-    presence_interval: Duration,
+    /// Rooms whose presence the next tick announces (see `presence.rs`).
+    presence_due: Mutex<Vec<Arc<Room>>>,
     /// Who holds which resume token, and in which room they are.
     identities: Mutex<Identities<Whereabouts>>,
     /// How long a dropped client that can resume stays.
@@ -130,7 +131,7 @@ impl Hub {
         metrics: Metrics,
         store: Store,
     ) -> Arc<Self> {
-        Arc::new_cyclic(|me: &Weak<Hub>| Self {
+        let hub = Arc::new_cyclic(|me: &Weak<Hub>| Self {
             me: me.clone(),
             rooms: Mutex::default(),
             list_limit,
@@ -148,7 +149,7 @@ impl Hub {
             )),
             store,
             flush: FlushPool::new(),
-            presence_interval,
+            presence_due: Mutex::default(),
             resume_grace,
             directory_due: AtomicBool::new(false),
             directory: Mutex::default(),
@@ -156,7 +157,9 @@ impl Hub {
             broker: OnceLock::new(),
             cluster: Mutex::default(),
             metrics,
-        })
+        });
+        Hub::start_announcing(Arc::downgrade(&hub), presence_interval);
+        hub
     }
 
     /// Shares rooms with other server processes through `broker` from now
