@@ -6,20 +6,28 @@
 //! - transport: [`serve`] (accepting connections, HTTP/1.1, graceful
 //!   shutdown), [`ws`] (the handshake and one read loop per connection),
 //!   [`writer`] (one client's outgoing bytes) and [`flush`] (the threads
-//!   that write them);
+//!   that write them). It knows the session's [`session::Chat`] trait and
+//!   nothing of rooms or the store: this file hands it the hub as a `Chat`
+//!   ([`AppState::ws`]) and what to finish before closing ([`serve()`]);
 //! - session: [`session`], what a client's frame means (validation, rate
 //!   limits, acks, typing), testable without sockets;
-//! - room: [`hub`], who is connected and who gets what, with [`presence`]
-//!   (who is online under which nickname, announced in coalesced diffs) and
-//!   [`commit`] (messages stored in batches before anyone hears of them);
-//! - store: [`store`], where messages are kept (SQLite or PostgreSQL).
+//! - rooms: [`hub`] (who gets what, one concept per file: see its map),
+//!   over [`room`] (one room's members and fan-out), [`presence`] (who is
+//!   online under which nickname) and [`commit`] (messages stored in
+//!   batches before anyone hears of them);
+//! - store and broker: [`store`] (SQLite or PostgreSQL, with
+//!   [`retention`]) and [`broker`] (Redis, to other processes), behind
+//!   small interfaces.
 //!
-//! Beside them: [`config`] (flags and environment variables), [`limits`]
-//! (caps on open connections), [`proxy`] (what trusted reverse proxies
-//! forward: the client's address and host), [`headers`] (the security
-//! headers of every response), [`metrics`] (Prometheus, on an address of
-//! its own), [`client_id`] (the id every layer knows a client by), [`store`]
-//! (the messages, in SQLite or PostgreSQL).
+//! Beside them: [`config`] (flags and environment variables, read only
+//! here and in `main.rs`, except the HTTP limits the accept loop applies),
+//! [`limits`] (caps on connections and request rates per address),
+//! [`proxy`] (what trusted reverse proxies forward), [`origin`] (which
+//! pages may open a WebSocket), [`headers`] (the security headers of every
+//! response), [`identity`] (resume tokens and the people behind them),
+//! [`byte_budget`] (queues bounded in bytes), [`metrics`] (Prometheus, on
+//! an address of its own), [`client_id`] (the id every layer knows a
+//! client by).
 
 // Rendering the page instantiates its view, one deeply nested type whose
 // layout the compiler works out past its default recursion limit (128).
@@ -49,7 +57,7 @@ pub mod store;
 pub mod writer;
 pub mod ws;
 
-pub use serve::{bind, serve};
+pub use serve::bind;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -81,8 +89,10 @@ use crate::{
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: Arc<Hub>,
-    pub connection: Arc<ConnectionConfig>,
-    pub chat: Arc<ChatConfig>,
+    /// What `/ws` needs: the hub as the sessions' [`session::Chat`], and
+    /// the connections' tuning from the configuration (the transport reads
+    /// neither the hub nor the configuration itself).
+    pub ws: ws::Endpoint<Hub>,
     pub metrics: Arc<Metrics>,
     /// Where messages are kept.
     pub store: Store,
@@ -106,26 +116,59 @@ impl AppState {
     ) -> Self {
         let prometheus = metrics::install();
         let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(
+            chat.presence_list_limit,
+            chat.presence_interval(),
+            chat.resume_grace(),
+            Metrics::clone(&metrics),
+            store.clone(),
+        );
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let ws = ws::Endpoint {
+            chat: Arc::clone(&hub),
+            options: Arc::new(ws::Options {
+                read_buffer: connection.read_buffer,
+                client_buffer_bytes: connection.client_buffer_bytes,
+                ping_interval: connection.ping_interval(),
+                rate_limit: chat.rate_limit(),
+            }),
+            metrics: Arc::clone(&metrics),
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        };
         Self {
             leptos_options,
-            hub: Hub::new(
-                chat.presence_list_limit,
-                chat.presence_interval(),
-                chat.resume_grace(),
-                Metrics::clone(&metrics),
-                store.clone(),
-            ),
-            connection: Arc::new(connection),
-            chat: Arc::new(chat),
+            hub,
+            ws,
             metrics,
             store,
             prometheus,
             limits: ConnectionLimits::new(http.max_connections, http.max_connections_per_ip),
             http: Arc::new(http),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
         }
     }
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves (see
+/// [`serve::serve`]): at shutdown the hub's messages are stored and acked
+/// before the connections close.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = Arc::clone(&state.hub);
+    let served = serve::Served {
+        http: Arc::clone(&state.http),
+        limits: state.limits.clone(),
+        shutdown: state.shutdown.clone(),
+        tasks: state.tasks.clone(),
+        drain: Box::pin(async move { hub.drain_commits().await }),
+        router: router(state),
+    };
+    serve::serve(listener, served, shutdown).await
 }
 
 /// The whole HTTP surface of the page's address: `/ws`, the server-rendered
@@ -142,7 +185,7 @@ pub fn router(state: AppState) -> Router {
         .precompressed_br()
         .precompressed_gzip();
     Router::new()
-        .route("/ws", get(ws::handler))
+        .route("/ws", get(ws::handler::<Hub>))
         .route("/healthz", get(healthz))
         // The page's routes (see app::App): the chat in each room.
         .route("/", get(general))

@@ -17,6 +17,7 @@ use std::{
     future::Future,
     io,
     net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::Arc,
     time::Duration,
 };
@@ -44,7 +45,6 @@ use crate::{
     config::HttpConfig,
     limits::{ClientNet, ConnectionLimits, Refusal, RequestRates},
     proxy::Proxied,
-    AppState,
 };
 
 /// How long shutdown waits for open connections to finish.
@@ -77,26 +77,44 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// Serves until `shutdown` resolves; then stops accepting, lets the messages
-/// already taken be stored and acked, closes every WebSocket with 1001
-/// ("going away") and waits briefly for everything to finish. The caller
-/// closes the store after.
+/// What [`serve`] serves: the application's router and what it needs to
+/// know of the application (built by the crate root from its state).
+pub struct Served {
+    pub router: Router,
+    pub http: Arc<HttpConfig>,
+    /// Every open connection holds a slot here, from accept to close.
+    pub limits: ConnectionLimits,
+    /// Cancelled to close the WebSockets with 1001.
+    pub shutdown: CancellationToken,
+    /// The WebSocket tasks, waited for at shutdown.
+    pub tasks: TaskTracker,
+    /// Awaited once accepting stops and before the WebSockets are told to
+    /// go: what must finish while clients can still hear of it (messages
+    /// being stored, so their acks go out).
+    pub drain: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// Serves until `shutdown` resolves; then stops accepting, awaits
+/// [`Served::drain`], closes every WebSocket with 1001 ("going away") and
+/// waits briefly for everything to finish.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    served: Served,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let token = state.shutdown.clone();
-    let tasks = state.tasks.clone();
-    let hub = Arc::clone(&state.hub);
-    let limits = state.limits.clone();
-    let config = Arc::clone(&state.http);
+    let Served {
+        router,
+        http: config,
+        limits,
+        shutdown: token,
+        tasks,
+        drain,
+    } = served;
     let rates = Arc::new(RequestRates::new(
         config.request_rate(),
         config.handshake_rate(),
     ));
     let write_timeout = config.write_timeout();
-    let router = crate::router(state);
     // HTTP connections, apart from the WebSocket tasks in `state.tasks`.
     let http = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -144,10 +162,7 @@ pub async fn serve(
     drop(listener);
     // Messages already taken are stored and acked before the connections
     // are told to go: a client then knows which of its messages to resend.
-    if tokio::time::timeout(SHUTDOWN_GRACE, hub.drain_commits())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         tracing::warn!("some messages were not stored in time");
     }
     token.cancel();
