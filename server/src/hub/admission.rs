@@ -2,7 +2,27 @@
 //! up from the store, then is admitted between two relays, so it gets every
 //! message once and none twice.
 
-use super::*;
+use std::{sync::Arc, time::Duration};
+
+use app::protocol::{
+    ErrorCode, ErrorPayload, HistoryPage, Nickname, Resume, RoomList, RoomName, ServerFrame,
+    Welcome,
+};
+
+use crate::{
+    client_id::ClientId,
+    identity::Claim,
+    lock,
+    room::Room,
+    session::Joined,
+    writer::{ClientWriter, Delivery},
+    ws::frame,
+};
+
+use super::{
+    delivery::chat_message, history::history_page, refuse, seats::HubSeat, seats::Whereabouts,
+    too_many_rooms, unavailable, Hub,
+};
 
 /// Where a client that caught up from the store stands.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +60,7 @@ pub(super) struct PendingSeat<'a> {
 impl Drop for PendingSeat<'_> {
     fn drop(&mut self) {
         if let Some(seat) = self.seat.take() {
-            self.hub.leave(self.id, &seat);
+            self.hub.release(self.id, &seat);
         }
     }
 }

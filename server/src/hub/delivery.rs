@@ -1,7 +1,19 @@
 //! Delivery: messages go to the group commit, and come back stored, in id
 //! order, to be acked to their sender and relayed to their room.
 
-use super::*;
+use std::sync::Arc;
+
+use app::protocol::{Ack, ChatMessage, ClientMessageId, MessageText, Nickname, ServerFrame};
+
+use crate::{
+    client_id::ClientId,
+    commit::{Outcome, Pending},
+    lock,
+    store::{self, NewMessage, StoredMessage},
+    ws::frame,
+};
+
+use super::{refuse, seats::HubSeat, unavailable, Hub};
 
 pub(super) fn chat_message(message: &StoredMessage) -> ChatMessage {
     ChatMessage {

@@ -1,7 +1,13 @@
 //! The directory: the busiest rooms and how many are online in each, sent
 //! to everyone when it changes (at most once per presence interval).
 
-use super::*;
+use std::{collections::HashMap, sync::atomic::Ordering, sync::Arc};
+
+use app::protocol::{RoomCount, RoomList, RoomName, ServerFrame, ROOM_LIST_MAX};
+
+use crate::{lock, room::Room, ws::frame};
+
+use super::Hub;
 
 impl Hub {
     pub(super) fn directory_changed(&self) {

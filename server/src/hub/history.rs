@@ -2,7 +2,16 @@
 //! room switches and the server-rendered page. Reads are bounded by the
 //! store (`store::MAX_READS`); past it they are answered `unavailable`.
 
-use super::*;
+use std::sync::Arc;
+
+use app::protocol::{ErrorCode, HistoryPage, RoomName, ServerFrame};
+
+use crate::{
+    store::{Store, StoreError},
+    ws::frame,
+};
+
+use super::{delivery::chat_message, seats::HubSeat, unavailable, Hub};
 
 /// Messages per `history` page, and in the server-rendered page.
 pub const HISTORY_PAGE: u32 = 50;

@@ -53,40 +53,35 @@ pub use seats::HubSeat;
 
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex, OnceLock, Weak,
-    },
-    time::{Duration, Instant},
+    sync::{atomic::AtomicBool, Arc, Mutex, OnceLock, Weak},
+    time::Duration,
 };
 
 use app::protocol::{
-    Ack, ChatMessage, ClientMessageId, ErrorCode, ErrorPayload, HistoryPage, MessageText, Nickname,
-    Resume, RoomCount, RoomList, RoomName, ServerFrame, Typing, Welcome, ROOM_LIST_MAX,
+    ClientMessageId, ErrorCode, ErrorPayload, MessageText, Nickname, Resume, RoomCount, RoomName,
+    ServerFrame, Typing,
 };
 use bytes::Bytes;
 
 use crate::{
-    broker::{self, Broker, Signal, Sink},
+    broker::Broker,
     client_id::ClientId,
-    cluster::{Cluster, Occupants},
-    commit::{Committer, Outcome, Pending},
+    cluster::Cluster,
+    commit::Committer,
     flush::FlushPool,
-    identity::{Claim, Identities, Release, ResumeToken, Seat, TokenKey},
+    identity::{Identities, TokenKey},
     lock,
     metrics::Metrics,
     presence::NicknameTaken,
     room::{Fanout, Room},
     session::{Chat, Joined},
-    store::{self, NewMessage, Store, StoreError, StoredMessage},
-    writer::{ClientWriter, Delivery},
+    store::Store,
+    writer::ClientWriter,
     ws::frame,
 };
 
-use delivery::chat_message;
 use nicknames::SESSION_SAVES;
 use registry::Held;
-use remote::occupancy;
 use seats::{Whereabouts, AWAY_LIMIT};
 
 #[derive(Debug)]

@@ -2,7 +2,13 @@
 //! store so that a page coming back after a restart gets it again, and the
 //! rename that saves it.
 
-use super::*;
+use std::sync::Arc;
+
+use app::protocol::Nickname;
+
+use crate::{client_id::ClientId, identity::Claim, lock, presence::NicknameTaken};
+
+use super::{seats::HubSeat, Hub};
 
 /// Nickname saves that may use the store at once.
 pub(super) const SESSION_SAVES: usize = 2;

@@ -4,7 +4,17 @@
 //! changed. No task per change: a thousand joins in a second cost the same
 //! five ticks as one.
 
-use super::*;
+use std::{
+    sync::atomic::Ordering,
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use app::protocol::ServerFrame;
+
+use crate::{client_id::ClientId, lock, room::Room, ws::frame};
+
+use super::{remote::occupancy, Hub};
 
 impl Hub {
     /// The next tick announces `room`'s presence, with every other change

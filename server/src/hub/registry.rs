@@ -2,7 +2,13 @@
 //! connections in it and the people away from it; the last hold to go
 //! closes the room.
 
-use super::*;
+use std::sync::Arc;
+
+use app::protocol::RoomName;
+
+use crate::{lock, room::Room};
+
+use super::Hub;
 
 /// A room and how many hold it: seats in it and people away from it.
 #[derive(Debug)]

@@ -2,7 +2,21 @@
 //! relayed here, their presence announced here, and this process's rooms
 //! announced to them.
 
-use super::*;
+use std::{sync::Arc, time::Instant};
+
+use app::protocol::{RoomName, ServerFrame};
+
+use crate::{
+    broker::{self, Signal, Sink},
+    client_id::ClientId,
+    cluster::Occupants,
+    lock,
+    room::Room,
+    store::StoredMessage,
+    ws::frame,
+};
+
+use super::Hub;
 
 /// Everyone this process has in `room`, for the other processes.
 pub(super) fn occupancy(room: &RoomName, roster: &crate::presence::Roster, node: u64) -> Signal {

@@ -2,7 +2,17 @@
 //! that person is, and what happens when the connection goes: a person who
 //! can resume stays away for the grace period, nickname reserved.
 
-use super::*;
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    client_id::ClientId,
+    identity::{Release, ResumeToken, Seat},
+    lock,
+    room::Room,
+    writer::ClientWriter,
+};
+
+use super::Hub;
 
 /// Where a person is, as the identities keep it: their room, and the
 /// connection that holds them. Taking the person over closes that

@@ -3,9 +3,15 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::{io::AsyncReadExt, net::TcpStream};
 
-use super::*;
-use crate::{flush::CHUNK, flush::SHARED_FLUSH_CHUNKS, writer::tests::socket_pair};
 use app::protocol::GENERAL_ROOM;
+
+use super::*;
+use crate::{
+    commit::{Outcome, Pending},
+    flush::{CHUNK, SHARED_FLUSH_CHUNKS},
+    store::NewMessage,
+    writer::tests::socket_pair,
+};
 
 const BUDGET: usize = 1 << 20;
 
