@@ -82,15 +82,16 @@ impl Hub {
             }
         };
         // Asking for a room that cannot be opened lands in general.
-        let (room, after) = match self.hold(&name) {
-            Some(room) => (room, after),
+        let (hold, after) = match self.registry.hold(&name) {
+            Some(hold) => (hold, after),
             None => {
                 refuse(&writer, &self.metrics, too_many_rooms());
-                (self.hold(&RoomName::general())?, None)
+                (self.registry.hold(&RoomName::general())?, None)
             }
         };
+        let room = Arc::clone(hold.room());
         let here = Whereabouts {
-            room: Arc::clone(&room),
+            room: hold,
             writer: Arc::clone(&writer),
         };
         let (claim, previous) = {
@@ -103,16 +104,16 @@ impl Hub {
                 // Closed in whatever phase it is: a member, or still catching
                 // up (then `admit` turns it away).
                 holder.writer.displace();
-                holder.room.remove_member(claim.id, &holder.writer);
+                holder.room.room().remove_member(claim.id, &holder.writer);
             }
             (claim, previous)
         };
         writer.adopt(claim.id);
+        // Dropping the previous whereabouts lets go of their room.
         if let Some(Whereabouts { room: previous, .. }) = previous {
-            if !Arc::ptr_eq(&previous, &room) {
-                self.left_room(&previous, claim.id);
+            if !Arc::ptr_eq(previous.room(), &room) {
+                self.left_room(previous.room(), claim.id);
             }
-            self.unhold(&previous);
         }
         if resumable {
             self.metrics.resumed(claim.resumed);
@@ -161,15 +162,16 @@ impl Hub {
                 "you are in this room already",
             ));
         }
-        let room = self.hold(&to).ok_or_else(too_many_rooms)?;
+        let hold = self.registry.hold(&to).ok_or_else(too_many_rooms)?;
+        let room = Arc::clone(hold.room());
         let there = Whereabouts {
-            room: Arc::clone(&room),
+            room: hold,
             writer: Arc::clone(&seat.writer),
         };
         let moved = lock(&self.identities).move_to(&seat.token, seat.seat, there);
         let Some(Whereabouts { room: previous, .. }) = moved else {
-            // A newer connection is this person now; this one is closing.
-            self.unhold(&room);
+            // A newer connection is this person now; this one is closing
+            // (and the hold on `to` went with the whereabouts refused).
             return Err(ErrorPayload::new(
                 ErrorCode::OutOfOrder,
                 "this connection was taken over",
@@ -177,11 +179,11 @@ impl Hub {
         };
         {
             // No relay of the old room reaches the client after this.
-            let _relays = lock(&previous.relayed);
-            previous.remove(id);
+            let _relays = lock(&previous.room().relayed);
+            previous.room().remove(id);
         }
-        self.left_room(&previous, id);
-        self.unhold(&previous);
+        self.left_room(previous.room(), id);
+        drop(previous);
         let claim = Claim {
             id,
             token: seat.token.clone(),

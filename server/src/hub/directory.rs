@@ -1,11 +1,11 @@
 //! The directory: the busiest rooms and how many are online in each, sent
 //! to everyone when it changes (at most once per presence interval).
 
-use std::{collections::HashMap, sync::atomic::Ordering, sync::Arc};
+use std::{collections::HashMap, sync::atomic::Ordering};
 
 use app::protocol::{RoomCount, RoomList, RoomName, ServerFrame, ROOM_LIST_MAX};
 
-use crate::{lock, room::Room, ws::frame};
+use crate::{lock, ws::frame};
 
 use super::Hub;
 
@@ -17,9 +17,11 @@ impl Hub {
     /// The busiest rooms, most people online first, then by name; always
     /// with `general`. Counts people on every server process.
     pub fn room_list(&self) -> RoomList {
-        let mut counts: HashMap<String, u64> = lock(&self.rooms)
-            .values()
-            .map(|held| (held.room.name().to_string(), held.room.online() as u64))
+        let mut counts: HashMap<String, u64> = self
+            .registry
+            .all()
+            .iter()
+            .map(|room| (room.name().to_string(), room.online() as u64))
             .collect();
         for (room, online) in lock(&self.cluster).counts() {
             *counts.entry(room.to_string()).or_default() += online;
@@ -56,11 +58,7 @@ impl Hub {
             directory.clone_from(&list.rooms);
         }
         let frame = frame::text(&ServerFrame::Rooms(list).encode());
-        let rooms: Vec<Arc<Room>> = lock(&self.rooms)
-            .values()
-            .map(|held| Arc::clone(&held.room))
-            .collect();
-        for room in rooms {
+        for room in self.registry.all() {
             self.broadcast_except(&room, None, &frame);
         }
     }

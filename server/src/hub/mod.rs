@@ -52,7 +52,6 @@ pub use registry::MAX_ROOMS;
 pub use seats::HubSeat;
 
 use std::{
-    collections::HashMap,
     sync::{atomic::AtomicBool, Arc, Mutex, OnceLock, Weak},
     time::Duration,
 };
@@ -70,7 +69,6 @@ use crate::{
     commit::Committer,
     flush::FlushPool,
     identity::{Identities, TokenKey},
-    lock,
     metrics::Metrics,
     presence::NicknameTaken,
     room::{Fanout, Room},
@@ -81,15 +79,14 @@ use crate::{
 };
 
 use nicknames::SESSION_SAVES;
-use registry::Held;
+use registry::Registry;
 use seats::{Whereabouts, AWAY_LIMIT};
 
 #[derive(Debug)]
 pub struct Hub {
     me: Weak<Hub>,
-    rooms: Mutex<HashMap<RoomName, Held>>,
-    /// The largest room whose members are listed by name in presence.
-    list_limit: usize,
+    /// The rooms open here.
+    registry: Registry,
     committer: Committer,
     /// For reads: history pages and catching up.
     store: Store,
@@ -128,8 +125,7 @@ impl Hub {
     ) -> Arc<Self> {
         let hub = Arc::new_cyclic(|me: &Weak<Hub>| Self {
             me: me.clone(),
-            rooms: Mutex::default(),
-            list_limit,
+            registry: Registry::new(list_limit),
             committer: {
                 let hub = me.clone();
                 Committer::spawn(store.clone(), metrics.clone(), move |pending, outcome| {
@@ -183,7 +179,7 @@ impl Hub {
 
     /// Number of connected clients, in every room.
     pub fn len(&self) -> usize {
-        lock(&self.rooms).values().map(|held| held.room.len()).sum()
+        self.registry.members()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -192,21 +188,17 @@ impl Hub {
 
     /// Whether this client is connected, in any room.
     pub fn contains(&self, id: ClientId) -> bool {
-        lock(&self.rooms)
-            .values()
-            .any(|held| held.room.contains(id))
+        self.registry.contains(id)
     }
 
     /// The room named `name`, if anyone holds it.
     pub fn room(&self, name: &str) -> Option<Arc<Room>> {
-        lock(&self.rooms)
-            .get(name)
-            .map(|held| Arc::clone(&held.room))
+        self.registry.get(name)
     }
 
     /// How many rooms are open.
     pub fn rooms(&self) -> usize {
-        lock(&self.rooms).len()
+        self.registry.len()
     }
 
     /// Sends `frame`, a whole WebSocket frame, to every member of `room`

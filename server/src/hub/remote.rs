@@ -2,7 +2,7 @@
 //! relayed here, their presence announced here, and this process's rooms
 //! announced to them.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use app::protocol::{RoomName, ServerFrame};
 
@@ -11,7 +11,6 @@ use crate::{
     client_id::ClientId,
     cluster::Occupants,
     lock,
-    room::Room,
     store::StoredMessage,
     ws::frame,
 };
@@ -77,11 +76,8 @@ impl Sink for Hub {
 
     fn occupancy(&self) -> Vec<Signal> {
         let node = self.node();
-        let rooms: Vec<Arc<Room>> = lock(&self.rooms)
-            .values()
-            .map(|held| Arc::clone(&held.room))
-            .collect();
-        rooms
+        self.registry
+            .all()
             .iter()
             .map(|room| occupancy(room.name(), &lock(&room.roster), node))
             .collect()

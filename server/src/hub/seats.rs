@@ -12,14 +12,15 @@ use crate::{
     writer::ClientWriter,
 };
 
-use super::Hub;
+use super::{registry::RoomHold, Hub};
 
-/// Where a person is, as the identities keep it: their room, and the
+/// Where a person is, as the identities keep it: their room (held open
+/// while they are in it or away from it: forgetting them lets go), and the
 /// connection that holds them. Taking the person over closes that
 /// connection, whether it is a member of the room yet or still catching up.
 #[derive(Debug)]
 pub(super) struct Whereabouts {
-    pub(super) room: Arc<Room>,
+    pub(super) room: RoomHold,
     pub(super) writer: Arc<ClientWriter>,
 }
 
@@ -52,8 +53,7 @@ impl Hub {
             tokio::time::sleep(hub.resume_grace).await;
             let forgotten = lock(&hub.identities).forget(&token, seat);
             if let Some(Whereabouts { room, .. }) = forgotten {
-                hub.left_room(&room, id);
-                hub.unhold(&room);
+                hub.left_room(room.room(), id);
             }
         });
     }
@@ -61,6 +61,7 @@ impl Hub {
     pub(super) fn release(&self, id: ClientId, seat: &HubSeat) {
         let away = {
             let mut identities = lock(&self.identities);
+            // Letting a person go drops their hold on the room.
             let release = if self.resume_grace > Duration::ZERO && seat.resumable {
                 identities.release(&seat.token, seat.seat)
             } else if identities.forget(&seat.token, seat.seat).is_some() {
@@ -85,7 +86,6 @@ impl Hub {
             self.await_return(id, seat.token.clone(), seat.seat);
         } else {
             self.left_room(&seat.room, id);
-            self.unhold(&seat.room);
         }
     }
 }
