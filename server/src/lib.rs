@@ -20,7 +20,8 @@
 //!   small interfaces.
 //!
 //! Beside them: [`config`] (flags and environment variables, read only
-//! here and in `main.rs`, except the HTTP limits the accept loop applies),
+//! here and in `main.rs`: the layers get what they need as their own
+//! options),
 //! [`limits`] (caps on connections and request rates per address),
 //! [`proxy`] (what trusted reverse proxies forward), [`origin`] (which
 //! pages may open a WebSocket), [`headers`] (the security headers of every
@@ -81,6 +82,7 @@ use crate::{
     hub::Hub,
     limits::ConnectionLimits,
     metrics::Metrics,
+    origin::OriginPolicy,
     store::Store,
 };
 
@@ -98,6 +100,8 @@ pub struct AppState {
     pub store: Store,
     pub prometheus: PrometheusHandle,
     pub http: Arc<HttpConfig>,
+    /// Which pages may open a WebSocket (the handshake reads only this).
+    pub origins: Arc<OriginPolicy>,
     /// Every open connection holds a slot here, from accept to close.
     pub limits: ConnectionLimits,
     /// Cancelled when the server shuts down; connections then close with 1001.
@@ -144,6 +148,7 @@ impl AppState {
             store,
             prometheus,
             limits: ConnectionLimits::new(http.max_connections, http.max_connections_per_ip),
+            origins: Arc::new(http.allowed_origins.clone()),
             http: Arc::new(http),
             shutdown,
             tasks,
@@ -161,7 +166,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = Arc::clone(&state.hub);
     let served = serve::Served {
-        http: Arc::clone(&state.http),
+        options: serve::Options {
+            trusted_proxies: state.http.trusted_proxies.clone(),
+            write_timeout: state.http.write_timeout(),
+            request_rate: state.http.request_rate(),
+            handshake_rate: state.http.handshake_rate(),
+        },
         limits: state.limits.clone(),
         shutdown: state.shutdown.clone(),
         tasks: state.tasks.clone(),

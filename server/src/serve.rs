@@ -42,9 +42,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     accepted::Accepted,
-    config::HttpConfig,
     limits::{ClientNet, ConnectionLimits, Refusal, RequestRates},
-    proxy::Proxied,
+    proxy::{Proxied, TrustedProxies},
+    session::RateLimit,
 };
 
 /// How long shutdown waits for open connections to finish.
@@ -77,11 +77,24 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// How connections are accepted and limited (from the configuration).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Proxies whose forwarded client addresses are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// How long a client may take to read a response.
+    pub write_timeout: Duration,
+    /// Requests one client address may make.
+    pub request_rate: RateLimit,
+    /// WebSocket handshakes one client address may make.
+    pub handshake_rate: RateLimit,
+}
+
 /// What [`serve`] serves: the application's router and what it needs to
 /// know of the application (built by the crate root from its state).
 pub struct Served {
     pub router: Router,
-    pub http: Arc<HttpConfig>,
+    pub options: Options,
     /// Every open connection holds a slot here, from accept to close.
     pub limits: ConnectionLimits,
     /// Cancelled to close the WebSockets with 1001.
@@ -104,17 +117,18 @@ pub async fn serve(
 ) -> io::Result<()> {
     let Served {
         router,
-        http: config,
+        options,
         limits,
         shutdown: token,
         tasks,
         drain,
     } = served;
     let rates = Arc::new(RequestRates::new(
-        config.request_rate(),
-        config.handshake_rate(),
+        options.request_rate,
+        options.handshake_rate,
     ));
-    let write_timeout = config.write_timeout();
+    let write_timeout = options.write_timeout;
+    let proxies = Arc::new(options.trusted_proxies);
     // HTTP connections, apart from the WebSocket tasks in `state.tasks`.
     let http = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -130,7 +144,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let from_proxy = config.trusted_proxies.contains(peer.ip());
+        let from_proxy = proxies.contains(peer.ip());
         let slot = if from_proxy {
             limits.try_acquire_proxied()
         } else {
@@ -143,7 +157,7 @@ pub async fn serve(
                     router: TowerToHyperService::new(router.clone()),
                     peer: peer.ip(),
                     from_proxy,
-                    config: Arc::clone(&config),
+                    proxies: Arc::clone(&proxies),
                     limits: limits.clone(),
                     rates: Arc::clone(&rates),
                 };
@@ -224,7 +238,7 @@ struct Gate {
     router: TowerToHyperService<Router>,
     peer: IpAddr,
     from_proxy: bool,
-    config: Arc<HttpConfig>,
+    proxies: Arc<TrustedProxies>,
     limits: ConnectionLimits,
     rates: Arc<RequestRates>,
 }
@@ -239,9 +253,7 @@ impl hyper::service::Service<Request<Incoming>> for Gate {
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         let client = if self.from_proxy {
-            self.config
-                .trusted_proxies
-                .client(self.peer, request.headers())
+            self.proxies.client(self.peer, request.headers())
         } else {
             self.peer
         };

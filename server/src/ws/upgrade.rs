@@ -23,7 +23,6 @@ use tungstenite::handshake::derive_accept_key;
 
 use crate::{
     accepted::Accepted,
-    config::HttpConfig,
     limits::{AddressSlot, ConnectionSlot},
     origin::OriginPolicy,
     proxy::{self, Proxied},
@@ -102,12 +101,12 @@ impl IntoResponse for UpgradeError {
 impl<S> FromRequestParts<S> for WebSocketUpgrade
 where
     S: Send + Sync,
-    Arc<HttpConfig>: FromRef<S>,
+    Arc<OriginPolicy>: FromRef<S>,
 {
     type Rejection = UpgradeError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let http = Arc::<HttpConfig>::from_ref(state);
+        let origins = Arc::<OriginPolicy>::from_ref(state);
         // Only `serve` puts this in, for a request from a trusted proxy.
         let proxied = parts.extensions.remove::<Proxied>();
         let accept_key = accept_key(
@@ -115,7 +114,7 @@ where
             parts.version,
             &parts.headers,
             proxied.is_some(),
-            &http.allowed_origins,
+            &origins,
         )?;
         let on_upgrade = parts
             .extensions
@@ -543,10 +542,7 @@ mod tests {
                     }
                 }
 
-                let state = Arc::new(HttpConfig {
-                    allowed_origins: policy.clone(),
-                    ..HttpConfig::DEFAULT
-                });
+                let state = Arc::new(policy.clone());
                 let extracted = pin!(WebSocketUpgrade::from_request_parts(&mut parts, &state));
                 let Poll::Ready(extracted) = extracted.poll(&mut Context::from_waker(Waker::noop())) else {
                     panic!("the extractor never waits");
