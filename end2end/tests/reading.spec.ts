@@ -10,6 +10,23 @@ const room = (label: string) => `/r/${label}-${stamp}`;
 const fromBottom = (list: Locator) =>
   list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
 
+/**
+ * Scrolls the list to `top` and waits until the page has handled the
+ * scroll: the event fires asynchronously, and a message that arrives before
+ * it would still find the reader at the bottom.
+ */
+const scrollTo = (list: Locator, top: number) =>
+  list.evaluate(
+    (el, top) =>
+      new Promise<void>((scrolled) => {
+        el.addEventListener('scroll', () => requestAnimationFrame(() => scrolled()), {
+          once: true,
+        });
+        el.scrollTop = top;
+      }),
+    top,
+  );
+
 /** ana and ben, in a room of their own. */
 async function pair(browser: Browser, label: string): Promise<[Person, Person]> {
   const a = await Person.join(browser, undefined, room(label));
@@ -26,7 +43,7 @@ test('the list follows new messages at the bottom, and counts them on a button w
   await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
 
   // Scrolled up, new messages do not move the view; a button counts them.
-  await a.list.evaluate((el) => (el.scrollTop = 40));
+  await scrollTo(a.list, 40);
   const jump = a.page.getByRole('button', { name: /new message/ });
   await expect(jump).toBeHidden();
   await b.say('while away 1');
@@ -52,7 +69,7 @@ test('the list follows new messages at the bottom, and counts them on a button w
   await b.say('back at the bottom');
   await expect(a.said.last()).toHaveText('ben: back at the bottom');
   await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
-  await a.list.evaluate((el) => (el.scrollTop = 0));
+  await scrollTo(a.list, 0);
   await a.say('my own');
   await expect.poll(() => fromBottom(a.list)).toBeLessThanOrEqual(2);
   await a.leave();
