@@ -15,8 +15,8 @@ use tokio::{
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{
-    connect_from, exchange, handshake_with, header, read_head, status, unlimited_http, TestServer,
-    HANDSHAKE, WAIT,
+    ask, connect_from, exchange, handshake_with, header, read_head, status, unlimited_http,
+    TestServer, HANDSHAKE, WAIT,
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -214,20 +214,6 @@ async fn a_client_that_stops_reading_a_response_is_dropped_after_the_write_timeo
     .await
     .expect("the connection ends");
     assert!(received < site.size, "the whole file came through");
-}
-
-/// Sends `request` on `socket`, kept open, and reads the response's head
-/// and its `Content-Length` body.
-async fn ask(socket: &mut TcpStream, request: &str) -> (String, String) {
-    socket.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(socket).await;
-    let length = header(&head, "content-length").map_or(0, |l| l.parse().unwrap());
-    let mut body = vec![0; length];
-    tokio::time::timeout(WAIT, socket.read_exact(&mut body))
-        .await
-        .expect("a body in time")
-        .unwrap();
-    (head, String::from_utf8(body).unwrap())
 }
 
 /// A request that keeps its connection open.

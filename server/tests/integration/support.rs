@@ -568,8 +568,14 @@ pub fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 /// Sends `request` on a new connection and reads the response's head and
 /// its `Content-Length` body.
 pub async fn exchange(mut socket: TcpStream, request: &str) -> (String, String) {
+    ask(&mut socket, request).await
+}
+
+/// Sends `request` on `socket`, kept open, and reads the response's head
+/// and its `Content-Length` body.
+pub async fn ask(socket: &mut TcpStream, request: &str) -> (String, String) {
     socket.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(&mut socket).await;
+    let head = read_head(socket).await;
     let length = header(&head, "content-length").map_or(0, |l| l.parse().unwrap());
     let mut body = vec![0; length];
     tokio::time::timeout(WAIT, socket.read_exact(&mut body))
