@@ -197,12 +197,18 @@ impl ClientWriter {
 
     /// Sends one whole, already framed WebSocket data frame now.
     pub fn send(&self, frame: &Bytes) -> Delivery {
-        match self.push(frame) {
-            Push::First => self.flush(),
-            Push::Behind => Delivery::Queued,
-            Push::Evicted => Delivery::Evicted,
-            Push::Dropped => Delivery::Dropped,
+        let state = self.lock();
+        if state.status != Status::Open {
+            return Delivery::Dropped;
         }
+        if state.queued_bytes + frame.len() > self.budget {
+            self.evict(state);
+            return Delivery::Evicted;
+        }
+        // Straight to the socket when nothing waits: the queue allocates only
+        // once a frame has to wait, so a client that is only ever answered
+        // (most idle ones) never holds one.
+        self.write_or_queue(state, frame)
     }
 
     /// Queues one whole, already framed WebSocket data frame without writing
@@ -527,6 +533,9 @@ pub(crate) mod tests {
             Delivery::Written
         );
         assert_eq!(writer.queued_bytes(), 0);
+        // Nothing had to wait, so no queue was allocated: what an idle
+        // client that was only answered costs.
+        assert_eq!(writer.lock().queue.capacity(), 0);
         assert_eq!(read_exactly(&mut client, 5).await, b"hello");
     }
 

@@ -115,7 +115,7 @@ where
             resuming,
             limit: options.rate_limit,
         };
-        let connection = Connection::new(writer, upgraded.read_ahead, protocol, metrics);
+        let mut connection = Connection::new(writer, upgraded.read_ahead, protocol, metrics);
         connection
             .run(joining, options.ping_interval, shutdown)
             .instrument(span)
