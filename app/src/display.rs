@@ -1,7 +1,7 @@
 //! How the message list reads: which parts of a text are links, which lines
 //! group under one name, where a new day starts, and each nickname's
 //! colour. Pure functions, tested without a browser; only the reader's time
-//! zone and locale come from the browser ([`Moment::local`]).
+//! zone and locale come from the browser (`local`, only in the browser).
 
 /// Consecutive messages from one person at most this many minutes apart
 /// share one name and time.

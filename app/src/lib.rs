@@ -128,7 +128,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// [`Chat`] and one WebSocket for the page's life, whatever room is shown.
 ///
 /// The routes decide what is particular to an address: the document's
-/// title, or [`NotFound`] for anything that is not a room's. The chat
+/// title, or `NotFound` for anything that is not a room's. The chat
 /// itself sits beside them, inside the router (its links are `<A>`s and it
 /// follows the location), so a room switch keeps every part of the page
 /// that is not the room's, and the routes' views, which the router erases
@@ -161,7 +161,7 @@ fn current_room() -> Memo<Option<RoomName>> {
 }
 
 /// A room's route: its name in the document's title; a name that is not a
-/// room's is [`NotFound`].
+/// room's is `NotFound`.
 #[component]
 fn RoomTitle() -> impl IntoView {
     let room = current_room();

@@ -11,7 +11,7 @@
 //!   WebSocket's `Origin`, which `/ws` checks, is sent whatever the policy.)
 //! - `Content-Security-Policy`, on HTML: what the page may run and load,
 //!   so that markup slipped into it (a message that escaped its escaping)
-//!   runs nothing and sends nothing anywhere. See [`policy`] for each
+//!   runs nothing and sends nothing anywhere. See [`Policy`] for each
 //!   directive.
 //!
 //! The page's inline scripts are let in two ways. Parley's own,

@@ -157,7 +157,7 @@ impl AppState {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves (see
-/// [`serve::serve`]): at shutdown the hub's messages are stored and acked
+/// `serve::serve`): at shutdown the hub's messages are stored and acked
 /// before the connections close.
 pub async fn serve(
     listener: tokio::net::TcpListener,

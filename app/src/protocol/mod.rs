@@ -10,10 +10,10 @@
 //! cover is the code that runs.
 //!
 //! - this file: the frames, how they are encoded and decoded;
-//! - [`text`]: what a client may say (nicknames, message texts, ids), so the
+//! - `text`: what a client may say (nicknames, message texts, ids), so the
 //!   browser refuses bad input before sending with the rules the server
 //!   enforces;
-//! - [`error`]: error codes and the `error` payload.
+//! - `error`: error codes and the `error` payload.
 
 mod error;
 mod text;

@@ -6,7 +6,7 @@
 //! - [`Broker::Redis`] ([`redis`]): any number of processes sharing one
 //!   PostgreSQL store. After each commit a process publishes the messages
 //!   on Redis; every process, itself included, hands what it receives to
-//!   its [`sequencer`], which relays messages in id order, each once, and
+//!   its `sequencer`, which relays messages in id order, each once, and
 //!   reads whatever it did not receive from the store. It never skips an
 //!   id the store has (a failed read is retried), and trusts an id from
 //!   Redis only as far as the store vouches for it.

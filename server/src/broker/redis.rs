@@ -8,7 +8,7 @@
 //! streams: the store is already the durable, ordered log (every process
 //! can read any message back by id), so Redis only has to say "there is
 //! something new" fast; what it drops while a process is away is read
-//! from the store by the [`Sequencer`].
+//! from the store by the `Sequencer`.
 //!
 //! Three tasks: one publishes (batching whatever queued meanwhile into
 //! one PUBLISH), one subscribes, one beats and expires silent processes.
@@ -61,7 +61,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 const OUTBOX: usize = 16_384;
 
 /// Bytes what waits to be published may hold (a message's strings, or a
-/// signal, and [`OUTGOING_OVERHEAD`] each): past it, new publications are
+/// signal, and `OUTGOING_OVERHEAD` each): past it, new publications are
 /// dropped as when the outbox is full (the store keeps every message).
 pub const OUTBOX_BYTES: usize = 16 << 20;
 

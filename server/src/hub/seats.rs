@@ -24,7 +24,7 @@ pub(super) struct Whereabouts {
     pub(super) writer: Arc<ClientWriter>,
 }
 
-/// A hub's hold on one connection's client (see [`Chat::Seat`]).
+/// A hub's hold on one connection's client (see [`crate::session::Chat::Seat`]).
 #[derive(Debug)]
 pub struct HubSeat {
     pub(super) token: ResumeToken,

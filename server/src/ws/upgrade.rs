@@ -1,7 +1,7 @@
 //! The WebSocket opening handshake (RFC 6455, section 4.2), done here rather
 //! than by axum's `WebSocketUpgrade` so that the upgrade hands back the very
 //! `TcpStream` the server accepted: fan-out writes to it directly (see
-//! [`crate::peer`]), which axum's wrapper has no way to allow.
+//! [`crate::writer`]), which axum's wrapper has no way to allow.
 
 use std::sync::Arc;
 
