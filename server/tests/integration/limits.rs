@@ -5,18 +5,16 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use futures_util::{stream, SinkExt, StreamExt};
-use serde_json::json;
+use futures_util::{stream, StreamExt};
 use server::{config::HttpConfig, origin::OriginPolicy};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
 };
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{
-    ask, connect_from, exchange, handshake_with, header, read_head, status, unlimited_http,
-    TestServer, HANDSHAKE, WAIT,
+    ask, connect_from, exchange, handshake_with, header, read_head, resume_from, status,
+    unlimited_http, TestServer, HANDSHAKE, WAIT,
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -283,25 +281,8 @@ async fn past_the_request_rate_an_address_gets_429_and_another_is_still_served()
 /// Connects from `from` to `/ws?resume` as someone new, and once welcomed
 /// drops the connection without a close: the server keeps the person away.
 async fn connect_and_drop(from: IpAddr, addr: SocketAddr) {
-    let socket = connect_from(from, addr).await;
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws?resume"), socket)
-        .await
-        .expect("WebSocket handshake");
-    let resume = json!({"type": "resume", "payload": {"token": null, "after": null}});
-    ws.send(Message::text(resume.to_string())).await.unwrap();
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        if frame
-            .to_text()
-            .is_ok_and(|text| text.contains(r#""welcome""#))
-        {
-            return;
-        }
-    }
+    let (ws, _) = resume_from(from, addr, None, None).await;
+    drop(ws);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

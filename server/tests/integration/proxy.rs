@@ -6,18 +6,14 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use server::{config::HttpConfig, identity::AWAY_PER_ADDRESS, proxy::TrustedProxies};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
-use tokio_tungstenite::{
-    tungstenite::{client::IntoClientRequest, Message},
-    WebSocketStream,
-};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::support::{
-    connect_from, exchange, handshake_with, header, read_head, status, unlimited_http, TestServer,
-    WAIT,
+    ask, connect_from, exchange, handshake_with, header, read_head, resume_from, status,
+    unlimited_http, TestServer,
 };
 
 /// The proxy: trusted in these tests.
@@ -88,17 +84,11 @@ async fn a_refused_request_leaves_the_proxys_connection_open_for_its_other_clien
         let request = format!(
             "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {client}\r\n\r\n"
         );
-        proxy.write_all(request.as_bytes()).await.unwrap();
-        let head = read_head(&mut proxy).await;
+        let (head, _) = ask(&mut proxy, &request).await;
         assert_eq!(status(&head), expected, "{client}: {head}");
         if expected == 429 {
             assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
         }
-        let length: usize = header(&head, "content-length").unwrap().parse().unwrap();
-        let mut body = vec![0; length];
-        tokio::io::AsyncReadExt::read_exact(&mut proxy, &mut body)
-            .await
-            .unwrap();
     }
 }
 
@@ -166,38 +156,13 @@ async fn without_trust_x_forwarded_host_cannot_smuggle_a_foreign_origin_in() {
 
 /// A `/ws?resume` client that `client` reached through the proxy, resuming
 /// `token` (someone new without one); once welcomed, its socket and the
-/// welcome's id.
+/// welcome's payload.
 async fn resume_through_proxy(
     server: &TestServer,
     client: &str,
     token: Option<&str>,
 ) -> (WebSocketStream<TcpStream>, Value) {
-    let socket = connect_from(PROXY, server.addr).await;
-    let mut request = format!("ws://{}/ws?resume", server.addr)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("x-forwarded-for", client.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::client_async(request, socket)
-        .await
-        .expect("WebSocket handshake");
-    let resume = json!({"type": "resume", "payload": {"token": token, "after": null}});
-    ws.send(Message::text(resume.to_string())).await.unwrap();
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        let Ok(text) = frame.to_text() else { continue };
-        let Ok(frame) = serde_json::from_str::<Value>(text) else {
-            continue;
-        };
-        if frame["type"] == "welcome" {
-            return (ws, frame["payload"].clone());
-        }
-    }
+    resume_from(PROXY, server.addr, Some(client), token).await
 }
 
 /// Someone new whom `client` reached through the proxy, dropped once
@@ -263,14 +228,8 @@ async fn behind_a_trusted_proxy_the_rates_count_each_forwarded_client_by_its_64(
         let request = format!(
             "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {client}\r\n\r\n"
         );
-        proxy.write_all(request.as_bytes()).await.unwrap();
-        let head = read_head(&mut proxy).await;
+        let (head, _) = ask(&mut proxy, &request).await;
         assert_eq!(status(&head), expected, "{client}: {head}");
-        let length: usize = header(&head, "content-length").unwrap().parse().unwrap();
-        let mut body = vec![0; length];
-        tokio::io::AsyncReadExt::read_exact(&mut proxy, &mut body)
-            .await
-            .unwrap();
     }
 }
 

@@ -25,6 +25,7 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_tungstenite::{
+    tungstenite::client::IntoClientRequest,
     tungstenite::{protocol::CloseFrame, Message},
     MaybeTlsStream, WebSocketStream,
 };
@@ -583,6 +584,45 @@ pub async fn ask(socket: &mut TcpStream, request: &str) -> (String, String) {
         .expect("a body in time")
         .unwrap();
     (head, String::from_utf8(body).unwrap())
+}
+
+/// Someone connecting from `from` to `/ws?resume` (through a proxy that
+/// says it forwards `forwarded_for`, if given) and resuming `token`
+/// (someone new without one): once welcomed, the socket and the welcome's
+/// payload.
+pub async fn resume_from(
+    from: IpAddr,
+    addr: SocketAddr,
+    forwarded_for: Option<&str>,
+    token: Option<&str>,
+) -> (WebSocketStream<TcpStream>, Value) {
+    let socket = connect_from(from, addr).await;
+    let mut request = format!("ws://{addr}/ws?resume")
+        .into_client_request()
+        .unwrap();
+    if let Some(client) = forwarded_for {
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", client.parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::client_async(request, socket)
+        .await
+        .expect("WebSocket handshake");
+    let resume = json!({"type": "resume", "payload": {"token": token, "after": null}});
+    ws.send(Message::text(resume.to_string())).await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        let Ok(frame) = serde_json::from_str::<Value>(frame.to_text().unwrap_or_default()) else {
+            continue;
+        };
+        if frame["type"] == "welcome" {
+            return (ws, frame["payload"].clone());
+        }
+    }
 }
 
 /// A fresh, empty database of each kind, dropped with the guard.
