@@ -16,10 +16,17 @@ here="$(dirname "${BASH_SOURCE[0]}")"
 source "$here/env.sh"
 cd "$root"
 
+# A fresh checkout gains nothing from incremental compilation, which would
+# roughly double the debug target directory on disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 # Some tests hold a few thousand loopback connections (two files each).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+step "Disk space (the builds below need a few gigabytes)"
+df -h "$root"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
