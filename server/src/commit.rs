@@ -10,6 +10,12 @@
 //! and delivers them in that order, which is what keeps every client's
 //! stream in id order.
 //!
+//! Each batch is handed over whole, on a thread that may block for it:
+//! relaying is writing to every member's socket, milliseconds for a big
+//! room, and the hub writes them right there (see [`crate::flush`]). On
+//! the multi-thread runtime the worker's other tasks move to another thread
+//! meanwhile ([`tokio::task::block_in_place`]).
+//!
 //! At shutdown the queue is drained: [`Committer::drain`] stops taking
 //! messages and returns once every message already taken is stored (or
 //! failed) and handed to the hub, so their acks go out before the
@@ -18,7 +24,10 @@
 use std::{sync::Arc, time::Instant};
 
 use app::protocol::ClientMessageId;
-use tokio::sync::mpsc;
+use tokio::{
+    runtime::{Handle, RuntimeFlavor},
+    sync::mpsc,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -96,11 +105,11 @@ pub const QUEUED_OVERHEAD: usize = 256;
 
 impl Committer {
     /// Starts the commit task; `deliver` is called from it, once per
-    /// message, in commit order.
+    /// batch, with the batch's messages in commit order, where it may block.
     pub fn spawn(
         store: Store,
         metrics: Metrics,
-        deliver: impl Fn(Pending, Outcome) + Send + Sync + 'static,
+        deliver: impl Fn(Vec<(Pending, Outcome)>) + Send + Sync + 'static,
     ) -> Self {
         let (queue, mut submitted) = mpsc::channel(MAX_QUEUED);
         let (closing, finished) = (CancellationToken::new(), CancellationToken::new());
@@ -139,26 +148,28 @@ impl Committer {
                 for (_, submitted) in &held {
                     metrics.commit_waited(done - *submitted);
                 }
-                match appended {
-                    Ok(appended) => {
-                        for (pending, appended) in pending.into_iter().zip(appended) {
-                            deliver(
-                                pending,
-                                match appended {
-                                    Appended::New(message) => Outcome::Stored(message),
-                                    Appended::Duplicate(message) => Outcome::Duplicate(message),
-                                },
-                            );
-                        }
-                    }
+                let outcomes: Vec<(Pending, Outcome)> = match appended {
+                    Ok(appended) => pending
+                        .into_iter()
+                        .zip(appended)
+                        .map(|(pending, appended)| {
+                            let outcome = match appended {
+                                Appended::New(message) => Outcome::Stored(message),
+                                Appended::Duplicate(message) => Outcome::Duplicate(message),
+                            };
+                            (pending, outcome)
+                        })
+                        .collect(),
                     Err(err) => {
                         tracing::error!(%err, messages = pending.len(), "storing messages failed");
                         metrics.store_error();
-                        for pending in pending {
-                            deliver(pending, Outcome::Failed);
-                        }
+                        pending
+                            .into_iter()
+                            .map(|pending| (pending, Outcome::Failed))
+                            .collect()
                     }
-                }
+                };
+                may_block(|| deliver(outcomes));
             }
         });
         Self {
@@ -193,6 +204,17 @@ impl Committer {
     }
 }
 
+/// Runs `f`, which may block for a while, without holding up the other
+/// tasks of this worker thread: on the multi-thread runtime they move to
+/// another thread meanwhile. A current-thread runtime (the unit tests') has
+/// no other thread to hand them to, and simply waits.
+fn may_block<R>(f: impl FnOnce() -> R) -> R {
+    match Handle::current().runtime_flavor() {
+        RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use app::protocol::MESSAGE_MAX_CHARS;
@@ -222,7 +244,7 @@ mod tests {
     #[tokio::test]
     async fn the_queue_holds_at_most_its_bytes_whatever_the_count() {
         let store = Store::open("sqlite::memory:").await.unwrap();
-        let committer = Committer::spawn(store, Metrics::default(), |_, _| {});
+        let committer = Committer::spawn(store, Metrics::default(), |_| {});
         let taken = (0..MAX_QUEUED)
             .take_while(|_| committer.submit(pending(), long_message()).is_ok())
             .count();
@@ -239,8 +261,10 @@ mod tests {
     async fn stored_messages_give_their_bytes_back() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let (delivered, mut deliveries) = mpsc::unbounded_channel();
-        let committer = Committer::spawn(store, Metrics::default(), move |_, outcome| {
-            let _ = delivered.send(outcome);
+        let committer = Committer::spawn(store, Metrics::default(), move |batch| {
+            for (_, outcome) in batch {
+                let _ = delivered.send(outcome);
+            }
         });
         for _ in 0..3 {
             committer.submit(pending(), long_message()).unwrap();

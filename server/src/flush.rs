@@ -1,13 +1,23 @@
-//! The flusher pool: threads that write queued frames to client sockets.
+//! Flush jobs, and the flusher pool: threads that write queued frames to
+//! client sockets.
 //!
 //! A broadcast queues its frame for every recipient (cheap: a lock, a push,
-//! a reference count) and hands the pool the list of sockets whose queue it
-//! found empty; flusher threads on tokio's blocking pool, at most one per
-//! CPU, then write those sockets, oldest broadcast first. They run on the
-//! blocking pool because writing to a room is milliseconds of system calls:
-//! done on the async workers, it would hold up every client's input. While
-//! they are busy, later broadcasts queue behind unwritten frames and one
-//! `writev` then carries several: the cost per frame falls as load rises.
+//! a reference count) and returns a [`FlushJob`]: the sockets whose queue
+//! it found empty, which nobody else will write. Whoever broadcast then
+//! writes the job itself, if it runs where blocking is allowed (the group
+//! commit relaying its batch), or hands it to the pool: flusher threads on
+//! tokio's blocking pool, at most one per CPU, which write jobs oldest
+//! first. Either way the writing is off the async workers, because writing
+//! to a room is milliseconds of system calls that would hold up every
+//! client's input. Frames queued behind unwritten ones go out together, so
+//! one `writev` carries several: the cost per frame falls as load rises.
+//!
+//! Writing on the thread that queued is cheaper: the broadcast has just
+//! taken each client's lock and touched its queue, and a flusher on
+//! another CPU would miss its cache on every one of them. Measured with
+//! 1,000 clients, writing here saves about a tenth of the CPU per delivery,
+//! user and system alike (BENCHMARKS.md). Jobs big enough to share go to the pool all the same,
+//! so every CPU writes to the biggest rooms.
 
 use std::{
     collections::VecDeque,
@@ -23,7 +33,8 @@ use crate::{lock, writer::ClientWriter};
 /// evenly, big enough that claiming costs nothing next to writing.
 pub const CHUNK: usize = 64;
 
-/// Jobs of this many chunks or more (2,048 sockets) start every flusher.
+/// Jobs of this many chunks or more (2,048 sockets) start every flusher,
+/// and are never written by one thread alone.
 pub const SHARED_FLUSH_CHUNKS: usize = 32;
 
 /// The clients a broadcast saw, shared by the broadcast and its flush job.
@@ -34,7 +45,7 @@ pub struct FlushPool {
     /// Jobs queued for writing, oldest first. Bounded by the clients: a
     /// socket is handed over only by a broadcast that found its queue empty,
     /// so it waits in one job at most, and every job has a socket.
-    jobs: Mutex<VecDeque<Arc<Job>>>,
+    jobs: Mutex<VecDeque<Arc<FlushJob>>>,
     /// Flusher threads running, and how many may.
     running: AtomicUsize,
     max: usize,
@@ -49,27 +60,28 @@ impl FlushPool {
         })
     }
 
-    /// Writes `recipients[i]` for every `i` in `to_flush`, soon, on flusher
-    /// threads; the caller does not wait.
-    pub fn submit(self: &Arc<Self>, recipients: Recipients, to_flush: Vec<usize>) {
-        if to_flush.is_empty() {
+    /// Writes the job soon, on flusher threads; the caller does not wait.
+    pub fn submit(self: &Arc<Self>, job: FlushJob) {
+        if job.to_flush.is_empty() {
             return;
         }
-        let chunks = to_flush.len().div_ceil(CHUNK);
-        lock(&self.jobs).push_back(Arc::new(Job {
-            recipients,
-            to_flush,
-            next_chunk: AtomicUsize::new(0),
-        }));
+        let shared = job.is_shared();
+        lock(&self.jobs).push_back(Arc::new(job));
         // One flusher per job keeps the others free for the next ones; a
         // huge room gets every flusher at once.
-        let wanted = if chunks >= SHARED_FLUSH_CHUNKS {
-            self.max
-        } else {
-            1
-        };
+        let wanted = if shared { self.max } else { 1 };
         for _ in 0..wanted {
             self.start_flusher();
+        }
+    }
+
+    /// Writes the job on this thread, which must be allowed to block for
+    /// it, unless it is big enough to share with every flusher.
+    pub fn write_here(self: &Arc<Self>, job: FlushJob) {
+        if job.is_shared() {
+            self.submit(job);
+        } else {
+            while job.run_chunk() {}
         }
     }
 
@@ -136,14 +148,29 @@ impl Drop for Slot {
 /// The sockets one broadcast has to write to: those whose queue it found
 /// empty. Shared by the flushers writing them.
 #[derive(Debug)]
-struct Job {
+#[must_use = "the sockets of a flush job are written by it or by no one"]
+pub struct FlushJob {
     recipients: Recipients,
     /// Indices into `recipients`.
     to_flush: Vec<usize>,
     next_chunk: AtomicUsize,
 }
 
-impl Job {
+impl FlushJob {
+    /// Writing `recipients[i]` for every `i` in `to_flush`.
+    pub fn new(recipients: Recipients, to_flush: Vec<usize>) -> Self {
+        Self {
+            recipients,
+            to_flush,
+            next_chunk: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether every flusher should share it.
+    fn is_shared(&self) -> bool {
+        self.to_flush.len().div_ceil(CHUNK) >= SHARED_FLUSH_CHUNKS
+    }
+
     /// Claims a chunk of sockets and writes to them; `false` if none was left.
     fn run_chunk(&self) -> bool {
         let first = self.next_chunk.fetch_add(1, Ordering::Relaxed) * CHUNK;
@@ -157,7 +184,7 @@ impl Job {
     }
 }
 
-impl Drop for Job {
+impl Drop for FlushJob {
     /// Frames queued first are written by this job or by no one: if it is
     /// dropped unfinished (a flusher unwound), finish here.
     fn drop(&mut self) {
@@ -167,7 +194,29 @@ impl Drop for Job {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+    use crate::{
+        client_id::ClientId,
+        writer::{tests::socket_pair, Push},
+    };
+
+    #[tokio::test]
+    async fn a_job_written_here_is_on_the_wire_when_the_call_returns() {
+        let pool = FlushPool::new();
+        let (server, _client) = socket_pair().await;
+        let writer = Arc::new(ClientWriter::new(ClientId::from(1), server, 1024));
+        assert_eq!(writer.push(&Bytes::from_static(b"frame")), Push::First);
+
+        pool.write_here(FlushJob::new(Arc::new([Arc::clone(&writer)]), vec![0]));
+        assert_eq!(
+            writer.queued_bytes(),
+            0,
+            "the calling thread wrote it, no flusher"
+        );
+        assert!(lock(&pool.jobs).is_empty());
+    }
 
     #[tokio::test]
     async fn a_flusher_that_unwinds_gives_its_slot_back() {

@@ -1,11 +1,11 @@
 //! One room: its members on this process, who is online in it, and the
 //! fan-out of its frames.
 //!
-//! A room is its own membership list over the process's one
-//! [flusher pool](crate::flush): a broadcast walks an immutable snapshot of
-//! the members, rebuilt lazily at most once per broadcast after the
-//! membership changed, queues the same shared bytes for each, and hands the
-//! writing to the pool. The [hub](crate::hub) decides which room a frame
+//! A room is its own membership list: a broadcast walks an immutable
+//! snapshot of the members, rebuilt lazily at most once per broadcast after
+//! the membership changed, queues the same shared bytes for each, and
+//! returns the writing as a [flush job](crate::flush) for its caller to
+//! write or hand to the pool. The [hub](crate::hub) decides which room a frame
 //! belongs to; this module only knows its own members.
 
 use std::{
@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::{
     client_id::ClientId,
-    flush::{FlushPool, Recipients},
+    flush::{FlushJob, Recipients},
     lock,
     metrics::Metrics,
     presence::Roster,
@@ -128,17 +128,16 @@ impl Room {
 
     /// Queues `frame`, a whole WebSocket frame, for every member but `from`
     /// and, for the chat message with id `message`, those that have it
-    /// already (they read it from the store catching up). The writing is handed to the flusher pool, and the
-    /// caller does not wait for it. Each client's queue is in order, so one
-    /// sender's messages never overtake each other.
+    /// already (they read it from the store catching up). The sockets
+    /// this leaves to write are in the returned job. Each client's queue is
+    /// in order, so one sender's messages never overtake each other.
     pub fn broadcast(
         &self,
-        flush: &Arc<FlushPool>,
         metrics: &Metrics,
         from: Option<ClientId>,
         message: Option<u64>,
         frame: &Bytes,
-    ) -> Fanout {
+    ) -> (Fanout, FlushJob) {
         let members = self.snapshot();
         let len = members.len();
         // Broadcasts from different senders start at different places, so
@@ -164,9 +163,8 @@ impl Room {
                 Push::Dropped => {}
             }
         }
-        flush.submit(members, to_flush);
         metrics.frames_out(fanout.queued);
-        fanout
+        (fanout, FlushJob::new(members, to_flush))
     }
 
     fn snapshot(&self) -> Recipients {

@@ -1,10 +1,10 @@
 //! One client's outgoing bytes: the per-client socket writer.
 //!
 //! Fan-out is where a chat server spends its time, so a frame for a client is
-//! written straight to that client's socket by whoever handles it (usually
-//! the [flusher pool](crate::flush)), with non-blocking writes of bytes
-//! framed once for everyone. No task is woken and nothing is copied per
-//! recipient. Frames go through a short queue: whoever queues the first
+//! written straight to that client's socket by whoever handles it (the
+//! group commit relaying its batch, or the [flusher pool](crate::flush)),
+//! with non-blocking writes of bytes framed once for everyone. No task is
+//! woken and nothing is copied per recipient. Frames go through a short queue: whoever queues the first
 //! frame into an empty queue sees that it is written out, together with any
 //! frames queued behind it in the meantime, so under load one `writev`
 //! carries several frames. When a socket's kernel buffer is full, the

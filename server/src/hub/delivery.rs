@@ -1,5 +1,8 @@
 //! Delivery: messages go to the group commit, and come back stored, in id
 //! order, to be acked to their sender and relayed to their room.
+//!
+//! The committer hands back each batch on a thread that may block, and the
+//! relays' sockets are written right there (see [`crate::flush`] for why).
 
 use std::sync::Arc;
 
@@ -8,6 +11,7 @@ use app::protocol::{Ack, ChatMessage, ClientMessageId, MessageText, Nickname, Se
 use crate::{
     client_id::ClientId,
     commit::{Outcome, Pending},
+    flush::FlushJob,
     lock,
     store::{self, NewMessage, StoredMessage},
     ws::frame,
@@ -51,13 +55,27 @@ impl Hub {
         };
         if let Err(refused) = self.committer.submit(pending.clone(), message) {
             tracing::warn!(client = %from, "{refused}: message refused");
-            self.deliver(pending, Outcome::Failed);
+            self.deliver(pending, Outcome::Failed, &mut Vec::new());
+        }
+    }
+
+    /// Delivers one commit's messages, in id order, then writes their
+    /// relays on this thread, which may block (the committer's). Frames of
+    /// the batch for one client go out in one write.
+    pub(super) fn deliver_batch(&self, batch: Vec<(Pending, Outcome)>) {
+        let mut writes = Vec::new();
+        for (pending, outcome) in batch {
+            self.deliver(pending, outcome, &mut writes);
+        }
+        for job in writes {
+            self.flush.write_here(job);
         }
     }
 
     /// Tells the sender, and for a new message everyone else in its room,
-    /// what the store made of it. Called by the group commit, in id order.
-    pub(super) fn deliver(&self, pending: Pending, outcome: Outcome) {
+    /// what the store made of it; the relay's sockets to write go to
+    /// `writes`. Called in id order.
+    fn deliver(&self, pending: Pending, outcome: Outcome, writes: &mut Vec<FlushJob>) {
         let Pending {
             from,
             client_id,
@@ -66,7 +84,7 @@ impl Hub {
         let stored = match outcome {
             Outcome::Stored(message) => {
                 if self.broker().is_local() {
-                    self.relay(&message, Some(from));
+                    writes.extend(self.relay(&message, Some(from)));
                 } else {
                     // Relayed when it comes back through the broker, in
                     // the order of every process's messages.
@@ -96,20 +114,24 @@ impl Hub {
         }
     }
 
-    /// Sends a stored message to the members of its room here, but its
-    /// sender. Messages must come in id order.
-    pub(super) fn relay(&self, message: &StoredMessage, from: Option<ClientId>) {
-        let Some(room) = self.room(&message.room) else {
-            // Nobody here is in that room.
-            return;
-        };
+    /// Queues a stored message for the members of its room here, but its
+    /// sender, and returns the sockets left to write (`None` if nobody here
+    /// is in the room). Messages must come in id order.
+    #[must_use = "the relay's sockets must be written"]
+    pub(super) fn relay(
+        &self,
+        message: &StoredMessage,
+        from: Option<ClientId>,
+    ) -> Option<FlushJob> {
+        let room = self.room(&message.room)?;
         let frame = frame::text(&ServerFrame::Message(chat_message(message)).encode());
         let mut relayed = lock(&room.relayed);
         // Clients that read this message from the store while catching up
         // do not get it again.
-        room.broadcast(&self.flush, &self.metrics, from, Some(message.id), &frame);
+        let (_, writes) = room.broadcast(&self.metrics, from, Some(message.id), &frame);
         relayed.last = message.id;
         drop(relayed);
         self.metrics.message_relayed();
+        Some(writes)
     }
 }

@@ -128,9 +128,9 @@ impl Hub {
             registry: Registry::new(list_limit),
             committer: {
                 let hub = me.clone();
-                Committer::spawn(store.clone(), metrics.clone(), move |pending, outcome| {
+                Committer::spawn(store.clone(), metrics.clone(), move |batch| {
                     if let Some(hub) = hub.upgrade() {
-                        hub.deliver(pending, outcome);
+                        hub.deliver_batch(batch);
                     }
                 })
             },
@@ -204,7 +204,9 @@ impl Hub {
     /// Sends `frame`, a whole WebSocket frame, to every member of `room`
     /// except `from`.
     pub fn broadcast_except(&self, room: &Room, from: Option<ClientId>, frame: &Bytes) -> Fanout {
-        room.broadcast(&self.flush, &self.metrics, from, None, frame)
+        let (fanout, writes) = room.broadcast(&self.metrics, from, None, frame);
+        self.flush.submit(writes);
+        fanout
     }
 }
 

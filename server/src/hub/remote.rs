@@ -35,7 +35,9 @@ impl Sink for Hub {
     fn relay(&self, message: &StoredMessage) {
         // Client ids are unique across processes: the sender is skipped
         // wherever it is.
-        Hub::relay(self, message, Some(ClientId::from(message.from)));
+        if let Some(writes) = Hub::relay(self, message, Some(ClientId::from(message.from))) {
+            self.flush.submit(writes);
+        }
     }
 
     fn signal(&self, signal: Signal) {

@@ -560,10 +560,13 @@ async fn messages_read_while_catching_up_are_not_relayed_again() {
         reply: None,
     };
     for appended in stored {
-        hub.deliver(pending.clone(), Outcome::Stored(appended.message().clone()));
+        hub.deliver_batch(vec![(
+            pending.clone(),
+            Outcome::Stored(appended.message().clone()),
+        )]);
     }
     let three = hub.store.append(vec![message("three")]).await.unwrap();
-    hub.deliver(pending, Outcome::Stored(three[0].message().clone()));
+    hub.deliver_batch(vec![(pending, Outcome::Stored(three[0].message().clone()))]);
     let frame = next_frame(&mut client).await;
     assert_eq!(frame["payload"]["text"], "three", "one and two not again");
 }
