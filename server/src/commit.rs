@@ -10,11 +10,10 @@
 //! and delivers them in that order, which is what keeps every client's
 //! stream in id order.
 //!
-//! Each batch is handed over whole, on a thread that may block for it:
-//! relaying is writing to every member's socket, milliseconds for a big
-//! room, and the hub writes them right there (see [`crate::flush`]). On
-//! the multi-thread runtime the worker's other tasks move to another thread
-//! meanwhile ([`tokio::task::block_in_place`]).
+//! Each batch is handed over whole to the deliverer, one thread of its own
+//! that may block: relaying is writing to every member's socket,
+//! milliseconds for a big room, and the hub writes them right there (see
+//! [`crate::flush`]). Meanwhile the next batch is being committed.
 //!
 //! At shutdown the queue is drained: [`Committer::drain`] stops taking
 //! messages and returns once every message already taken is stored (or
@@ -24,10 +23,7 @@
 use std::{sync::Arc, time::Instant};
 
 use app::protocol::ClientMessageId;
-use tokio::{
-    runtime::{Handle, RuntimeFlavor},
-    sync::mpsc,
-};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -104,8 +100,9 @@ pub const MAX_QUEUED_BYTES: usize = 32 << 20;
 pub const QUEUED_OVERHEAD: usize = 256;
 
 impl Committer {
-    /// Starts the commit task; `deliver` is called from it, once per
-    /// batch, with the batch's messages in commit order, where it may block.
+    /// Starts the commit task and its deliverer; `deliver` is called on
+    /// the deliverer's thread, where it may block, once per batch, with the
+    /// batch's messages, batches in commit order.
     pub fn spawn(
         store: Store,
         metrics: Metrics,
@@ -114,6 +111,15 @@ impl Committer {
         let (queue, mut submitted) = mpsc::channel(MAX_QUEUED);
         let (closing, finished) = (CancellationToken::new(), CancellationToken::new());
         let (stop, done) = (closing.clone(), finished.clone());
+        // The queued bytes stay reserved until their batch is delivered, so
+        // the bytes waiting for the deliverer count in the same bound.
+        let (to_deliver, mut delivering) =
+            mpsc::unbounded_channel::<(Vec<(Pending, Outcome)>, Vec<(Reserved, Instant)>)>();
+        let deliverer = tokio::task::spawn_blocking(move || {
+            while let Some((outcomes, _held)) = delivering.blocking_recv() {
+                deliver(outcomes);
+            }
+        });
         tokio::spawn(async move {
             let _done = done.drop_guard();
             let mut batch = Vec::new();
@@ -131,7 +137,7 @@ impl Committer {
                     break;
                 }
                 metrics.commit_batch(batch.len());
-                // The bytes stay reserved until the batch is handed over.
+                // The bytes stay reserved until the batch is delivered.
                 let (entries, held): (Vec<_>, Vec<(Reserved, Instant)>) =
                     std::mem::take(&mut batch)
                         .into_iter()
@@ -169,7 +175,13 @@ impl Committer {
                             .collect()
                     }
                 };
-                may_block(|| deliver(outcomes));
+                // The deliverer outlives this loop: it ends when this sender
+                // is dropped, after the loop.
+                let _ = to_deliver.send((outcomes, held));
+            }
+            drop(to_deliver);
+            if let Err(err) = deliverer.await {
+                tracing::error!(%err, "delivering stored messages failed");
             }
         });
         Self {
@@ -201,17 +213,6 @@ impl Committer {
     pub async fn drain(&self) {
         self.closing.cancel();
         self.finished.cancelled().await;
-    }
-}
-
-/// Runs `f`, which may block for a while, without holding up the other
-/// tasks of this worker thread: on the multi-thread runtime they move to
-/// another thread meanwhile. A current-thread runtime (the unit tests') has
-/// no other thread to hand them to, and simply waits.
-fn may_block<R>(f: impl FnOnce() -> R) -> R {
-    match Handle::current().runtime_flavor() {
-        RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 

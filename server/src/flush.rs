@@ -1,23 +1,22 @@
-//! Flush jobs, and the flusher pool: threads that write queued frames to
-//! client sockets.
+//! The flusher pool: threads that write queued frames to client sockets.
 //!
 //! A broadcast queues its frame for every recipient (cheap: a lock, a push,
-//! a reference count) and returns a [`FlushJob`]: the sockets whose queue
-//! it found empty, which nobody else will write. Whoever broadcast then
-//! writes the job itself, if it runs where blocking is allowed (the group
-//! commit relaying its batch), or hands it to the pool: flusher threads on
-//! tokio's blocking pool, at most one per CPU, which write jobs oldest
-//! first. Either way the writing is off the async workers, because writing
-//! to a room is milliseconds of system calls that would hold up every
-//! client's input. Frames queued behind unwritten ones go out together, so
-//! one `writev` carries several: the cost per frame falls as load rises.
+//! a reference count) and hands the pool a [`FlushJob`]: the sockets whose
+//! queue it found empty, which nobody else will write. Flusher threads on
+//! tokio's blocking pool, at most one per CPU, write jobs oldest first.
+//! They run on the blocking pool because writing to a room is milliseconds
+//! of system calls: done on the async workers, it would hold up every
+//! client's input. While they are busy, later broadcasts queue behind
+//! unwritten frames and one `writev` then carries several: the cost per
+//! frame falls as load rises.
 //!
-//! Writing on the thread that queued is cheaper: the broadcast has just
-//! taken each client's lock and touched its queue, and a flusher on
-//! another CPU would miss its cache on every one of them. Measured with
-//! 1,000 clients, writing here saves about a tenth of the CPU per delivery,
-//! user and system alike (BENCHMARKS.md). Jobs big enough to share go to the pool all the same,
-//! so every CPU writes to the biggest rooms.
+//! Chat messages mostly skip the pool: the group commit's deliverer, a
+//! thread of its own, writes each member's socket right after queueing for it
+//! ([`Room::broadcast_here`](crate::room::Room::broadcast_here)), while its
+//! lock and queue are in that CPU's cache; a flusher on another CPU would
+//! miss its cache on every one of them. The pool writes the rest (typing,
+//! presence, relays from the broker) and the biggest rooms, which every CPU
+//! should share.
 
 use std::{
     collections::VecDeque,
@@ -72,16 +71,6 @@ impl FlushPool {
         let wanted = if shared { self.max } else { 1 };
         for _ in 0..wanted {
             self.start_flusher();
-        }
-    }
-
-    /// Writes the job on this thread, which must be allowed to block for
-    /// it, unless it is big enough to share with every flusher.
-    pub fn write_here(self: &Arc<Self>, job: FlushJob) {
-        if job.is_shared() {
-            self.submit(job);
-        } else {
-            while job.run_chunk() {}
         }
     }
 
@@ -168,7 +157,13 @@ impl FlushJob {
 
     /// Whether every flusher should share it.
     fn is_shared(&self) -> bool {
-        self.to_flush.len().div_ceil(CHUNK) >= SHARED_FLUSH_CHUNKS
+        Self::is_shared_size(self.to_flush.len())
+    }
+
+    /// Whether writing this many sockets is a job for every flusher,
+    /// rather than for one thread.
+    pub fn is_shared_size(sockets: usize) -> bool {
+        sockets.div_ceil(CHUNK) >= SHARED_FLUSH_CHUNKS
     }
 
     /// Claims a chunk of sockets and writes to them; `false` if none was left.
@@ -194,29 +189,7 @@ impl Drop for FlushJob {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
-    use crate::{
-        client_id::ClientId,
-        writer::{tests::socket_pair, Push},
-    };
-
-    #[tokio::test]
-    async fn a_job_written_here_is_on_the_wire_when_the_call_returns() {
-        let pool = FlushPool::new();
-        let (server, _client) = socket_pair().await;
-        let writer = Arc::new(ClientWriter::new(ClientId::from(1), server, 1024));
-        assert_eq!(writer.push(&Bytes::from_static(b"frame")), Push::First);
-
-        pool.write_here(FlushJob::new(Arc::new([Arc::clone(&writer)]), vec![0]));
-        assert_eq!(
-            writer.queued_bytes(),
-            0,
-            "the calling thread wrote it, no flusher"
-        );
-        assert!(lock(&pool.jobs).is_empty());
-    }
 
     #[tokio::test]
     async fn a_flusher_that_unwinds_gives_its_slot_back() {

@@ -1,18 +1,19 @@
 //! Delivery: messages go to the group commit, and come back stored, in id
 //! order, to be acked to their sender and relayed to their room.
 //!
-//! The committer hands back each batch on a thread that may block, and the
-//! relays' sockets are written right there (see [`crate::flush`] for why).
+//! The committer hands back each batch on its deliverer's thread, which may
+//! block, and the relays' sockets are written right there (see [`crate::flush`] for why);
+//! messages from the broker go through the flusher pool.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use app::protocol::{Ack, ChatMessage, ClientMessageId, MessageText, Nickname, ServerFrame};
 
 use crate::{
     client_id::ClientId,
     commit::{Outcome, Pending},
-    flush::FlushJob,
     lock,
+    room::Outgoing,
     store::{self, NewMessage, StoredMessage},
     ws::frame,
 };
@@ -55,44 +56,41 @@ impl Hub {
         };
         if let Err(refused) = self.committer.submit(pending.clone(), message) {
             tracing::warn!(client = %from, "{refused}: message refused");
-            self.deliver(pending, Outcome::Failed, &mut Vec::new());
+            self.answer(pending, Outcome::Failed);
         }
     }
 
-    /// Delivers one commit's messages, in id order, then writes their
-    /// relays on this thread, which may block (the committer's). Frames of
-    /// the batch for one client go out in one write.
+    /// Delivers one commit's messages: relays the new ones to their rooms,
+    /// in id order, writing the sockets on this thread, which may block (the
+    /// committer's deliverer), then answers each sender.
     pub(super) fn deliver_batch(&self, batch: Vec<(Pending, Outcome)>) {
-        let mut writes = Vec::new();
-        for (pending, outcome) in batch {
-            self.deliver(pending, outcome, &mut writes);
+        let stored = batch.iter().filter_map(|(_, outcome)| match outcome {
+            Outcome::Stored(message) => Some(message),
+            Outcome::Duplicate(_) | Outcome::Failed => None,
+        });
+        if self.broker().is_local() {
+            self.relay_here(stored);
+        } else {
+            // Relayed when they come back through the broker, in the order
+            // of every process's messages.
+            for message in stored {
+                self.broker().publish(message.clone());
+            }
         }
-        for job in writes {
-            self.flush.write_here(job);
+        for (pending, outcome) in batch {
+            self.answer(pending, outcome);
         }
     }
 
-    /// Tells the sender, and for a new message everyone else in its room,
-    /// what the store made of it; the relay's sockets to write go to
-    /// `writes`. Called in id order.
-    fn deliver(&self, pending: Pending, outcome: Outcome, writes: &mut Vec<FlushJob>) {
+    /// Tells the sender what the store made of its message.
+    fn answer(&self, pending: Pending, outcome: Outcome) {
         let Pending {
-            from,
+            from: _,
             client_id,
             reply,
         } = pending;
         let stored = match outcome {
-            Outcome::Stored(message) => {
-                if self.broker().is_local() {
-                    writes.extend(self.relay(&message, Some(from)));
-                } else {
-                    // Relayed when it comes back through the broker, in
-                    // the order of every process's messages.
-                    self.broker().publish(message.clone());
-                }
-                message
-            }
-            Outcome::Duplicate(message) => message,
+            Outcome::Stored(message) | Outcome::Duplicate(message) => message,
             Outcome::Failed => {
                 let error =
                     unavailable("the message could not be stored; it was not sent, try again")
@@ -114,24 +112,55 @@ impl Hub {
         }
     }
 
-    /// Queues a stored message for the members of its room here, but its
-    /// sender, and returns the sockets left to write (`None` if nobody here
-    /// is in the room). Messages must come in id order.
-    #[must_use = "the relay's sockets must be written"]
-    pub(super) fn relay(
-        &self,
-        message: &StoredMessage,
-        from: Option<ClientId>,
-    ) -> Option<FlushJob> {
-        let room = self.room(&message.room)?;
-        let frame = frame::text(&ServerFrame::Message(chat_message(message)).encode());
+    /// Sends stored messages, in id order, to the members of their rooms
+    /// here but their senders, writing the sockets on this thread.
+    fn relay_here<'a>(&self, messages: impl Iterator<Item = &'a StoredMessage>) {
+        let mut by_room: BTreeMap<&str, Vec<Outgoing>> = BTreeMap::new();
+        let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+        for message in messages {
+            by_room
+                .entry(&message.room)
+                .or_default()
+                .push(outgoing(message));
+            last.insert(&message.room, message.id);
+        }
+        for (name, frames) in by_room {
+            let Some(room) = self.room(name) else {
+                // Nobody here is in that room.
+                continue;
+            };
+            let mut relayed = lock(&room.relayed);
+            room.broadcast_here(&self.flush, &self.metrics, &frames);
+            relayed.last = last[name];
+            drop(relayed);
+            for _ in &frames {
+                self.metrics.message_relayed();
+            }
+        }
+    }
+
+    /// Sends a stored message to the members of its room here, but its
+    /// sender, through the flusher pool. Messages must come in id order.
+    pub(super) fn relay(&self, message: &StoredMessage) {
+        let Some(room) = self.room(&message.room) else {
+            // Nobody here is in that room.
+            return;
+        };
         let mut relayed = lock(&room.relayed);
-        // Clients that read this message from the store while catching up
-        // do not get it again.
-        let (_, writes) = room.broadcast(&self.metrics, from, Some(message.id), &frame);
+        let (_, writes) = room.broadcast(&self.metrics, &outgoing(message));
+        self.flush.submit(writes);
         relayed.last = message.id;
         drop(relayed);
         self.metrics.message_relayed();
-        Some(writes)
+    }
+}
+
+/// A stored message as its room's members get it. Clients that read it from
+/// the store while catching up do not get it again.
+fn outgoing(message: &StoredMessage) -> Outgoing {
+    Outgoing {
+        frame: frame::text(&ServerFrame::Message(chat_message(message)).encode()),
+        from: Some(ClientId::from(message.from)),
+        message: Some(message.id),
     }
 }

@@ -71,7 +71,7 @@ use crate::{
     identity::{Identities, TokenKey},
     metrics::Metrics,
     presence::NicknameTaken,
-    room::{Fanout, Room},
+    room::{Fanout, Outgoing, Room},
     session::{Chat, Joined},
     store::Store,
     writer::ClientWriter,
@@ -204,7 +204,12 @@ impl Hub {
     /// Sends `frame`, a whole WebSocket frame, to every member of `room`
     /// except `from`.
     pub fn broadcast_except(&self, room: &Room, from: Option<ClientId>, frame: &Bytes) -> Fanout {
-        let (fanout, writes) = room.broadcast(&self.metrics, from, None, frame);
+        let out = Outgoing {
+            frame: frame.clone(),
+            from,
+            message: None,
+        };
+        let (fanout, writes) = room.broadcast(&self.metrics, &out);
         self.flush.submit(writes);
         fanout
     }

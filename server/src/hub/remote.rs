@@ -8,7 +8,6 @@ use app::protocol::{RoomName, ServerFrame};
 
 use crate::{
     broker::{self, Signal, Sink},
-    client_id::ClientId,
     cluster::Occupants,
     lock,
     store::StoredMessage,
@@ -35,9 +34,7 @@ impl Sink for Hub {
     fn relay(&self, message: &StoredMessage) {
         // Client ids are unique across processes: the sender is skipped
         // wherever it is.
-        if let Some(writes) = Hub::relay(self, message, Some(ClientId::from(message.from))) {
-            self.flush.submit(writes);
-        }
+        Hub::relay(self, message);
     }
 
     fn signal(&self, signal: Signal) {
