@@ -364,11 +364,16 @@ impl Hub {
             writer.send(&frame::text(&welcome.encode()));
             nickname
         };
-        let mut rooms = lock(&self.directory).clone();
-        if rooms.is_empty() {
+        // Held until the client is a member, as announcements hold it while
+        // they are sent: the room list is either in this copy or sent to it
+        // as a member, never lost in between.
+        let directory = lock(&self.directory);
+        let rooms = if directory.is_empty() {
             // Nothing announced yet.
-            rooms = self.room_list().rooms;
-        }
+            self.room_list().rooms
+        } else {
+            directory.clone()
+        };
         let rooms = ServerFrame::Rooms(RoomList { rooms });
         writer.send(&frame::text(&rooms.encode()));
         self.metrics.frames_out(2);
@@ -382,6 +387,7 @@ impl Hub {
             }
             room.insert(claim.id, Arc::clone(writer));
         }
+        drop(directory);
         drop(relayed);
         if joined_now {
             self.presence_changed(room);

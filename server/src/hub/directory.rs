@@ -50,13 +50,13 @@ impl Hub {
     pub fn announce_rooms(&self) {
         self.directory_due.store(false, Ordering::Release);
         let list = self.room_list();
-        {
-            let mut directory = lock(&self.directory);
-            if *directory == list.rooms {
-                return;
-            }
-            directory.clone_from(&list.rooms);
+        // Held while the list is sent, so a client being admitted either
+        // copies this list or is a member by the time it goes out.
+        let mut directory = lock(&self.directory);
+        if *directory == list.rooms {
+            return;
         }
+        directory.clone_from(&list.rooms);
         let frame = frame::text(&ServerFrame::Rooms(list).encode());
         for room in self.registry.all() {
             self.broadcast_except(&room, None, &frame);
